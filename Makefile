@@ -1,0 +1,25 @@
+# Quick start: `make demo` and `make test` set up .venv on first use, then run.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test bench-locomo clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mnema demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench-locomo: $(STAMP)
+	$(BIN)/python bench/locomo.py --data ../shared/datasets/locomo --out bench/results/locomo.json
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

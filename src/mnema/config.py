@@ -1,0 +1,68 @@
+"""Configuration models. `MemoryConfig.from_mem0` accepts mem0's config dict shape unchanged."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .errors import ConfigurationError
+
+
+def default_home() -> Path:
+    """Where the embedded store lives: $MNEMA_HOME, else ~/.mnema."""
+    return Path(os.environ.get("MNEMA_HOME") or Path.home() / ".mnema")
+
+
+class ProviderConfig(BaseModel):
+    """One pluggable part: `{"provider": name, "config": {...provider keys...}}` (mem0's shape)."""
+
+    model_config = ConfigDict(extra="forbid")
+    provider: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
+class MemoryConfig(BaseModel):
+    """Everything a Memory is built from. Defaults give the embedded store: one SQLite file, local embedder."""
+
+    model_config = ConfigDict(extra="forbid")
+    embedder: ProviderConfig = Field(default_factory=lambda: ProviderConfig(provider="local"))
+    vector_store: ProviderConfig = Field(default_factory=lambda: ProviderConfig(provider="sqlite"))
+    llm: Optional[ProviderConfig] = None
+    graph_store: Optional[ProviderConfig] = None
+    reranker: Optional[ProviderConfig] = None
+    # mem0 keeps history in its own SQLite file; here it is the one embedded database file.
+    history_db_path: Optional[str] = None
+    custom_instructions: Optional[str] = None
+    # Guards against pasting a whole document as one "message"; raise it if you mean to.
+    max_message_chars: int = Field(default=100_000, gt=0)
+    # mem0 config keys accepted and carried for compatibility.
+    version: str = "v1.1"
+    custom_fact_extraction_prompt: Optional[str] = None
+    custom_update_memory_prompt: Optional[str] = None
+
+    @classmethod
+    def from_mem0(cls, data: dict[str, Any]) -> "MemoryConfig":
+        """Build from mem0's config dict; unknown top-level keys are an error, not ignored."""
+        if not isinstance(data, dict):
+            raise ConfigurationError("config must be a dict")
+        try:
+            return cls.model_validate(data)
+        except Exception as exc:  # pydantic's message is precise; re-type it
+            raise ConfigurationError(f"invalid config: {exc}") from exc
+
+    def database_path(self) -> Path:
+        """The embedded SQLite file: vector_store.config.path, else history_db_path, else $MNEMA_HOME/mnema.db."""
+        if self.vector_store.provider == "sqlite":
+            path = self.vector_store.config.get("path") or self.vector_store.config.get("db_path")
+            if path:
+                return Path(path)
+        if self.history_db_path:
+            return Path(self.history_db_path)
+        return default_home() / "mnema.db"

@@ -1,0 +1,3 @@
+from .base import Embedder
+
+__all__ = ["Embedder"]

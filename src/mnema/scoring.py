@@ -1,0 +1,48 @@
+"""Hybrid relevance: dense cosine and BM25 mapped to [0, 1] and mixed, so a score means the same thing on
+every backend and `threshold` is meaningful. Pure functions."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+# Function words carry no topic; dropping them keeps OR-queries from matching every row.
+STOPWORDS = frozenset("""
+a an and are as at be been but by did do does for from had has have he her hers him his how i if in into is
+it its me my of on or our ours she so than that the their them then there these they this those to was we
+were what when where which who whom why will with would you your yours about after again also am any can
+could did does doing each few more most other some such too very just only own same over under up down out
+off once here all both nor not no should now ever
+""".split())
+
+
+def query_terms(text: str, max_terms: int = 32) -> list[str]:
+    """Distinct lower-cased content words of a query, in order, for the keyword index."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text.lower()):
+        if word not in STOPWORDS and word not in seen:
+            seen[word] = None
+    return list(seen)[:max_terms]
+
+
+@dataclass(frozen=True)
+class FusionWeights:
+    dense: float = 0.7
+    keyword: float = 0.3
+    # BM25 is unbounded; b / (b + bm25_half) maps it to [0, 1), reaching 0.5 at bm25_half.
+    bm25_half: float = 6.0
+
+
+def keyword_score(bm25: float, weights: FusionWeights) -> float:
+    return bm25 / (bm25 + weights.bm25_half) if bm25 > 0 else 0.0
+
+
+def fuse(dense: dict[str, float], keyword: dict[str, float], weights: FusionWeights) -> dict[str, float]:
+    """Combined score in [0, 1] for every id in either map (a missing keyword score counts as 0)."""
+    total = weights.dense + weights.keyword
+    out = {}
+    for key in dense.keys() | keyword.keys():
+        d = min(1.0, max(0.0, dense.get(key, 0.0)))
+        k = keyword_score(keyword.get(key, 0.0), weights)
+        out[key] = (weights.dense * d + weights.keyword * k) / total
+    return out

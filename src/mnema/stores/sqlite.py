@@ -1,0 +1,326 @@
+"""The embedded default: one SQLite file holding memories, their vectors, an FTS5 index, history and the
+message log. Every ChangeSet commits in one IMMEDIATE transaction (taking the write lock up front is what
+avoids SQLite's "database is locked" on lock upgrade); WAL lets readers run beside the writer; each thread
+gets its own connection, so one store can be shared by many threads and processes.
+
+Vectors are float32 BLOBs in the memories table and are scanned with numpy after the scope filter:
+memories are partitioned by user/agent/run, a scope rarely holds more than ~10k rows, and a 10k x 384
+matmul takes well under a millisecond. Keeping vectors in the same file keeps them in the same transaction.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .. import filters as F
+from ..errors import ConfigurationError, DimensionMismatchError, ProviderError, ValidationError
+from ..models import ChangeSet, HistoryRecord, MemoryRecord, MessageRecord
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS memories (
+    pk INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    memory TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    user_id TEXT, agent_id TEXT, run_id TEXT, actor_id TEXT, role TEXT,
+    memory_type TEXT NOT NULL DEFAULT 'semantic_memory',
+    created_at TEXT NOT NULL, updated_at TEXT, timestamp TEXT,
+    source_message_ids TEXT NOT NULL DEFAULT '[]',
+    embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS memories_user ON memories(user_id);
+CREATE INDEX IF NOT EXISTS memories_agent ON memories(agent_id);
+CREATE INDEX IF NOT EXISTS memories_run ON memories(run_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
+    memory, content='memories', content_rowid='pk', tokenize='porter unicode61 remove_diacritics 2');
+CREATE TRIGGER IF NOT EXISTS memories_ai AFTER INSERT ON memories BEGIN
+    INSERT INTO memories_fts(rowid, memory) VALUES (new.pk, new.memory);
+END;
+CREATE TRIGGER IF NOT EXISTS memories_ad AFTER DELETE ON memories BEGIN
+    INSERT INTO memories_fts(memories_fts, rowid, memory) VALUES ('delete', old.pk, old.memory);
+END;
+CREATE TRIGGER IF NOT EXISTS memories_au AFTER UPDATE OF memory ON memories BEGIN
+    INSERT INTO memories_fts(memories_fts, rowid, memory) VALUES ('delete', old.pk, old.memory);
+    INSERT INTO memories_fts(rowid, memory) VALUES (new.pk, new.memory);
+END;
+CREATE TABLE IF NOT EXISTS history (
+    pk INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    memory_id TEXT NOT NULL,
+    event TEXT NOT NULL CHECK (event IN ('ADD', 'UPDATE', 'DELETE')),
+    old_memory TEXT, new_memory TEXT, actor_id TEXT, role TEXT,
+    created_at TEXT NOT NULL, updated_at TEXT
+);
+CREATE INDEX IF NOT EXISTS history_memory ON history(memory_id);
+CREATE TABLE IF NOT EXISTS messages (
+    pk INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL, content TEXT NOT NULL, actor_id TEXT,
+    user_id TEXT, agent_id TEXT, run_id TEXT,
+    timestamp TEXT, created_at TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS messages_user ON messages(user_id);
+CREATE INDEX IF NOT EXISTS messages_agent ON messages(agent_id);
+CREATE INDEX IF NOT EXISTS messages_run ON messages(run_id);
+"""
+
+MEMORY_COLUMNS = ("id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, memory_type, "
+                  "created_at, updated_at, timestamp, source_message_ids")
+
+
+def _fold(value: Any) -> Any:
+    return value.casefold() if isinstance(value, str) else value
+
+
+def _row_to_record(row: sqlite3.Row | tuple, embedding: bytes | None = None) -> MemoryRecord:
+    return MemoryRecord(
+        id=row[0], memory=row[1], hash=row[2], metadata=json.loads(row[3]), user_id=row[4],
+        agent_id=row[5], run_id=row[6], actor_id=row[7], role=row[8], memory_type=row[9],
+        created_at=row[10], updated_at=row[11], timestamp=row[12], source_message_ids=json.loads(row[13]),
+        embedding=None if embedding is None else np.frombuffer(embedding, dtype=np.float32),
+    )
+
+
+class SQLiteStore:
+    """Config: `path` (the database file; defaults to $MNEMA_HOME/mnema.db). mem0's `collection_name`,
+    `embedding_model_dims` are accepted; the latter is checked against the embedder."""
+
+    def __init__(self, config: dict[str, Any] | None = None):
+        config = dict(config or {})
+        path = config.pop("path", None) or config.pop("db_path", None)
+        if not path:
+            from ..config import default_home
+            path = default_home() / "mnema.db"
+        config.pop("collection_name", None)
+        self._expected_dims = config.pop("embedding_model_dims", None)
+        if config:
+            raise ConfigurationError(f"unknown sqlite store config keys: {', '.join(sorted(config))}")
+        self.path = Path(path) if str(path) != ":memory:" else None
+        if self.path is None:
+            raise ConfigurationError("the sqlite store needs a file path (several connections share it)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._dimension: int | None = None
+        self._create(self._conn())
+
+    # ------------------------------------------------------------ connections
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.create_function("mnema_fold", 1, _fold, deterministic=True)
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    class _Tx:
+        def __init__(self, conn: sqlite3.Connection):
+            self.conn = conn
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return self.conn
+
+        def __exit__(self, exc_type, exc, tb) -> None:
+            if exc_type is None:
+                self.conn.execute("COMMIT")
+            else:
+                self.conn.execute("ROLLBACK")
+
+    def _write(self, conn: sqlite3.Connection | None = None) -> "_Tx":
+        return SQLiteStore._Tx(conn or self._conn())
+
+    def _create(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.executescript("BEGIN IMMEDIATE;\n" + SCHEMA + "\nCOMMIT;")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise ConfigurationError(f"cannot open {self.path} as a mnema database: {exc}") from exc
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise ConfigurationError(f"{self.path} was written by a newer mnema (schema {row[0]})")
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    # ------------------------------------------------------------ writes
+
+    def ensure_space(self, model_id: str, dimension: int) -> None:
+        if self._expected_dims is not None and int(self._expected_dims) != dimension:
+            raise DimensionMismatchError(
+                f"vector_store embedding_model_dims={self._expected_dims} but the embedder gives {dimension}")
+        with self._write() as conn:
+            rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('embedding_model', "
+                                     "'embedding_dims')").fetchall())
+            if not rows:
+                conn.execute("INSERT INTO meta VALUES ('embedding_model', ?), ('embedding_dims', ?)",
+                             (model_id, str(dimension)))
+            elif int(rows["embedding_dims"]) != dimension or rows["embedding_model"] != model_id:
+                raise DimensionMismatchError(
+                    f"{self.path} holds {rows['embedding_dims']}-dimensional vectors from "
+                    f"{rows['embedding_model']!r}; the configured embedder is {model_id!r} ({dimension} "
+                    "dimensions). Use another database file, or reset() this one.")
+        self._dimension = dimension
+
+    def _blob(self, rec: MemoryRecord) -> bytes:
+        vec = rec.embedding
+        if vec is None:
+            raise ValidationError(f"memory {rec.id} has no embedding")
+        vec = np.asarray(vec, dtype=np.float32).reshape(-1)
+        if self._dimension is not None and vec.shape[0] != self._dimension:
+            raise ValidationError(f"memory {rec.id}: vector has {vec.shape[0]} dimensions, "
+                                  f"the store holds {self._dimension}")
+        return vec.tobytes()
+
+    @staticmethod
+    def _memory_values(rec: MemoryRecord, blob: bytes) -> tuple:
+        return (rec.id, rec.memory, rec.hash, json.dumps(rec.metadata), rec.user_id, rec.agent_id,
+                rec.run_id, rec.actor_id, rec.role, rec.memory_type, rec.created_at, rec.updated_at,
+                rec.timestamp, json.dumps(rec.source_message_ids), blob)
+
+    def apply(self, changes: ChangeSet) -> None:
+        if changes.is_empty():
+            return
+        inserts = [self._memory_values(r, self._blob(r)) for r in changes.inserts]
+        updates = [self._memory_values(r, self._blob(r)) for r in changes.updates]
+        try:
+            with self._write() as conn:
+                conn.executemany(
+                    "INSERT INTO messages (id, role, content, actor_id, user_id, agent_id, run_id, timestamp,"
+                    " created_at, metadata) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    [(m.id, m.role, m.content, m.actor_id, m.user_id, m.agent_id, m.run_id, m.timestamp,
+                      m.created_at, json.dumps(m.metadata)) for m in changes.messages])
+                conn.executemany(f"INSERT INTO memories ({MEMORY_COLUMNS}, embedding) VALUES "
+                                 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inserts)
+                for values in updates:
+                    cur = conn.execute(
+                        "UPDATE memories SET memory=?, hash=?, metadata=?, user_id=?, agent_id=?, run_id=?, "
+                        "actor_id=?, role=?, memory_type=?, created_at=?, updated_at=?, timestamp=?, "
+                        "source_message_ids=?, embedding=? WHERE id=?", values[1:] + (values[0],))
+                    if cur.rowcount != 1:
+                        raise ValidationError(f"memory {values[0]} does not exist (deleted concurrently?)")
+                for memory_id in changes.deletes:
+                    conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,))
+                conn.executemany(
+                    "INSERT INTO history (id, memory_id, event, old_memory, new_memory, actor_id, role, "
+                    "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    [(h.id, h.memory_id, h.event, h.old_memory, h.new_memory, h.actor_id, h.role,
+                      h.created_at, h.updated_at) for h in changes.history])
+        except sqlite3.IntegrityError as exc:
+            raise ValidationError(f"write rejected by the store: {exc}") from exc
+        except sqlite3.OperationalError as exc:
+            raise ProviderError(f"sqlite write failed: {exc}", provider="sqlite") from exc
+
+    def reset(self) -> None:
+        with self._write() as conn:
+            for table in ("memories", "history", "messages"):
+                conn.execute(f"DELETE FROM {table}")
+            conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
+            conn.execute("DELETE FROM meta WHERE key IN ('embedding_model', 'embedding_dims')")
+        self._dimension = None
+
+    # ------------------------------------------------------------ reads
+
+    def _where(self, node: F.Node, prefix: str = "") -> tuple[str, list[Any]]:
+        params: list[Any] = []
+        sql = F.to_sql(node, params, metadata_column=f"{prefix}metadata", column_prefix=prefix)
+        return sql, params
+
+    def get(self, ids: list[str], with_embeddings: bool = False) -> list[MemoryRecord]:
+        out: list[MemoryRecord] = []
+        conn = self._conn()
+        cols = MEMORY_COLUMNS + (", embedding" if with_embeddings else "")
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(f"SELECT {cols} FROM memories WHERE id IN ({marks})", chunk):
+                out.append(_row_to_record(row, row[14] if with_embeddings else None))
+        return out
+
+    def list(self, where: F.Node, limit: int, offset: int) -> tuple[list[MemoryRecord], int]:
+        sql, params = self._where(where)
+        conn = self._conn()
+        total = conn.execute(f"SELECT count(*) FROM memories WHERE {sql}", params).fetchone()[0]
+        rows = conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE {sql} ORDER BY created_at, pk "
+                            "LIMIT ? OFFSET ?", params + [limit, offset]).fetchall()
+        return [_row_to_record(r) for r in rows], total
+
+    def ids(self, where: F.Node) -> list[str]:
+        sql, params = self._where(where)
+        return [r[0] for r in self._conn().execute(f"SELECT id FROM memories WHERE {sql}", params)]
+
+    def vector_search(self, vector: np.ndarray, where: F.Node, k: int) -> list[tuple[str, float]]:
+        sql, params = self._where(where)
+        rows = self._conn().execute(f"SELECT id, embedding FROM memories WHERE {sql}", params).fetchall()
+        if not rows:
+            return []
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if matrix.shape[1] != query.shape[0]:
+            raise ValidationError(f"query vector has {query.shape[0]} dimensions, the store holds "
+                                  f"{matrix.shape[1]}")
+        sims = matrix @ query
+        k = min(k, len(rows))
+        top = np.argpartition(-sims, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
+        top = top[np.argsort(-sims[top], kind="stable")]
+        return [(rows[i][0], float(sims[i])) for i in top]
+
+    def keyword_search(self, terms: list[str], where: F.Node, k: int) -> list[tuple[str, float]]:
+        if not terms:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        sql, params = self._where(where, prefix="m.")
+        rows = self._conn().execute(
+            f"SELECT m.id, -bm25(memories_fts) AS s FROM memories_fts JOIN memories m ON m.pk = "
+            f"memories_fts.rowid WHERE memories_fts MATCH ? AND {sql} ORDER BY s DESC LIMIT ?",
+            [match] + params + [k]).fetchall()
+        return [(r[0], max(0.0, float(r[1]))) for r in rows]
+
+    def history(self, memory_id: str) -> list[HistoryRecord]:
+        rows = self._conn().execute(
+            "SELECT id, memory_id, event, old_memory, new_memory, actor_id, role, created_at, updated_at "
+            "FROM history WHERE memory_id = ? ORDER BY pk", (memory_id,)).fetchall()
+        return [HistoryRecord(*r) for r in rows]
+
+    def messages(self, ids: list[str]) -> list[MessageRecord]:
+        out = []
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            for r in self._conn().execute(
+                    "SELECT id, role, content, actor_id, user_id, agent_id, run_id, timestamp, created_at, "
+                    f"metadata FROM messages WHERE id IN ({marks}) ORDER BY pk", chunk):
+                out.append(MessageRecord(*r[:9], metadata=json.loads(r[9])))
+        return out
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield list(items[i:i + size])
