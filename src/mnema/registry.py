@@ -17,11 +17,32 @@ Factory = Callable[[dict[str, Any]], Any]
 _BUILTIN: dict[str, dict[str, str]] = {
     "embedder": {
         "local": "mnema.embeddings.local:LocalEmbedder",
+        "openai": "mnema.embeddings.openai:OpenAIEmbedder",
+        "azure_openai": "mnema.embeddings.azure_openai:AzureOpenAIEmbedder",
+        "ollama": "mnema.embeddings.ollama:OllamaEmbedder",
+        "huggingface": "mnema.embeddings.huggingface:HuggingFaceEmbedder",
+        "gemini": "mnema.embeddings.gemini:GeminiEmbedder",
+        "aws_bedrock": "mnema.embeddings.aws_bedrock:BedrockEmbedder",
     },
     "vector_store": {
         "sqlite": "mnema.stores.sqlite:SQLiteStore",
     },
-    "llm": {},
+    "llm": {
+        "openai": "mnema.llms.openai:OpenAILLM",
+        "vllm": "mnema.llms.openai:VLLMLLM",
+        "lmstudio": "mnema.llms.openai:LMStudioLLM",
+        "groq": "mnema.llms.openai:GroqLLM",
+        "together": "mnema.llms.openai:TogetherLLM",
+        "deepseek": "mnema.llms.openai:DeepSeekLLM",
+        "xai": "mnema.llms.openai:XAILLM",
+        "openrouter": "mnema.llms.openai:OpenRouterLLM",
+        "azure_openai": "mnema.llms.azure_openai:AzureOpenAILLM",
+        "anthropic": "mnema.llms.anthropic:AnthropicLLM",
+        "gemini": "mnema.llms.gemini:GeminiLLM",
+        "ollama": "mnema.llms.ollama:OllamaLLM",
+        "litellm": "mnema.llms.litellm:LiteLLM",
+        "aws_bedrock": "mnema.llms.aws_bedrock:BedrockLLM",
+    },
     "graph_store": {},
     "reranker": {},
 }

@@ -1,0 +1,3 @@
+from .base import LLM, LLMRequest, LLMResponse
+
+__all__ = ["LLM", "LLMRequest", "LLMResponse"]
