@@ -9,8 +9,11 @@ def config_for(path) -> MemoryConfig:
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
-    # No test may touch the real ~/.mnema.
+    # No test may touch the real ~/.mnema, nor pick up an LLM from the environment it runs in.
     monkeypatch.setenv("MNEMA_HOME", str(tmp_path / "home"))
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "OLLAMA_HOST", "MNEMA_LLM",
+                     "OPENAI_BASE_URL"):
+        monkeypatch.delenv(variable, raising=False)
 
 
 @pytest.fixture

@@ -140,6 +140,15 @@ def top_level_equalities(node: Node) -> dict[str, list[Any]]:
     return found
 
 
+def mentions(node: Node, key: str) -> bool:
+    """Whether any comparison in the tree is on `key`."""
+    if isinstance(node, Cmp):
+        return node.key == key
+    if isinstance(node, Not):
+        return mentions(node.child, key)
+    return any(mentions(c, key) for c in node.children)
+
+
 # ---------------------------------------------------------------- SQL
 
 def _sql_value(v: Scalar) -> Scalar:

@@ -1,10 +1,11 @@
 """Memory and AsyncMemory: thin drivers over the one pipeline (see pipeline.py)."""
 from __future__ import annotations
 
+import os
 from typing import Any, Optional, Union
 
 from . import pipeline, registry
-from .config import MemoryConfig
+from .config import MemoryConfig, ProviderConfig
 from .drivers import Runtime, run_async, run_sync
 from .errors import ConfigurationError
 
@@ -19,12 +20,30 @@ def _build(config: MemoryConfig) -> tuple[Runtime, pipeline.Settings]:
         store_config.pop("db_path", None)
     store = registry.create("vector_store", config.vector_store.provider, store_config)
     store.ensure_space(embedder.model_id, embedder.dimension)
+    llm_config = config.llm if config.llm is not None else detect_llm()
     llm = None
-    if config.llm is not None:
-        llm = registry.create("llm", config.llm.provider, config.llm.config)
+    if llm_config is not None and llm_config.provider != "none":
+        llm = registry.create("llm", llm_config.provider, llm_config.config)
+    instructions = "\n".join(p for p in (config.custom_instructions, config.custom_fact_extraction_prompt) if p)
     settings = pipeline.Settings(max_message_chars=config.max_message_chars, llm_configured=llm is not None,
-                                 embedding_model=embedder.model_id, dimension=embedder.dimension)
+                                 embedding_model=embedder.model_id, dimension=embedder.dimension,
+                                 custom_instructions=instructions or None)
     return Runtime(embedder, store, llm), settings
+
+
+# Checked in this order when no llm is configured; set MNEMA_LLM=none (or llm provider "none") to opt out.
+AUTODETECT = (("OPENAI_API_KEY", "openai"), ("ANTHROPIC_API_KEY", "anthropic"), ("GEMINI_API_KEY", "gemini"),
+              ("OLLAMA_HOST", "ollama"))
+
+
+def detect_llm() -> Optional[ProviderConfig]:
+    """The LLM implied by the environment: the first of AUTODETECT whose variable is set."""
+    if os.environ.get("MNEMA_LLM", "").lower() == "none":
+        return None
+    for variable, provider in AUTODETECT:
+        if os.environ.get(variable):
+            return ProviderConfig(provider=provider)
+    return None
 
 
 class _Base:
@@ -61,10 +80,17 @@ class Memory(_Base):
 
     def add(self, messages: Messages, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
             run_id: Optional[str] = None, metadata: Optional[dict[str, Any]] = None, infer: bool = True,
-            timestamp: Any = None) -> dict[str, Any]:
-        """Remember `messages` in the scope given by user_id / agent_id / run_id (at least one)."""
+            timestamp: Any = None, memory_type: Optional[str] = None, prompt: Optional[str] = None
+            ) -> dict[str, Any]:
+        """Remember `messages` in the scope given by user_id / agent_id / run_id (at least one).
+
+        With an LLM configured and infer=True, facts are extracted and reconciled (ADD / UPDATE / DELETE /
+        NONE) with one LLM call; otherwise each message is stored verbatim. `timestamp` is when the
+        conversation happened; `prompt` extends the extraction instructions for this call;
+        memory_type="procedural_memory" (with agent_id) summarises an agent's run into one memory."""
         return self._run(pipeline.add(self._settings, messages, user_id=user_id, agent_id=agent_id,
-                                      run_id=run_id, metadata=metadata, infer=infer, timestamp=timestamp))
+                                      run_id=run_id, metadata=metadata, infer=infer, timestamp=timestamp,
+                                      memory_type=memory_type, prompt=prompt))
 
     def search(self, query: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None, limit: int = 10,
@@ -101,6 +127,12 @@ class Memory(_Base):
         """The logged messages behind a memory's `source_message_ids`."""
         return self._run(pipeline.messages(self._settings, message_ids))
 
+    def message_log(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                    run_id: Optional[str] = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """Every message passed to add() in a scope, oldest first (kept even when an add failed)."""
+        return self._run(pipeline.message_log(self._settings, user_id=user_id, agent_id=agent_id,
+                                              run_id=run_id, limit=limit, offset=offset))
+
     def reset(self) -> None:
         """Delete every memory, message and history row."""
         return self._run(pipeline.reset(self._settings))
@@ -114,9 +146,11 @@ class AsyncMemory(_Base):
 
     async def add(self, messages: Messages, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                   run_id: Optional[str] = None, metadata: Optional[dict[str, Any]] = None, infer: bool = True,
-                  timestamp: Any = None) -> dict[str, Any]:
+                  timestamp: Any = None, memory_type: Optional[str] = None, prompt: Optional[str] = None
+                  ) -> dict[str, Any]:
         return await self._run(pipeline.add(self._settings, messages, user_id=user_id, agent_id=agent_id,
-                                            run_id=run_id, metadata=metadata, infer=infer, timestamp=timestamp))
+                                            run_id=run_id, metadata=metadata, infer=infer, timestamp=timestamp,
+                                            memory_type=memory_type, prompt=prompt))
 
     async def search(self, query: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                      run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None, limit: int = 10,
@@ -150,6 +184,11 @@ class AsyncMemory(_Base):
 
     async def messages(self, message_ids: list[str]) -> list[dict[str, Any]]:
         return await self._run(pipeline.messages(self._settings, message_ids))
+
+    async def message_log(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                          run_id: Optional[str] = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        return await self._run(pipeline.message_log(self._settings, user_id=user_id, agent_id=agent_id,
+                                                    run_id=run_id, limit=limit, offset=offset))
 
     async def reset(self) -> None:
         return await self._run(pipeline.reset(self._settings))

@@ -2,6 +2,7 @@
 models (pydantic, what users get back as dicts with mem0's keys)."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -9,6 +10,11 @@ import numpy as np
 from pydantic import BaseModel
 
 SCOPE_KEYS = ("user_id", "agent_id", "run_id")
+MEMORY_TYPES = ("semantic_memory", "episodic_memory", "procedural_memory")
+
+
+def text_hash(text: str) -> str:
+    return hashlib.md5(text.encode("utf-8")).hexdigest()  # mem0's dedup hash; not used for security
 
 
 @dataclass

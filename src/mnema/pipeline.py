@@ -3,18 +3,20 @@ without doing I/O, yields effects (embed, store calls, LLM calls) for a driver t
 public result. `Memory` and `AsyncMemory` are thin drivers over these functions."""
 from __future__ import annotations
 
-import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Generator, Optional
 
 import numpy as np
 
+from . import extraction as X
 from . import filters as F
 from . import inputs
-from .effects import Embed, StoreCall
-from .errors import NotFoundError, ValidationError
-from .models import ChangeSet, HistoryEntry, HistoryRecord, MemoryItem, MemoryRecord, MessageRecord
+from .effects import Complete, Embed, StoreCall
+from .errors import ConfigurationError, LLMError, NotFoundError, ValidationError
+from .models import (ChangeSet, HistoryEntry, HistoryRecord, MemoryItem, MemoryRecord, MessageRecord,
+                     text_hash)
 from .scoring import FusionWeights, fuse, query_terms
 
 log = logging.getLogger("mnema")
@@ -36,10 +38,13 @@ class Settings:
     warned_no_llm: bool = False
     embedding_model: str = ""
     dimension: int = 0
-
-
-def text_hash(text: str) -> str:
-    return hashlib.md5(text.encode("utf-8")).hexdigest()  # mem0's dedup hash; not used for security
+    custom_instructions: Optional[str] = None
+    # With an LLM, also keep each turn as an episodic memory (searchable with filters={"memory_type":
+    # "episodic_memory"}); its vector is computed anyway to find related memories, so it costs no embedding.
+    keep_episodic: bool = True
+    # How many existing memories each new message brings into the reconciliation prompt, and in all.
+    related_per_message: int = 5
+    max_related: int = 20
 
 
 def history_row(memory_id: str, event: str, old: Optional[str], new: Optional[str],
@@ -67,16 +72,157 @@ def new_memory(text: str, vector: np.ndarray, ids: dict[str, Optional[str]], met
 # ------------------------------------------------------------------ add
 
 def add(settings: Settings, messages: Any, *, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
-        metadata: Any = None, infer: bool = True, timestamp: Any = None) -> Op:
+        metadata: Any = None, infer: bool = True, timestamp: Any = None, memory_type: Any = None,
+        prompt: Any = None) -> Op:
     msgs = inputs.messages(messages, settings.max_message_chars)
     ids = inputs.scope_ids(user_id, agent_id, run_id)
     inputs.require_scope(ids)
     meta = inputs.metadata(metadata)
     event_time = inputs.timestamp(timestamp)
-    if infer and not settings.llm_configured and not settings.warned_no_llm:
+    if prompt is not None and not isinstance(prompt, str):
+        raise ValidationError("prompt must be a string")
+    instructions = "\n".join(p for p in (settings.custom_instructions, prompt) if p) or None
+    if memory_type not in (None, "semantic_memory", "procedural_memory"):
+        raise ValidationError(f"memory_type must be 'semantic_memory' or 'procedural_memory', got {memory_type!r}"
+                              " (episodic memories are the logged turns themselves)")
+    if memory_type == "procedural_memory":
+        if ids["agent_id"] is None:
+            raise ValidationError("procedural memory needs an agent_id")
+        if not settings.llm_configured:
+            raise ConfigurationError("procedural memory is summarised by an LLM; configure one first")
+        return (yield from add_procedural(msgs, ids, meta, event_time, instructions))
+    if infer and settings.llm_configured:
+        return (yield from add_inferred(settings, msgs, ids, meta, event_time, instructions))
+    if infer and not settings.warned_no_llm:
         settings.warned_no_llm = True
         log.warning(NO_LLM_WARNING)
     return (yield from add_verbatim(msgs, ids, meta, event_time))
+
+
+class Usage:
+    def __init__(self) -> None:
+        self.prompt_tokens = self.completion_tokens = self.llm_calls = 0
+
+    def count(self, response: Any) -> None:
+        self.llm_calls += 1
+        self.prompt_tokens += int(getattr(response, "prompt_tokens", 0) or 0)
+        self.completion_tokens += int(getattr(response, "completion_tokens", 0) or 0)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "llm_calls": self.llm_calls}
+
+
+def ask(request: Any, model: type, usage: Usage) -> Op:
+    """One LLM call, strictly parsed; on output that does not validate, one repair retry, then LLMError."""
+    response = yield Complete(request)
+    usage.count(response)
+    try:
+        return X.parse(response, model)
+    except ValueError as first:
+        raw = response.content or json.dumps(response.data)
+        log.info("mnema: LLM answer did not validate (%s); asking once more", first)
+        response = yield Complete(X.repair_request(request, raw, str(first)))
+        usage.count(response)
+        try:
+            return X.parse(response, model)
+        except ValueError as second:
+            raise LLMError(f"the LLM's answer did not validate after one repair retry: {second}",
+                           raw_output=response.content or response.data) from None
+
+
+def scope_node(ids: dict[str, Optional[str]], memory_type: str) -> F.Node:
+    return F.conjoin(*(F.Cmp(k, "eq", v) for k, v in ids.items() if v is not None),
+                     F.Cmp("memory_type", "eq", memory_type))
+
+
+def add_inferred(settings: Settings, msgs: list[inputs.Message], ids: dict[str, Optional[str]],
+                 meta: dict[str, Any], event_time: Optional[str], instructions: Optional[str]) -> Op:
+    """Extract facts and reconcile them with related memories in one LLM call, then apply the plan in one
+    transaction. The messages are logged first, in their own transaction, so a failed add loses no input."""
+    at = inputs.now_iso()
+    logged = message_records(msgs, ids, event_time, at)
+    yield StoreCall("apply", (ChangeSet(messages=logged),))
+    convo = [(m, rec) for m, rec in zip(msgs, logged) if m.role != "system"]
+    vectors = yield Embed([m.content for m, _ in convo], "add")
+    where = scope_node(ids, "semantic_memory")
+    best: dict[str, float] = {}
+    for vec in vectors:
+        for mid, score in (yield StoreCall("vector_search", (vec, where, settings.related_per_message))):
+            best[mid] = max(score, best.get(mid, -1.0))
+    related_ids = sorted(best, key=lambda i: -best[i])[:settings.max_related]
+    found = {r.id: r for r in (yield StoreCall("get", (related_ids,)))}
+    ctx = X.Context(messages=[m for m, _ in convo], existing=[found[i] for i in related_ids if i in found],
+                    conversation_date=(event_time or at)[:10], agent_mode=X.use_agent_prompt(msgs, ids["agent_id"]),
+                    custom_instructions=instructions)
+    usage = Usage()
+    answer = yield from ask(X.build_request(ctx), X.Answer, usage)
+    plan = X.plan(answer, ctx)
+    if plan.rejected:
+        log.warning("mnema: rejected %d LLM decision(s): %s", len(plan.rejected),
+                    "; ".join(r["reason"] for r in plan.rejected))
+    texts = [a.text for a in plan.adds] + [u.text for u in plan.updates]
+    new_vectors = (yield Embed(texts, "add")) if texts else []
+    source_ids = [rec.id for _, rec in convo]
+
+    def sources(indices: list[int]) -> list[str]:
+        return [source_ids[i] for i in indices] if indices else list(source_ids)
+
+    def speaker(indices: list[int], role: str) -> Optional[str]:
+        names = [convo[i][0].name for i in (indices or range(len(convo))) if convo[i][0].role == role]
+        return next((n for n in names if n), None)
+
+    changes = ChangeSet()
+    results: list[dict[str, Any]] = []
+    for add_, vec in zip(plan.adds, new_vectors[:len(plan.adds)]):
+        rec = new_memory(add_.text, vec, ids, meta, actor_id=speaker(add_.sources, add_.attributed_to),
+                         role=add_.attributed_to, event_time=event_time, sources=sources(add_.sources), at=at)
+        changes.inserts.append(rec)
+        changes.history.append(history_row(rec.id, "ADD", None, rec.memory, rec.actor_id, rec.role, at))
+        results.append({"id": rec.id, "memory": rec.memory, "event": "ADD"})
+    for upd, vec in zip(plan.updates, new_vectors[len(plan.adds):]):
+        old = upd.target
+        merged_sources = list(dict.fromkeys(old.source_message_ids + sources(upd.sources)))
+        new = MemoryRecord(**{**old.__dict__, "memory": upd.text, "hash": text_hash(upd.text),
+                              "metadata": {**old.metadata, **meta}, "updated_at": at, "embedding": vec,
+                              "timestamp": event_time or old.timestamp, "source_message_ids": merged_sources})
+        changes.updates.append(new)
+        changes.history.append(history_row(old.id, "UPDATE", old.memory, upd.text, old.actor_id, old.role, at))
+        results.append({"id": old.id, "memory": upd.text, "event": "UPDATE", "previous_memory": old.memory})
+    for old in plan.deletes:
+        changes.deletes.append(old.id)
+        changes.history.append(history_row(old.id, "DELETE", old.memory, None, old.actor_id, old.role, at))
+        results.append({"id": old.id, "memory": old.memory, "event": "DELETE"})
+    if settings.keep_episodic:
+        for (m, rec), vec in zip(convo, vectors):
+            changes.inserts.append(new_memory(m.content, vec, ids, meta, actor_id=m.name, role=m.role,
+                                              event_time=event_time, sources=[rec.id], at=at,
+                                              memory_type="episodic_memory"))
+    yield StoreCall("apply", (changes,))
+    out: dict[str, Any] = {"results": results, "relations": [], "usage": usage.as_dict()}
+    if plan.rejected:
+        out["rejected"] = plan.rejected
+    return out
+
+
+def add_procedural(msgs: list[inputs.Message], ids: dict[str, Optional[str]], meta: dict[str, Any],
+                   event_time: Optional[str], instructions: Optional[str]) -> Op:
+    """Summarise an agent's execution history into one procedural memory (mem0's procedural_memory)."""
+    at = inputs.now_iso()
+    logged = message_records(msgs, ids, event_time, at)
+    yield StoreCall("apply", (ChangeSet(messages=logged),))
+    usage = Usage()
+    answer = yield from ask(X.procedural_request(msgs, instructions), X.ProceduralAnswer, usage)
+    summary = answer.summary.strip()
+    if not summary:
+        raise LLMError("the LLM returned an empty procedural summary", raw_output=answer.model_dump())
+    vector = (yield Embed([summary], "add"))[0]
+    rec = new_memory(summary, vector, ids, meta, actor_id=None, role="assistant", event_time=event_time,
+                     sources=[r.id for r in logged], at=at, memory_type="procedural_memory")
+    row = history_row(rec.id, "ADD", None, summary, None, "assistant", at)
+    yield StoreCall("apply", (ChangeSet(inserts=[rec], history=[row]),))
+    return {"results": [{"id": rec.id, "memory": summary, "event": "ADD"}], "relations": [],
+            "usage": usage.as_dict()}
 
 
 def add_verbatim(msgs: list[inputs.Message], ids: dict[str, Optional[str]], meta: dict[str, Any],
@@ -96,10 +242,17 @@ def add_verbatim(msgs: list[inputs.Message], ids: dict[str, Optional[str]], meta
 
 # ------------------------------------------------------------------ search
 
+def visible(where: F.Node) -> F.Node:
+    """Episodic memories (raw turns kept beside extracted facts) show only when a filter asks for them."""
+    if F.mentions(where, "memory_type"):
+        return where
+    return F.conjoin(where, F.Cmp("memory_type", "ne", "episodic_memory"))
+
+
 def search(settings: Settings, query: Any, *, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
            filters: Any = None, limit: Any = 10, threshold: Any = None) -> Op:
     text = inputs.query(query, settings.max_message_chars)
-    where = inputs.scoped_filter(user_id, agent_id, run_id, filters)
+    where = visible(inputs.scoped_filter(user_id, agent_id, run_id, filters))
     k = inputs.limit(limit, maximum=1000)
     cut = inputs.threshold(threshold)
     pool = max(settings.min_candidates, settings.candidate_factor * k)
@@ -131,7 +284,7 @@ def get(settings: Settings, memory_id: Any) -> Op:
 
 def get_all(settings: Settings, *, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
             filters: Any = None, limit: Any = 100, offset: Any = 0) -> Op:
-    where = inputs.scoped_filter(user_id, agent_id, run_id, filters)
+    where = visible(inputs.scoped_filter(user_id, agent_id, run_id, filters))
     records, total = yield StoreCall("list", (where, inputs.limit(limit), inputs.offset(offset)))
     return {"results": [MemoryItem.from_record(r).to_dict() for r in records], "total": total}
 
@@ -195,10 +348,27 @@ def reset(settings: Settings) -> Op:
     return None
 
 
-def messages(settings: Settings, ids: list[str]) -> Op:
+def _message_dict(r: MessageRecord) -> dict[str, Any]:
+    return {"id": r.id, "role": r.role, "content": r.content, "actor_id": r.actor_id, "user_id": r.user_id,
+            "agent_id": r.agent_id, "run_id": r.run_id, "timestamp": r.timestamp, "created_at": r.created_at}
+
+
+def messages(settings: Settings, ids: Any) -> Op:
     """Source messages of a memory (provenance), in log order."""
-    if not isinstance(ids, list):
+    if isinstance(ids, str):
         ids = [ids]
+    if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) for i in ids):
+        raise ValidationError("message ids must be a list of strings")
     records = yield StoreCall("messages", (list(ids),))
-    return [{"id": r.id, "role": r.role, "content": r.content, "actor_id": r.actor_id,
-             "timestamp": r.timestamp, "created_at": r.created_at} for r in records]
+    return [_message_dict(r) for r in records]
+
+
+def message_log(settings: Settings, *, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
+                limit: Any = 100, offset: Any = 0) -> Op:
+    """The scope's message log, oldest first: every message ever passed to add(), kept even when the
+    add failed, so it can be replayed."""
+    ids = inputs.scope_ids(user_id, agent_id, run_id)
+    inputs.require_scope(ids)
+    where = F.conjoin(*(F.Cmp(k, "eq", v) for k, v in ids.items() if v is not None))
+    records, total = yield StoreCall("list_messages", (where, inputs.limit(limit), inputs.offset(offset)))
+    return {"results": [_message_dict(r) for r in records], "total": total}

@@ -39,6 +39,9 @@ class MemoryStore(Protocol):
     def messages(self, ids: list[str]) -> list[MessageRecord]:
         """Message-log rows by id."""
 
+    def list_messages(self, where: Node, limit: int, offset: int) -> tuple[list[MessageRecord], int]:
+        """A page of the message log (scope keys only in `where`), oldest first, and the total."""
+
     def reset(self) -> None:
         """Delete everything, including the recorded embedding space."""
 

@@ -310,6 +310,15 @@ class SQLiteStore:
             "FROM history WHERE memory_id = ? ORDER BY pk", (memory_id,)).fetchall()
         return [HistoryRecord(*r) for r in rows]
 
+    def list_messages(self, where: F.Node, limit: int, offset: int) -> tuple[list[MessageRecord], int]:
+        sql, params = self._where(where)
+        conn = self._conn()
+        total = conn.execute(f"SELECT count(*) FROM messages WHERE {sql}", params).fetchone()[0]
+        rows = conn.execute(
+            "SELECT id, role, content, actor_id, user_id, agent_id, run_id, timestamp, created_at, metadata "
+            f"FROM messages WHERE {sql} ORDER BY pk LIMIT ? OFFSET ?", params + [limit, offset]).fetchall()
+        return [MessageRecord(*r[:9], metadata=json.loads(r[9])) for r in rows], total
+
     def messages(self, ids: list[str]) -> list[MessageRecord]:
         out = []
         for chunk in _chunks(ids, 500):
