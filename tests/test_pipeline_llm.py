@@ -220,3 +220,71 @@ def test_autodetect_order_and_opt_out(monkeypatch):
     assert detect_llm().provider == "openai"
     monkeypatch.setenv("MNEMA_LLM", "none")
     assert detect_llm() is None
+
+
+# ------------------------------------------------------------------ background ingestion
+
+def test_background_add_returns_at_once_and_completes(mem):
+    queued = mem.add("I like sailing", user_id="lea", background=True)
+    assert set(queued) == {"job_id", "status"} and queued["status"] == "queued"
+    job = mem.wait(queued["job_id"], timeout=30)
+    assert job["status"] == "done" and job["attempts"] == 1
+    assert job["result"]["results"][0]["memory"] == "Likes sailing"
+    assert semantic(mem, user_id="lea") == ["Likes sailing"]
+
+
+def test_background_bad_input_fails_before_queueing(mem):
+    from mnema import ValidationError
+    with pytest.raises(ValidationError):
+        mem.add("", user_id="lea", background=True)
+    assert mem._queue.pending() == 0
+
+
+def test_background_job_retried_until_done_and_logs_input_once(tmp_path):
+    config = llm_config(tmp_path / "bg.db")
+    config.job_retry_base_delay = 0.01
+    with Memory(config) as m:
+        m._runtime.llm.answers = [ProviderError("HTTP 503", status=503), ProviderError("HTTP 429", status=429)]
+        job = m.wait(m.add("I like opera", user_id="max", background=True)["job_id"], timeout=30)
+        assert job["status"] == "done" and job["attempts"] == 3
+        assert semantic(m, user_id="max") == ["Likes opera"]
+        assert m.message_log(user_id="max")["total"] == 1  # three attempts, one logged message
+
+
+def test_background_job_fails_after_max_attempts_then_retry_job(tmp_path):
+    config = llm_config(tmp_path / "bgf.db")
+    config.job_retry_base_delay = 0.01
+    config.job_max_attempts = 2
+    with Memory(config) as m:
+        m._runtime.llm.answers = ["garbage"] * 4  # two attempts, each with its one repair retry
+        job = m.wait(m.add("I like polo", user_id="ned", background=True)["job_id"], timeout=30)
+        assert job["status"] == "failed" and job["attempts"] == 2
+        assert "LLMError" in job["last_error"]
+        assert m.get_all(user_id="ned")["total"] == 0
+        m.retry_job(job["id"])
+        assert m.wait(job["id"], timeout=30)["status"] == "done"
+        assert semantic(m, user_id="ned") == ["Likes polo"]
+
+
+def test_background_job_survives_a_crash_before_it_ran(tmp_path, monkeypatch):
+    from mnema.jobs import Worker
+    path = tmp_path / "crash.db"
+    with monkeypatch.context() as patched:
+        patched.setattr(Worker, "start", lambda self: None)  # the process "dies" before the worker runs
+        m = Memory(llm_config(path))
+        job_id = m.add("I like climbing", user_id="oli", background=True)["job_id"]
+        assert m.job(job_id)["status"] == "queued"
+        m.close()
+    with Memory(llm_config(path)) as again:  # a new process finds the queued job and runs it
+        assert again.wait(job_id, timeout=30)["status"] == "done"
+        assert semantic(again, user_id="oli") == ["Likes climbing"]
+
+
+async def test_async_background_add(tmp_path):
+    m = AsyncMemory(llm_config(tmp_path / "abg.db"))
+    try:
+        queued = await m.add("I like tango", user_id="pia", background=True)
+        job = await m.wait(queued["job_id"], timeout=30)
+        assert job["status"] == "done"
+    finally:
+        m.close()

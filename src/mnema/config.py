@@ -42,6 +42,10 @@ class MemoryConfig(BaseModel):
     custom_instructions: Optional[str] = None
     # Guards against pasting a whole document as one "message"; raise it if you mean to.
     max_message_chars: int = Field(default=100_000, gt=0)
+    # Background adds: transient failures are retried with exponential backoff from this delay (seconds),
+    # up to this many attempts; then the job is marked failed (retry_job() queues it again).
+    job_max_attempts: int = Field(default=10, ge=1)
+    job_retry_base_delay: float = Field(default=1.0, ge=0)
     # mem0 config keys accepted and carried for compatibility.
     version: str = "v1.1"
     custom_fact_extraction_prompt: Optional[str] = None

@@ -1,13 +1,16 @@
 """Memory and AsyncMemory: thin drivers over the one pipeline (see pipeline.py)."""
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from typing import Any, Optional, Union
 
 from . import pipeline, registry
 from .config import MemoryConfig, ProviderConfig
 from .drivers import Runtime, run_async, run_sync
 from .errors import ConfigurationError
+from .jobs import JobQueue, Worker
 
 Messages = Union[str, dict[str, Any], list[dict[str, Any]]]
 
@@ -56,6 +59,31 @@ class _Base:
             raise ConfigurationError("config must be a MemoryConfig or a dict")
         self.config = config
         self._runtime, self._settings = _build(config)
+        # The ingestion queue lives in the embedded database file (or history_db_path with another store).
+        self._queue = JobQueue(config.database_path(), max_attempts=config.job_max_attempts,
+                               base_delay=config.job_retry_base_delay)
+        self._worker = Worker(self._queue, self._run_job)
+        if self._queue.pending():  # resume what a previous process left (crash or exit mid-job)
+            self._worker.start()
+
+    def _run_job(self, payload: dict[str, Any]) -> Any:
+        return run_sync(self._runtime, pipeline.execute_add(self._settings, pipeline.AddRequest.from_payload(payload)))
+
+    def _enqueue(self, messages: Any, **kwargs: Any) -> dict[str, Any]:
+        request = pipeline.prepare_add(self._settings, messages, **kwargs)  # bad input fails here, not later
+        job_id = self._queue.enqueue(request.to_payload())
+        self._worker.start()
+        return {"job_id": job_id, "status": "queued"}
+
+    def _wait(self, job_id: str, timeout: Optional[float]) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self._queue.get(job_id)
+            if job["status"] in ("done", "failed"):
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                return job
+            time.sleep(0.05)
 
     @classmethod
     def from_config(cls, config: Union[MemoryConfig, dict[str, Any]]):
@@ -63,6 +91,9 @@ class _Base:
         return cls(config)
 
     def close(self) -> None:
+        """Stop the background worker (a job it is running finishes or is resumed later) and close files."""
+        self._worker.stop()
+        self._queue.close()
         self._runtime.store.close()
 
     def __enter__(self):
@@ -80,14 +111,18 @@ class Memory(_Base):
 
     def add(self, messages: Messages, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
             run_id: Optional[str] = None, metadata: Optional[dict[str, Any]] = None, infer: bool = True,
-            timestamp: Any = None, memory_type: Optional[str] = None, prompt: Optional[str] = None
-            ) -> dict[str, Any]:
+            timestamp: Any = None, memory_type: Optional[str] = None, prompt: Optional[str] = None,
+            background: bool = False) -> dict[str, Any]:
         """Remember `messages` in the scope given by user_id / agent_id / run_id (at least one).
 
         With an LLM configured and infer=True, facts are extracted and reconciled (ADD / UPDATE / DELETE /
         NONE) with one LLM call; otherwise each message is stored verbatim. `timestamp` is when the
         conversation happened; `prompt` extends the extraction instructions for this call;
-        memory_type="procedural_memory" (with agent_id) summarises an agent's run into one memory."""
+        memory_type="procedural_memory" (with agent_id) summarises an agent's run into one memory.
+        background=True persists the work and returns {"job_id", "status"} at once (see job()/wait())."""
+        if background:
+            return self._enqueue(messages, user_id=user_id, agent_id=agent_id, run_id=run_id, metadata=metadata,
+                                 infer=infer, timestamp=timestamp, memory_type=memory_type, prompt=prompt)
         return self._run(pipeline.add(self._settings, messages, user_id=user_id, agent_id=agent_id,
                                       run_id=run_id, metadata=metadata, infer=infer, timestamp=timestamp,
                                       memory_type=memory_type, prompt=prompt))
@@ -137,6 +172,20 @@ class Memory(_Base):
         """Delete every memory, message and history row."""
         return self._run(pipeline.reset(self._settings))
 
+    def job(self, job_id: str) -> dict[str, Any]:
+        """A background add's state: status queued | running | done | failed, attempts, last_error, result."""
+        return self._queue.get(job_id)
+
+    def wait(self, job_id: str, timeout: Optional[float] = None) -> dict[str, Any]:
+        """Block until the job is done or failed (or the timeout passes); returns its state."""
+        return self._wait(job_id, timeout)
+
+    def retry_job(self, job_id: str) -> dict[str, Any]:
+        """Queue a failed job again."""
+        self._queue.retry(job_id)
+        self._worker.start()
+        return self._queue.get(job_id)
+
 
 class AsyncMemory(_Base):
     """The asyncio flavour of Memory: same pipeline, awaited."""
@@ -146,8 +195,12 @@ class AsyncMemory(_Base):
 
     async def add(self, messages: Messages, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                   run_id: Optional[str] = None, metadata: Optional[dict[str, Any]] = None, infer: bool = True,
-                  timestamp: Any = None, memory_type: Optional[str] = None, prompt: Optional[str] = None
-                  ) -> dict[str, Any]:
+                  timestamp: Any = None, memory_type: Optional[str] = None, prompt: Optional[str] = None,
+                  background: bool = False) -> dict[str, Any]:
+        if background:
+            return await asyncio.to_thread(self._enqueue, messages, user_id=user_id, agent_id=agent_id,
+                                           run_id=run_id, metadata=metadata, infer=infer, timestamp=timestamp,
+                                           memory_type=memory_type, prompt=prompt)
         return await self._run(pipeline.add(self._settings, messages, user_id=user_id, agent_id=agent_id,
                                             run_id=run_id, metadata=metadata, infer=infer, timestamp=timestamp,
                                             memory_type=memory_type, prompt=prompt))
@@ -192,3 +245,19 @@ class AsyncMemory(_Base):
 
     async def reset(self) -> None:
         return await self._run(pipeline.reset(self._settings))
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self._queue.get, job_id)
+
+    async def wait(self, job_id: str, timeout: Optional[float] = None) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = await asyncio.to_thread(self._queue.get, job_id)
+            if job["status"] in ("done", "failed") or (deadline is not None and time.monotonic() > deadline):
+                return job
+            await asyncio.sleep(0.05)
+
+    async def retry_job(self, job_id: str) -> dict[str, Any]:
+        await asyncio.to_thread(self._queue.retry, job_id)
+        self._worker.start()
+        return await asyncio.to_thread(self._queue.get, job_id)

@@ -54,10 +54,10 @@ def history_row(memory_id: str, event: str, old: Optional[str], new: Optional[st
 
 
 def message_records(msgs: list[inputs.Message], ids: dict[str, Optional[str]], event_time: Optional[str],
-                    at: str) -> list[MessageRecord]:
-    return [MessageRecord(id=inputs.new_id(), role=m.role, content=m.content, actor_id=m.name,
-                          user_id=ids["user_id"], agent_id=ids["agent_id"], run_id=ids["run_id"],
-                          timestamp=event_time, created_at=at) for m in msgs]
+                    at: str, message_ids: list[str]) -> list[MessageRecord]:
+    return [MessageRecord(id=mid, role=m.role, content=m.content, actor_id=m.name, user_id=ids["user_id"],
+                          agent_id=ids["agent_id"], run_id=ids["run_id"], timestamp=event_time, created_at=at)
+            for m, mid in zip(msgs, message_ids)]
 
 
 def new_memory(text: str, vector: np.ndarray, ids: dict[str, Optional[str]], metadata: dict[str, Any], *,
@@ -71,17 +71,39 @@ def new_memory(text: str, vector: np.ndarray, ids: dict[str, Optional[str]], met
 
 # ------------------------------------------------------------------ add
 
-def add(settings: Settings, messages: Any, *, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
-        metadata: Any = None, infer: bool = True, timestamp: Any = None, memory_type: Any = None,
-        prompt: Any = None) -> Op:
+@dataclass
+class AddRequest:
+    """A validated add(): what a background job persists and a worker replays. `message_ids` are fixed up
+    front so the message log is written once however many times the job is attempted."""
+
+    messages: list[inputs.Message]
+    ids: dict[str, Optional[str]]
+    metadata: dict[str, Any]
+    timestamp: Optional[str]
+    infer: bool
+    memory_type: Optional[str]
+    instructions: Optional[str]
+    message_ids: list[str]
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"messages": [m.__dict__ for m in self.messages], "ids": self.ids, "metadata": self.metadata,
+                "timestamp": self.timestamp, "infer": self.infer, "memory_type": self.memory_type,
+                "instructions": self.instructions, "message_ids": self.message_ids}
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> "AddRequest":
+        return cls(**{**data, "messages": [inputs.Message(**m) for m in data["messages"]]})
+
+
+def prepare_add(settings: Settings, messages: Any, *, user_id: Any = None, agent_id: Any = None,
+                run_id: Any = None, metadata: Any = None, infer: bool = True, timestamp: Any = None,
+                memory_type: Any = None, prompt: Any = None) -> AddRequest:
+    """Validate everything add() takes; raises ValidationError / ConfigurationError before any write."""
     msgs = inputs.messages(messages, settings.max_message_chars)
     ids = inputs.scope_ids(user_id, agent_id, run_id)
     inputs.require_scope(ids)
-    meta = inputs.metadata(metadata)
-    event_time = inputs.timestamp(timestamp)
     if prompt is not None and not isinstance(prompt, str):
         raise ValidationError("prompt must be a string")
-    instructions = "\n".join(p for p in (settings.custom_instructions, prompt) if p) or None
     if memory_type not in (None, "semantic_memory", "procedural_memory"):
         raise ValidationError(f"memory_type must be 'semantic_memory' or 'procedural_memory', got {memory_type!r}"
                               " (episodic memories are the logged turns themselves)")
@@ -90,13 +112,26 @@ def add(settings: Settings, messages: Any, *, user_id: Any = None, agent_id: Any
             raise ValidationError("procedural memory needs an agent_id")
         if not settings.llm_configured:
             raise ConfigurationError("procedural memory is summarised by an LLM; configure one first")
-        return (yield from add_procedural(msgs, ids, meta, event_time, instructions))
-    if infer and settings.llm_configured:
-        return (yield from add_inferred(settings, msgs, ids, meta, event_time, instructions))
-    if infer and not settings.warned_no_llm:
+    return AddRequest(messages=msgs, ids=ids, metadata=inputs.metadata(metadata),
+                      timestamp=inputs.timestamp(timestamp), infer=bool(infer), memory_type=memory_type,
+                      instructions="\n".join(p for p in (settings.custom_instructions, prompt) if p) or None,
+                      message_ids=[inputs.new_id() for _ in msgs])
+
+
+def add(settings: Settings, messages: Any, **kwargs: Any) -> Op:
+    return (yield from execute_add(settings, prepare_add(settings, messages, **kwargs)))
+
+
+def execute_add(settings: Settings, req: AddRequest) -> Op:
+    logged = message_records(req.messages, req.ids, req.timestamp, inputs.now_iso(), req.message_ids)
+    if req.memory_type == "procedural_memory":
+        return (yield from add_procedural(req, logged))
+    if req.infer and settings.llm_configured:
+        return (yield from add_inferred(settings, req, logged))
+    if req.infer and not settings.warned_no_llm:
         settings.warned_no_llm = True
         log.warning(NO_LLM_WARNING)
-    return (yield from add_verbatim(msgs, ids, meta, event_time))
+    return (yield from add_verbatim(req, logged))
 
 
 class Usage:
@@ -136,12 +171,11 @@ def scope_node(ids: dict[str, Optional[str]], memory_type: str) -> F.Node:
                      F.Cmp("memory_type", "eq", memory_type))
 
 
-def add_inferred(settings: Settings, msgs: list[inputs.Message], ids: dict[str, Optional[str]],
-                 meta: dict[str, Any], event_time: Optional[str], instructions: Optional[str]) -> Op:
+def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord]) -> Op:
     """Extract facts and reconcile them with related memories in one LLM call, then apply the plan in one
     transaction. The messages are logged first, in their own transaction, so a failed add loses no input."""
+    msgs, ids, meta, event_time, instructions = req.messages, req.ids, req.metadata, req.timestamp, req.instructions
     at = inputs.now_iso()
-    logged = message_records(msgs, ids, event_time, at)
     yield StoreCall("apply", (ChangeSet(messages=logged),))
     convo = [(m, rec) for m, rec in zip(msgs, logged) if m.role != "system"]
     vectors = yield Embed([m.content for m, _ in convo], "add")
@@ -205,11 +239,10 @@ def add_inferred(settings: Settings, msgs: list[inputs.Message], ids: dict[str, 
     return out
 
 
-def add_procedural(msgs: list[inputs.Message], ids: dict[str, Optional[str]], meta: dict[str, Any],
-                   event_time: Optional[str], instructions: Optional[str]) -> Op:
+def add_procedural(req: AddRequest, logged: list[MessageRecord]) -> Op:
     """Summarise an agent's execution history into one procedural memory (mem0's procedural_memory)."""
+    msgs, ids, meta, event_time, instructions = req.messages, req.ids, req.metadata, req.timestamp, req.instructions
     at = inputs.now_iso()
-    logged = message_records(msgs, ids, event_time, at)
     yield StoreCall("apply", (ChangeSet(messages=logged),))
     usage = Usage()
     answer = yield from ask(X.procedural_request(msgs, instructions), X.ProceduralAnswer, usage)
@@ -225,11 +258,10 @@ def add_procedural(msgs: list[inputs.Message], ids: dict[str, Optional[str]], me
             "usage": usage.as_dict()}
 
 
-def add_verbatim(msgs: list[inputs.Message], ids: dict[str, Optional[str]], meta: dict[str, Any],
-                 event_time: Optional[str]) -> Op:
+def add_verbatim(req: AddRequest, logged: list[MessageRecord]) -> Op:
     """Store each non-system message as one memory, with the message log, in one transaction."""
-    at = inputs.now_iso()
-    logged = message_records(msgs, ids, event_time, at)
+    msgs, ids, meta, event_time = req.messages, req.ids, req.metadata, req.timestamp
+    at = logged[0].created_at
     kept = [(m, rec) for m, rec in zip(msgs, logged) if m.role != "system"]
     vectors = yield Embed([m.content for m, _ in kept], "add")
     records = [new_memory(m.content, vec, ids, meta, actor_id=m.name, role=m.role, event_time=event_time,

