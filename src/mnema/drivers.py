@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Generator
 
+from .drive import adrive, drive
 from .effects import Complete, Embed, StoreCall
 from .errors import ConfigurationError
 
@@ -51,30 +52,8 @@ class Runtime:
 
 
 def run_sync(runtime: Runtime, op: Op) -> Any:
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            effect = op.throw(error) if error is not None else op.send(value)
-        except StopIteration as stop:
-            return stop.value
-        value, error = None, None
-        try:
-            value = runtime.perform(effect)
-        except Exception as exc:  # handed to the pipeline, which may handle it or let it propagate
-            error = exc
+    return drive(op, runtime.perform)
 
 
 async def run_async(runtime: Runtime, op: Op) -> Any:
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            effect = op.throw(error) if error is not None else op.send(value)
-        except StopIteration as stop:
-            return stop.value
-        value, error = None, None
-        try:
-            value = await runtime.aperform(effect)
-        except Exception as exc:
-            error = exc
+    return await adrive(op, runtime.aperform)

@@ -12,6 +12,7 @@ from typing import Any, Callable, Generator, Optional, Union
 
 import httpx
 
+from .drive import adrive, drive
 from .errors import ProviderError
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
@@ -107,42 +108,26 @@ def _request_kwargs(call: HTTPCall) -> dict[str, Any]:
     return kwargs
 
 
+def _result(r: httpx.Response) -> HTTPResult:
+    return HTTPResult(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content)
+
+
 def send_sync(gen: Generator, client: httpx.Client) -> Any:
-    value: Any = None
-    error: Optional[BaseException] = None
-    while True:
-        try:
-            step = gen.throw(error) if error is not None else gen.send(value)
-        except StopIteration as stop:
-            return stop.value
-        value, error = None, None
+    def perform(step: Union[HTTPCall, Sleep]) -> Optional[HTTPResult]:
         if isinstance(step, Sleep):
             time.sleep(step.seconds)
-            continue
-        try:
-            r = client.request(step.method, step.url, **_request_kwargs(step))
-            value = HTTPResult(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content)
-        except httpx.HTTPError as exc:
-            error = exc
+            return None
+        return _result(client.request(step.method, step.url, **_request_kwargs(step)))
+    return drive(gen, perform)
 
 
 async def send_async(gen: Generator, client: httpx.AsyncClient) -> Any:
-    value: Any = None
-    error: Optional[BaseException] = None
-    while True:
-        try:
-            step = gen.throw(error) if error is not None else gen.send(value)
-        except StopIteration as stop:
-            return stop.value
-        value, error = None, None
+    async def perform(step: Union[HTTPCall, Sleep]) -> Optional[HTTPResult]:
         if isinstance(step, Sleep):
             await asyncio.sleep(step.seconds)
-            continue
-        try:
-            r = await client.request(step.method, step.url, **_request_kwargs(step))
-            value = HTTPResult(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content)
-        except httpx.HTTPError as exc:
-            error = exc
+            return None
+        return _result(await client.request(step.method, step.url, **_request_kwargs(step)))
+    return await adrive(gen, perform)
 
 
 class HTTPProvider:
