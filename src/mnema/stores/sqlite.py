@@ -41,17 +41,29 @@ CREATE TABLE IF NOT EXISTS memories (
 CREATE INDEX IF NOT EXISTS memories_user ON memories(user_id);
 CREATE INDEX IF NOT EXISTS memories_agent ON memories(agent_id);
 CREATE INDEX IF NOT EXISTS memories_run ON memories(run_id);
+-- The scope column holds one token per scope id ('u'/'a'/'r' + hex of the id), so a keyword search ANDs
+-- its terms with the scope's token and FTS5 never ranks other tenants' rows (bm25 weight 0 for it).
+CREATE VIEW IF NOT EXISTS memories_fts_source AS SELECT pk, memory,
+    trim(coalesce('u' || lower(hex(user_id)), '') || ' ' || coalesce('a' || lower(hex(agent_id)), '') || ' ' ||
+         coalesce('r' || lower(hex(run_id)), '')) AS scope FROM memories;
 CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
-    memory, content='memories', content_rowid='pk', tokenize='porter unicode61 remove_diacritics 2');
+    memory, scope, content='memories_fts_source', content_rowid='pk',
+    tokenize='porter unicode61 remove_diacritics 2');
 CREATE TRIGGER IF NOT EXISTS memories_ai AFTER INSERT ON memories BEGIN
-    INSERT INTO memories_fts(rowid, memory) VALUES (new.pk, new.memory);
+    INSERT INTO memories_fts(rowid, memory, scope)
+        SELECT pk, memory, scope FROM memories_fts_source WHERE pk = new.pk;
 END;
-CREATE TRIGGER IF NOT EXISTS memories_ad AFTER DELETE ON memories BEGIN
-    INSERT INTO memories_fts(memories_fts, rowid, memory) VALUES ('delete', old.pk, old.memory);
+CREATE TRIGGER IF NOT EXISTS memories_bd BEFORE DELETE ON memories BEGIN
+    INSERT INTO memories_fts(memories_fts, rowid, memory, scope)
+        SELECT 'delete', pk, memory, scope FROM memories_fts_source WHERE pk = old.pk;
 END;
-CREATE TRIGGER IF NOT EXISTS memories_au AFTER UPDATE OF memory ON memories BEGIN
-    INSERT INTO memories_fts(memories_fts, rowid, memory) VALUES ('delete', old.pk, old.memory);
-    INSERT INTO memories_fts(rowid, memory) VALUES (new.pk, new.memory);
+CREATE TRIGGER IF NOT EXISTS memories_bu BEFORE UPDATE OF memory, user_id, agent_id, run_id ON memories BEGIN
+    INSERT INTO memories_fts(memories_fts, rowid, memory, scope)
+        SELECT 'delete', pk, memory, scope FROM memories_fts_source WHERE pk = old.pk;
+END;
+CREATE TRIGGER IF NOT EXISTS memories_au AFTER UPDATE OF memory, user_id, agent_id, run_id ON memories BEGIN
+    INSERT INTO memories_fts(rowid, memory, scope)
+        SELECT pk, memory, scope FROM memories_fts_source WHERE pk = new.pk;
 END;
 CREATE TABLE IF NOT EXISTS history (
     pk INTEGER PRIMARY KEY,
@@ -245,7 +257,7 @@ class SQLiteStore:
         with self._write() as conn:
             for table in ("memories", "history", "messages"):
                 conn.execute(f"DELETE FROM {table}")
-            conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
+            conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('delete-all')")
             conn.execute("DELETE FROM meta WHERE key IN ('embedding_model', 'embedding_dims')")
         self._dimension = None
 
@@ -297,10 +309,13 @@ class SQLiteStore:
     def keyword_search(self, terms: list[str], where: F.Node, k: int) -> list[tuple[str, float]]:
         if not terms:
             return []
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        match = "memory : (" + " OR ".join('"' + t.replace('"', '""') + '"' for t in terms) + ")"
+        scope = _scope_tokens(where)
+        if scope:
+            match = " AND ".join(f'scope : "{token}"' for token in scope) + " AND " + match
         sql, params = self._where(where, prefix="m.")
         rows = self._conn().execute(
-            f"SELECT m.id, -bm25(memories_fts) AS s FROM memories_fts JOIN memories m ON m.pk = "
+            f"SELECT m.id, -bm25(memories_fts, 1.0, 0.0) AS s FROM memories_fts JOIN memories m ON m.pk = "
             f"memories_fts.rowid WHERE memories_fts MATCH ? AND {sql} ORDER BY s DESC LIMIT ?",
             [match] + params + [k]).fetchall()
         return [(r[0], max(0.0, float(r[1]))) for r in rows]
@@ -329,6 +344,16 @@ class SQLiteStore:
                     f"metadata FROM messages WHERE id IN ({marks}) ORDER BY pk", chunk):
                 out.append(MessageRecord(*r[:9], metadata=json.loads(r[9])))
         return out
+
+
+def _scope_tokens(where: F.Node) -> list[str]:
+    """FTS tokens for the scope equalities every match must satisfy (see memories_fts_source)."""
+    tokens = []
+    for key, prefix in (("user_id", "u"), ("agent_id", "a"), ("run_id", "r")):
+        values = {v for v in F.top_level_equalities(where).get(key, []) if isinstance(v, str)}
+        if len(values) == 1:
+            tokens.append(prefix + values.pop().encode("utf-8").hex())
+    return tokens
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
