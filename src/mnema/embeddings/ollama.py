@@ -1,0 +1,69 @@
+"""Ollama embeddings: POST {base}/api/embed with {"model", "input": [...]} -> {"embeddings": [[...], ...]}.
+
+Config keys (mem0's names): `model` (default nomic-embed-text), `ollama_base_url` (else OLLAMA_HOST, else
+http://localhost:11434), `embedding_dims` (the size to expect; Ollama has no truncation parameter, so a
+mismatch is reported, not hidden), `model_kwargs` (extra body fields: options, truncate, keep_alive...),
+`api_key` (optional bearer token, for a proxy or ollama.com), `batch_size`, `timeout`, `max_retries`.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from ..http import HTTPCall, HTTPResult
+from .base import Purpose
+from .remote import RemoteEmbedder, finish_config, positive_int
+
+DEFAULT_MODEL = "nomic-embed-text"
+DEFAULT_HOST = "http://localhost:11434"
+KNOWN_DIMENSIONS = {"nomic-embed-text": 768, "mxbai-embed-large": 1024, "all-minilm": 384,
+                    "snowflake-arctic-embed": 1024, "bge-m3": 1024, "bge-large": 1024,
+                    "embeddinggemma": 768, "granite-embedding": 384, "paraphrase-multilingual": 768}
+
+
+def host_url(value: str) -> str:
+    """OLLAMA_HOST may be `host`, `host:port` or a URL; as Ollama's own client reads it, a bare host gets port
+    11434 and a URL keeps its scheme's default port."""
+    value = value.strip().rstrip("/")
+    if "://" in value:
+        return value
+    hostport = value.split("/", 1)[0]
+    if ":" not in hostport.rsplit("]", 1)[-1]:
+        value = f"{hostport}:11434" + value[len(hostport):]
+    return "http://" + value
+
+
+def known_dimension(model: str) -> Optional[int]:
+    name = model[:-len(":latest")] if model.endswith(":latest") else model
+    return KNOWN_DIMENSIONS.get(name)
+
+
+class OllamaEmbedder(RemoteEmbedder):
+    name = "ollama"
+    max_batch = 256
+
+    def __init__(self, config: dict[str, Any] | None = None):
+        config = dict(config or {})
+        super().__init__(config)
+        self.model = config.pop("model", None) or DEFAULT_MODEL
+        base = config.pop("ollama_base_url", None) or config.pop("base_url", None) or os.environ.get("OLLAMA_HOST")
+        self.base_url = host_url(base) if base else DEFAULT_HOST
+        self.api_key = config.pop("api_key", None) or os.environ.get("OLLAMA_API_KEY")
+        self.embedding_dims = positive_int(config.pop("embedding_dims", None), "embedding_dims")
+        self.model_kwargs = dict(config.pop("model_kwargs", None) or {})
+        finish_config(self.name, config)
+        self._dimension = self.embedding_dims or known_dimension(self.model)
+
+    def build(self, texts: list[str], purpose: Purpose) -> HTTPCall:
+        headers = {"content-type": "application/json"}
+        if self.api_key:
+            headers["authorization"] = f"Bearer {self.api_key}"
+        return HTTPCall("POST", f"{self.base_url}/api/embed", headers,
+                        {"model": self.model, "input": texts, **self.model_kwargs})
+
+    def parse(self, result: HTTPResult, count: int) -> list[Any]:
+        payload = self._json(result)
+        vectors = payload.get("embeddings") if isinstance(payload, dict) else None
+        if not isinstance(vectors, list):
+            raise self._shape_error("no 'embeddings' list")
+        return vectors
