@@ -7,6 +7,7 @@ import asyncio
 import json
 import random
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generator, Optional, Union
 
@@ -138,7 +139,8 @@ class HTTPProvider:
     def __init__(self, policy: RetryPolicy):
         self.policy = policy
         self._client: Optional[httpx.Client] = None
-        self._aclient: Optional[httpx.AsyncClient] = None
+        self._aclients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = (
+            weakref.WeakKeyDictionary())
 
     @property
     def client(self) -> httpx.Client:
@@ -148,10 +150,12 @@ class HTTPProvider:
 
     @property
     def aclient(self) -> httpx.AsyncClient:
-        # One AsyncClient per event loop would be stricter; mnema drivers use one loop per AsyncMemory.
-        if self._aclient is None:
-            self._aclient = httpx.AsyncClient(timeout=self.policy.timeout)
-        return self._aclient
+        # An AsyncClient's connections belong to the event loop that opened them: one client per loop.
+        loop = asyncio.get_running_loop()
+        client = self._aclients.get(loop)
+        if client is None:
+            client = self._aclients[loop] = httpx.AsyncClient(timeout=self.policy.timeout)
+        return client
 
     def call(self, call: HTTPCall, parse: Callable[[HTTPResult], Any]) -> Any:
         return send_sync(exchange(call, self.policy, self.name, parse), self.client)

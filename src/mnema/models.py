@@ -52,6 +52,9 @@ class MemoryRecord:
     timestamp: Optional[str]
     source_message_ids: list[str]
     embedding: Optional[np.ndarray] = None
+    # The turn before this one, for a memory stored verbatim from a conversation: it is indexed with the
+    # memory (keyword index, and blended into the vector) because replies often only make sense with it.
+    context: Optional[str] = None
 
 
 @dataclass

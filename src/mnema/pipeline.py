@@ -17,7 +17,7 @@ from .effects import Complete, Embed, StoreCall
 from .errors import ConfigurationError, LLMError, NotFoundError, ValidationError
 from .models import (ChangeSet, HistoryEntry, HistoryRecord, MemoryItem, MemoryRecord, MessageRecord,
                      text_hash)
-from .scoring import FusionWeights, fuse, query_terms
+from .scoring import FusionWeights, fuse, named_actor, query_terms
 
 log = logging.getLogger("mnema")
 Op = Generator[Any, Any, Any]
@@ -45,6 +45,9 @@ class Settings:
     # How many existing memories each new message brings into the reconciliation prompt, and in all.
     related_per_message: int = 5
     max_related: int = 20
+    # Contextual indexing of conversation turns: a turn's vector blends its own embedding with that of
+    # (previous turn + turn) by this share, and the previous turn is keyword-indexed beside it.
+    context_weight: float = 0.5
 
 
 def history_row(memory_id: str, event: str, old: Optional[str], new: Optional[str],
@@ -131,7 +134,7 @@ def execute_add(settings: Settings, req: AddRequest) -> Op:
     if req.infer and not settings.warned_no_llm:
         settings.warned_no_llm = True
         log.warning(NO_LLM_WARNING)
-    return (yield from add_verbatim(req, logged))
+    return (yield from add_verbatim(settings, req, logged))
 
 
 class Usage:
@@ -176,6 +179,7 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
     transaction. The messages are logged first, in their own transaction, so a failed add loses no input."""
     msgs, ids, meta, event_time, instructions = req.messages, req.ids, req.metadata, req.timestamp, req.instructions
     at = inputs.now_iso()
+    first_context = (yield from previous_turn(ids)) if settings.keep_episodic else None
     yield StoreCall("apply", (ChangeSet(messages=logged),))
     convo = [(m, rec) for m, rec in zip(msgs, logged) if m.role != "system"]
     vectors = yield Embed([m.content for m, _ in convo], "add")
@@ -228,10 +232,13 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
         changes.history.append(history_row(old.id, "DELETE", old.memory, None, old.actor_id, old.role, at))
         results.append({"id": old.id, "memory": old.memory, "event": "DELETE"})
     if settings.keep_episodic:
-        for (m, rec), vec in zip(convo, vectors):
-            changes.inserts.append(new_memory(m.content, vec, ids, meta, actor_id=m.name, role=m.role,
-                                              event_time=event_time, sources=[rec.id], at=at,
-                                              memory_type="episodic_memory"))
+        turn_vecs, contexts = yield from turn_vectors(settings, [m.content for m, _ in convo], first_context,
+                                                      own=vectors)
+        for (m, rec), vec, context in zip(convo, turn_vecs, contexts):
+            episode = new_memory(m.content, vec, ids, meta, actor_id=m.name, role=m.role, event_time=event_time,
+                                 sources=[rec.id], at=at, memory_type="episodic_memory")
+            episode.context = context
+            changes.inserts.append(episode)
     yield StoreCall("apply", (changes,))
     out: dict[str, Any] = {"results": results, "relations": [], "usage": usage.as_dict()}
     if plan.rejected:
@@ -258,14 +265,45 @@ def add_procedural(req: AddRequest, logged: list[MessageRecord]) -> Op:
             "usage": usage.as_dict()}
 
 
-def add_verbatim(req: AddRequest, logged: list[MessageRecord]) -> Op:
+def previous_turn(ids: dict[str, Optional[str]]) -> Op:
+    """The last message logged in exactly this scope, before the ones being added."""
+    where = F.conjoin(*(F.Cmp(k, "eq", v) for k, v in ids.items() if v is not None))
+    _, total = yield StoreCall("list_messages", (where, 1, 0))
+    if not total:
+        return None
+    last, _ = yield StoreCall("list_messages", (where, 1, total - 1))
+    return last[0].content if last else None
+
+
+def turn_vectors(settings: Settings, texts: list[str], first_context: Optional[str],
+                 own: Optional[np.ndarray] = None) -> Op:
+    """Vectors and contexts for consecutive turns: each turn's context is the turn before it."""
+    contexts = [first_context, *texts[:-1]]
+    if own is None:
+        own = yield Embed(texts, "add")
+    if settings.context_weight <= 0:
+        return own, [None] * len(texts)
+    with_context = [i for i, c in enumerate(contexts) if c]
+    vectors = np.array(own, dtype=np.float32, copy=True)
+    if with_context:
+        blended = yield Embed([f"{contexts[i]}\n{texts[i]}" for i in with_context], "add")
+        w = settings.context_weight
+        vectors[with_context] = (1 - w) * vectors[with_context] + w * np.asarray(blended)
+    return vectors, contexts
+
+
+def add_verbatim(settings: Settings, req: AddRequest, logged: list[MessageRecord]) -> Op:
     """Store each non-system message as one memory, with the message log, in one transaction."""
     msgs, ids, meta, event_time = req.messages, req.ids, req.metadata, req.timestamp
     at = logged[0].created_at
     kept = [(m, rec) for m, rec in zip(msgs, logged) if m.role != "system"]
-    vectors = yield Embed([m.content for m, _ in kept], "add")
+    texts = [m.content for m, _ in kept]
+    first_context = (yield from previous_turn(ids)) if settings.context_weight > 0 else None
+    vectors, contexts = yield from turn_vectors(settings, texts, first_context)
     records = [new_memory(m.content, vec, ids, meta, actor_id=m.name, role=m.role, event_time=event_time,
                           sources=[rec.id], at=at) for (m, rec), vec in zip(kept, vectors)]
+    for rec, context in zip(records, contexts):
+        rec.context = context
     history = [history_row(r.id, "ADD", None, r.memory, r.actor_id, r.role, at) for r in records]
     yield StoreCall("apply", (ChangeSet(messages=logged, inserts=records, history=history),))
     return {"results": [{"id": r.id, "memory": r.memory, "event": "ADD", "actor_id": r.actor_id,
@@ -291,18 +329,18 @@ def search(settings: Settings, query: Any, *, user_id: Any = None, agent_id: Any
     vector = (yield Embed([text], "search"))[0]
     dense = dict((yield StoreCall("vector_search", (vector, where, pool))))
     keyword = dict((yield StoreCall("keyword_search", (query_terms(text), where, pool))))
-    missing = [i for i in keyword if i not in dense]
-    if missing:  # keyword-only hits still get their exact dense score
-        for rec in (yield StoreCall("get", (missing, True))):
-            dense[rec.id] = float(np.dot(rec.embedding, vector))
-    scores = fuse(dense, keyword, settings.weights)
-    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+    candidates = list(dict.fromkeys([*dense, *keyword]))
+    records = {r.id: r for r in (yield StoreCall("get", (candidates, True)))}
+    for mid in keyword.keys() - dense.keys():  # keyword-only hits still get their exact dense score
+        if mid in records:
+            dense[mid] = float(np.dot(records[mid].embedding, vector))
+    actor = named_actor(text, {r.actor_id for r in records.values() if r.actor_id})
+    actor_match = {mid for mid, r in records.items() if actor is not None and r.actor_id == actor}
+    scores = fuse(dense, keyword, actor_match, settings.weights)
+    ranked = sorted(((i, s) for i, s in scores.items() if i in records), key=lambda kv: (-kv[1], kv[0]))
     if cut is not None:
         ranked = [(i, s) for i, s in ranked if s >= cut]
-    ranked = ranked[:k]
-    records = {r.id: r for r in (yield StoreCall("get", ([i for i, _ in ranked],)))}
-    results = [MemoryItem.from_record(records[i], score=round(s, 6)).to_dict()
-               for i, s in ranked if i in records]  # a row deleted meanwhile simply drops out
+    results = [MemoryItem.from_record(records[i], score=round(s, 6)).to_dict() for i, s in ranked[:k]]
     return {"results": results, "relations": []}
 
 
@@ -346,9 +384,10 @@ def update(settings: Settings, memory_id: Any, text: Any = None, metadata: Any =
     old = yield from _existing(mid, with_embeddings=True)
     at = inputs.now_iso()
     vector = old.embedding if text is None or text == old.memory else (yield Embed([text], "update"))[0]
+    changed = text is not None and text != old.memory
     new = MemoryRecord(**{**old.__dict__, "memory": text if text is not None else old.memory,
                           "metadata": meta if meta is not None else old.metadata, "updated_at": at,
-                          "embedding": vector})
+                          "embedding": vector, "context": None if changed else old.context})
     new.hash = text_hash(new.memory)
     row = history_row(mid, "UPDATE", old.memory, new.memory, old.actor_id, old.role, at)
     yield StoreCall("apply", (ChangeSet(updates=[new], history=[row]),))

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS memories (
     memory_type TEXT NOT NULL DEFAULT 'semantic_memory',
     created_at TEXT NOT NULL, updated_at TEXT, timestamp TEXT,
     source_message_ids TEXT NOT NULL DEFAULT '[]',
+    context TEXT,
     embedding BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS memories_user ON memories(user_id);
@@ -43,27 +44,29 @@ CREATE INDEX IF NOT EXISTS memories_agent ON memories(agent_id);
 CREATE INDEX IF NOT EXISTS memories_run ON memories(run_id);
 -- The scope column holds one token per scope id ('u'/'a'/'r' + hex of the id), so a keyword search ANDs
 -- its terms with the scope's token and FTS5 never ranks other tenants' rows (bm25 weight 0 for it).
-CREATE VIEW IF NOT EXISTS memories_fts_source AS SELECT pk, memory,
+CREATE VIEW IF NOT EXISTS memories_fts_source AS SELECT pk, memory, coalesce(context, '') AS context,
     trim(coalesce('u' || lower(hex(user_id)), '') || ' ' || coalesce('a' || lower(hex(agent_id)), '') || ' ' ||
          coalesce('r' || lower(hex(run_id)), '')) AS scope FROM memories;
 CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
-    memory, scope, content='memories_fts_source', content_rowid='pk',
+    memory, context, scope, content='memories_fts_source', content_rowid='pk',
     tokenize='porter unicode61 remove_diacritics 2');
 CREATE TRIGGER IF NOT EXISTS memories_ai AFTER INSERT ON memories BEGIN
-    INSERT INTO memories_fts(rowid, memory, scope)
-        SELECT pk, memory, scope FROM memories_fts_source WHERE pk = new.pk;
+    INSERT INTO memories_fts(rowid, memory, context, scope)
+        SELECT pk, memory, context, scope FROM memories_fts_source WHERE pk = new.pk;
 END;
 CREATE TRIGGER IF NOT EXISTS memories_bd BEFORE DELETE ON memories BEGIN
-    INSERT INTO memories_fts(memories_fts, rowid, memory, scope)
-        SELECT 'delete', pk, memory, scope FROM memories_fts_source WHERE pk = old.pk;
+    INSERT INTO memories_fts(memories_fts, rowid, memory, context, scope)
+        SELECT 'delete', pk, memory, context, scope FROM memories_fts_source WHERE pk = old.pk;
 END;
-CREATE TRIGGER IF NOT EXISTS memories_bu BEFORE UPDATE OF memory, user_id, agent_id, run_id ON memories BEGIN
-    INSERT INTO memories_fts(memories_fts, rowid, memory, scope)
-        SELECT 'delete', pk, memory, scope FROM memories_fts_source WHERE pk = old.pk;
+CREATE TRIGGER IF NOT EXISTS memories_bu BEFORE UPDATE OF memory, context, user_id, agent_id, run_id
+ON memories BEGIN
+    INSERT INTO memories_fts(memories_fts, rowid, memory, context, scope)
+        SELECT 'delete', pk, memory, context, scope FROM memories_fts_source WHERE pk = old.pk;
 END;
-CREATE TRIGGER IF NOT EXISTS memories_au AFTER UPDATE OF memory, user_id, agent_id, run_id ON memories BEGIN
-    INSERT INTO memories_fts(rowid, memory, scope)
-        SELECT pk, memory, scope FROM memories_fts_source WHERE pk = new.pk;
+CREATE TRIGGER IF NOT EXISTS memories_au AFTER UPDATE OF memory, context, user_id, agent_id, run_id
+ON memories BEGIN
+    INSERT INTO memories_fts(rowid, memory, context, scope)
+        SELECT pk, memory, context, scope FROM memories_fts_source WHERE pk = new.pk;
 END;
 CREATE TABLE IF NOT EXISTS history (
     pk INTEGER PRIMARY KEY,
@@ -88,7 +91,10 @@ CREATE INDEX IF NOT EXISTS messages_run ON messages(run_id);
 """
 
 MEMORY_COLUMNS = ("id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, memory_type, "
-                  "created_at, updated_at, timestamp, source_message_ids")
+                  "created_at, updated_at, timestamp, source_message_ids, context")
+EMBEDDING_INDEX = 15  # position of the embedding after MEMORY_COLUMNS
+# A term found in the previous turn counts half as much as one in the memory itself (LOCOMO ablation, README).
+CONTEXT_BM25_WEIGHT = 0.5
 
 
 def _fold(value: Any) -> Any:
@@ -100,7 +106,7 @@ def _row_to_record(row: sqlite3.Row | tuple, embedding: bytes | None = None) -> 
         id=row[0], memory=row[1], hash=row[2], metadata=json.loads(row[3]), user_id=row[4],
         agent_id=row[5], run_id=row[6], actor_id=row[7], role=row[8], memory_type=row[9],
         created_at=row[10], updated_at=row[11], timestamp=row[12], source_message_ids=json.loads(row[13]),
-        embedding=None if embedding is None else np.frombuffer(embedding, dtype=np.float32),
+        context=row[14], embedding=None if embedding is None else np.frombuffer(embedding, dtype=np.float32),
     )
 
 
@@ -217,7 +223,7 @@ class SQLiteStore:
     def _memory_values(rec: MemoryRecord, blob: bytes) -> tuple:
         return (rec.id, rec.memory, rec.hash, json.dumps(rec.metadata), rec.user_id, rec.agent_id,
                 rec.run_id, rec.actor_id, rec.role, rec.memory_type, rec.created_at, rec.updated_at,
-                rec.timestamp, json.dumps(rec.source_message_ids), blob)
+                rec.timestamp, json.dumps(rec.source_message_ids), rec.context, blob)
 
     def apply(self, changes: ChangeSet) -> None:
         if changes.is_empty():
@@ -233,12 +239,12 @@ class SQLiteStore:
                     [(m.id, m.role, m.content, m.actor_id, m.user_id, m.agent_id, m.run_id, m.timestamp,
                       m.created_at, json.dumps(m.metadata)) for m in changes.messages])
                 conn.executemany(f"INSERT INTO memories ({MEMORY_COLUMNS}, embedding) VALUES "
-                                 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inserts)
+                                 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inserts)
                 for values in updates:
                     cur = conn.execute(
                         "UPDATE memories SET memory=?, hash=?, metadata=?, user_id=?, agent_id=?, run_id=?, "
                         "actor_id=?, role=?, memory_type=?, created_at=?, updated_at=?, timestamp=?, "
-                        "source_message_ids=?, embedding=? WHERE id=?", values[1:] + (values[0],))
+                        "source_message_ids=?, context=?, embedding=? WHERE id=?", values[1:] + (values[0],))
                     if cur.rowcount != 1:
                         raise ValidationError(f"memory {values[0]} does not exist (deleted concurrently?)")
                 for memory_id in changes.deletes:
@@ -275,7 +281,7 @@ class SQLiteStore:
         for chunk in _chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
             for row in conn.execute(f"SELECT {cols} FROM memories WHERE id IN ({marks})", chunk):
-                out.append(_row_to_record(row, row[14] if with_embeddings else None))
+                out.append(_row_to_record(row, row[EMBEDDING_INDEX] if with_embeddings else None))
         return out
 
     def list(self, where: F.Node, limit: int, offset: int) -> tuple[list[MemoryRecord], int]:
@@ -309,13 +315,13 @@ class SQLiteStore:
     def keyword_search(self, terms: list[str], where: F.Node, k: int) -> list[tuple[str, float]]:
         if not terms:
             return []
-        match = "memory : (" + " OR ".join('"' + t.replace('"', '""') + '"' for t in terms) + ")"
+        match = "{memory context} : (" + " OR ".join('"' + t.replace('"', '""') + '"' for t in terms) + ")"
         scope = _scope_tokens(where)
         if scope:
             match = " AND ".join(f'scope : "{token}"' for token in scope) + " AND " + match
         sql, params = self._where(where, prefix="m.")
         rows = self._conn().execute(
-            f"SELECT m.id, -bm25(memories_fts, 1.0, 0.0) AS s FROM memories_fts JOIN memories m ON m.pk = "
+            f"SELECT m.id, -bm25(memories_fts, 1.0, {CONTEXT_BM25_WEIGHT}, 0.0) AS s FROM memories_fts JOIN memories m ON m.pk = "
             f"memories_fts.rowid WHERE memories_fts MATCH ? AND {sql} ORDER BY s DESC LIMIT ?",
             [match] + params + [k]).fetchall()
         return [(r[0], max(0.0, float(r[1]))) for r in rows]
