@@ -28,6 +28,24 @@ class ProviderConfig(BaseModel):
         return {} if value is None else value
 
 
+class RetrievalConfig(BaseModel):
+    """How search scores and what add() indexes. The defaults are the best settings of the LOCOMO ablation
+    (README, bench/ablation.py); a score is always in [0, 1] whatever the weights."""
+
+    model_config = ConfigDict(extra="forbid")
+    dense_weight: float = Field(default=0.57, ge=0)
+    keyword_weight: float = Field(default=0.38, ge=0)
+    # share for memories said by the person the query names
+    actor_weight: float = Field(default=0.05, ge=0)
+    # BM25 value that maps to a keyword score of 0.5
+    bm25_half: float = Field(default=6.0, gt=0)
+    # share of a turn's vector taken from (previous turn + turn); 0 turns contextual indexing off
+    context_weight: float = Field(default=0.5, ge=0, le=1)
+    # candidates each retriever contributes before fusion: max(min_candidates, candidate_factor * limit)
+    min_candidates: int = Field(default=50, ge=1)
+    candidate_factor: int = Field(default=4, ge=1)
+
+
 class MemoryConfig(BaseModel):
     """Everything a Memory is built from. Defaults give the embedded store: one SQLite file, local embedder."""
 
@@ -40,6 +58,9 @@ class MemoryConfig(BaseModel):
     # mem0 keeps history in its own SQLite file; here it is the one embedded database file.
     history_db_path: Optional[str] = None
     custom_instructions: Optional[str] = None
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    # With an LLM, keep each turn as an episodic memory beside the extracted facts.
+    keep_episodic: bool = True
     # Guards against pasting a whole document as one "message"; raise it if you mean to.
     max_message_chars: int = Field(default=100_000, gt=0)
     # Background adds: transient failures are retried with exponential backoff from this delay (seconds),

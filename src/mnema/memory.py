@@ -11,6 +11,7 @@ from .config import MemoryConfig, ProviderConfig
 from .drivers import Runtime, run_async, run_sync
 from .errors import ConfigurationError
 from .jobs import JobQueue, Worker
+from .scoring import FusionWeights
 
 Messages = Union[str, dict[str, Any], list[dict[str, Any]]]
 
@@ -28,9 +29,16 @@ def _build(config: MemoryConfig) -> tuple[Runtime, pipeline.Settings]:
     if llm_config is not None and llm_config.provider != "none":
         llm = registry.create("llm", llm_config.provider, llm_config.config)
     instructions = "\n".join(p for p in (config.custom_instructions, config.custom_fact_extraction_prompt) if p)
+    r = config.retrieval
+    weights = FusionWeights(dense=r.dense_weight, keyword=r.keyword_weight, actor=r.actor_weight,
+                            bm25_half=r.bm25_half)
+    if weights.dense + weights.keyword + weights.actor <= 0:
+        raise ConfigurationError("retrieval weights must not all be zero")
     settings = pipeline.Settings(max_message_chars=config.max_message_chars, llm_configured=llm is not None,
                                  embedding_model=embedder.model_id, dimension=embedder.dimension,
-                                 custom_instructions=instructions or None)
+                                 custom_instructions=instructions or None, weights=weights,
+                                 context_weight=r.context_weight, min_candidates=r.min_candidates,
+                                 candidate_factor=r.candidate_factor, keep_episodic=config.keep_episodic)
     return Runtime(embedder, store, llm), settings
 
 
