@@ -39,8 +39,8 @@ class RetrievalConfig(BaseModel):
     actor_weight: float = Field(default=0.05, ge=0)
     # BM25 value that maps to a keyword score of 0.5
     bm25_half: float = Field(default=6.0, gt=0)
-    # share of a turn's vector taken from (previous turn + turn); 0 turns contextual indexing off
-    context_weight: float = Field(default=0.5, ge=0, le=1)
+    # share of a turn's vector taken from the previous turn's; 0 turns contextual indexing off
+    context_weight: float = Field(default=0.25, ge=0, le=1)
     # candidates each retriever contributes before fusion: max(min_candidates, candidate_factor * limit)
     min_candidates: int = Field(default=50, ge=1)
     candidate_factor: int = Field(default=4, ge=1)
