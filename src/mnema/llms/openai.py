@@ -1,7 +1,8 @@
 """OpenAI chat completions, and every server that speaks it (vLLM, LM Studio, Groq, Together, DeepSeek,
 xAI, OpenRouter: see PRESETS). Config keys follow mem0: model, api_key, openai_base_url (or the
 OPENAI_BASE_URL environment variable), temperature, max_tokens, top_p; plus `structured_output`
-("json_schema" | "json_object" | "tool" | "none"), `reasoning_effort`, `timeout`, `max_retries`."""
+("json_schema" | "json_object" | "tool" | "none"), `reasoning_effort`, `is_reasoning_model` (overrides the
+name-based guess), `timeout`, `max_retries`, `retry_base_delay`, `retry_max_delay`, `extra_headers`."""
 from __future__ import annotations
 
 import json
@@ -50,9 +51,28 @@ class OpenAILLM(HTTPProvider):
 
     def __init__(self, config: dict[str, Any] | None = None):
         config = dict(config or {})
-        preset = PRESETS[self.preset]
         self.name = self.preset
         super().__init__(RetryPolicy.from_config(config))
+        self._configure_endpoint(config)  # model, base_url, api_key, default_structured
+        self.temperature = config.pop("temperature", 0.0)
+        self.max_tokens = config.pop("max_tokens", 2000)
+        self.top_p = config.pop("top_p", None)
+        self.reasoning_effort = config.pop("reasoning_effort", None)
+        # mem0's override of the name-based guess, for deployments whose name does not tell (Azure).
+        self.reasoning_override: Optional[bool] = config.pop("is_reasoning_model", None)
+        self.structured = config.pop("structured_output", self.default_structured)
+        if self.structured not in STRUCTURED_MODES:
+            raise ConfigurationError(f"structured_output must be one of {', '.join(STRUCTURED_MODES)}")
+        self.extra_headers = dict(config.pop("extra_headers", None) or {})
+        for ignored in ("http_client_proxies", "enable_vision", "vision_details", "models", "route",
+                        "site_url", "app_name"):
+            config.pop(ignored, None)  # mem0 keys with no meaning here
+        if config:
+            raise ConfigurationError(f"unknown {self.preset} llm config keys: {', '.join(sorted(config))}")
+
+    def _configure_endpoint(self, config: dict[str, Any]) -> None:
+        """Pops the keys that say where to send requests and how to authenticate (subclasses override)."""
+        preset = PRESETS[self.preset]
         self.model = config.pop("model", None) or preset.get("model", DEFAULT_MODEL) or DEFAULT_MODEL
         base = None
         for key in preset["url_keys"]:
@@ -63,19 +83,11 @@ class OpenAILLM(HTTPProvider):
         self.api_key = config.pop("api_key", None) or os.environ.get(preset["key_env"])
         if not self.api_key and not preset.get("key_optional"):
             raise ConfigurationError(f"{self.preset}: no API key; set {preset['key_env']} or config api_key")
-        self.temperature = config.pop("temperature", 0.0)
-        self.max_tokens = config.pop("max_tokens", 2000)
-        self.top_p = config.pop("top_p", None)
-        self.reasoning_effort = config.pop("reasoning_effort", None)
-        self.structured = config.pop("structured_output", preset["structured"])
-        if self.structured not in STRUCTURED_MODES:
-            raise ConfigurationError(f"structured_output must be one of {', '.join(STRUCTURED_MODES)}")
-        self.extra_headers = dict(config.pop("extra_headers", None) or {})
-        for ignored in ("http_client_proxies", "enable_vision", "vision_details", "models", "route",
-                        "site_url", "app_name"):
-            config.pop(ignored, None)  # mem0 keys with no meaning here
-        if config:
-            raise ConfigurationError(f"unknown {self.preset} llm config keys: {', '.join(sorted(config))}")
+        self.default_structured = preset["structured"]
+
+    @property
+    def reasoning(self) -> bool:
+        return self.reasoning_override if self.reasoning_override is not None else is_reasoning_model(self.model)
 
     # ---------------------------------------------------------------- pure
 
@@ -91,7 +103,7 @@ class OpenAILLM(HTTPProvider):
     def build(self, request: LLMRequest) -> HTTPCall:
         body: dict[str, Any] = {"model": self.model, "messages": request.messages}
         max_tokens = request.max_tokens or self.max_tokens
-        if is_reasoning_model(self.model):
+        if self.reasoning:
             if max_tokens:
                 body["max_completion_tokens"] = max_tokens
             if self.reasoning_effort:

@@ -1,0 +1,114 @@
+"""Ollama's native chat API: POST {base}/api/chat with stream false. A schema goes in `format` (Ollama
+constrains the output to it); temperature and max_tokens go in `options` (temperature, num_predict).
+
+Config keys (mem0's names): `model` (default llama3.1), `ollama_base_url` (else OLLAMA_HOST, which may be
+`host`, `host:port` or a URL, else http://localhost:11434), `temperature` (default 0), `max_tokens`
+(num_predict, default 2000), `top_p`, `top_k` (sent only when set), `options` (more Ollama options, e.g.
+{"num_ctx": 8192}: Ollama's default context is small and it truncates long prompts silently), `keep_alive`,
+`think` (for thinking models), `structured_output` ("schema" | "json" | "none"), `api_key` (optional bearer
+token for a proxy or ollama.com; else OLLAMA_API_KEY), `timeout`, `max_retries`, `retry_base_delay`,
+`retry_max_delay`. No API key is needed for a local server.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import ConfigurationError, LLMError
+from ..http import HTTPCall, HTTPProvider, HTTPResult, RetryPolicy
+from .base import LLMRequest, LLMResponse
+
+DEFAULT_MODEL = "llama3.1"
+DEFAULT_HOST = "http://localhost:11434"
+STRUCTURED_MODES = ("schema", "json", "none")
+IGNORED_MEM0_KEYS = ("enable_vision", "vision_details", "http_client_proxies", "reasoning_effort")
+
+
+def host_url(value: str) -> str:
+    """OLLAMA_HOST may be `host`, `host:port` or a URL; the client needs a URL (port 11434 by default)."""
+    value = value.strip().rstrip("/")
+    if "://" not in value:
+        value = "http://" + value
+    scheme, rest = value.split("://", 1)
+    hostport = rest.split("/", 1)[0]
+    if ":" not in hostport.rsplit("]", 1)[-1]:
+        value = f"{scheme}://{hostport}:11434" + rest[len(hostport):]
+    return value
+
+
+class OllamaLLM(HTTPProvider):
+    name = "ollama"
+
+    def __init__(self, config: dict[str, Any] | None = None):
+        config = dict(config or {})
+        super().__init__(RetryPolicy.from_config(config))
+        self.model = config.pop("model", None) or DEFAULT_MODEL
+        base = config.pop("ollama_base_url", None) or config.pop("base_url", None) or os.environ.get("OLLAMA_HOST")
+        self.base_url = host_url(base) if base else DEFAULT_HOST
+        self.api_key = config.pop("api_key", None) or os.environ.get("OLLAMA_API_KEY")
+        self.temperature = config.pop("temperature", 0.0)
+        self.max_tokens = config.pop("max_tokens", 2000)
+        self.top_p = config.pop("top_p", None)
+        self.top_k = config.pop("top_k", None)
+        self.options = dict(config.pop("options", None) or {})
+        self.keep_alive = config.pop("keep_alive", None)
+        self.think = config.pop("think", None)
+        self.structured = config.pop("structured_output", "schema")
+        if self.structured not in STRUCTURED_MODES:
+            raise ConfigurationError(f"structured_output must be one of {', '.join(STRUCTURED_MODES)}")
+        for key in IGNORED_MEM0_KEYS:
+            config.pop(key, None)
+        if config:
+            raise ConfigurationError(f"unknown ollama llm config keys: {', '.join(sorted(config))}")
+
+    # ---------------------------------------------------------------- pure
+
+    def build(self, request: LLMRequest) -> HTTPCall:
+        options: dict[str, Any] = {}
+        temperature = request.temperature if request.temperature is not None else self.temperature
+        if temperature is not None:
+            options["temperature"] = temperature
+        max_tokens = request.max_tokens or self.max_tokens
+        if max_tokens:
+            options["num_predict"] = max_tokens
+        if self.top_p is not None:
+            options["top_p"] = self.top_p
+        if self.top_k is not None:
+            options["top_k"] = self.top_k
+        options.update(self.options)
+        messages = [{"role": m.get("role", "user"), "content": m["content"]} for m in request.messages]
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "stream": False, "options": options}
+        if request.schema is not None and self.structured != "none":
+            body["format"] = request.schema if self.structured == "schema" else "json"
+        if self.keep_alive is not None:
+            body["keep_alive"] = self.keep_alive
+        if self.think is not None:
+            body["think"] = self.think
+        headers = {"content-type": "application/json"}
+        if self.api_key:
+            headers["authorization"] = f"Bearer {self.api_key}"
+        return HTTPCall("POST", f"{self.base_url}/api/chat", headers, body)
+
+    def parse(self, result: HTTPResult) -> LLMResponse:
+        try:
+            payload = result.json()
+        except ValueError as exc:
+            raise LLMError(f"ollama: unexpected response shape: {exc!r}", raw_output=result.body[:2000],
+                           provider=self.name) from exc
+        message = payload.get("message") if isinstance(payload, dict) else None
+        if not isinstance(message, dict):
+            error = payload.get("error") if isinstance(payload, dict) else None
+            raise LLMError(f"ollama: {error}" if error else "ollama: unexpected response shape: no 'message'",
+                           raw_output=result.body[:2000], provider=self.name)
+        content = message.get("content") or ""
+        return LLMResponse(content=content, data=None, prompt_tokens=int(payload.get("prompt_eval_count") or 0),
+                           completion_tokens=int(payload.get("eval_count") or 0),
+                           model=payload.get("model") or self.model, raw=payload)
+
+    # ---------------------------------------------------------------- I/O
+
+    def generate(self, request: LLMRequest) -> LLMResponse:
+        return self.call(self.build(request), self.parse)
+
+    async def agenerate(self, request: LLMRequest) -> LLMResponse:
+        return await self.acall(self.build(request), self.parse)
