@@ -31,11 +31,10 @@ from mnema.config import MemoryConfig, ProviderConfig, RetrievalConfig  # noqa: 
 ROWS: list[tuple[str, dict[str, Any]]] = [
     ("dense only", dict(dense_weight=1, keyword_weight=0, actor_weight=0, context_weight=0)),
     ("keyword only (FTS5 BM25)", dict(dense_weight=0, keyword_weight=1, actor_weight=0, context_weight=0)),
-    ("hybrid 0.7/0.3 (first default)", dict(dense_weight=0.7, keyword_weight=0.3, actor_weight=0,
-                                            context_weight=0)),
-    ("hybrid 0.6/0.4", dict(dense_weight=0.6, keyword_weight=0.4, actor_weight=0, context_weight=0)),
-    ("+ contextual indexing (previous turn)", dict(dense_weight=0.6, keyword_weight=0.4, actor_weight=0,
-                                                  context_weight=0.25)),
+    ("hybrid 0.7/0.3, bm25_half 6 (first default)", dict(dense_weight=0.7, keyword_weight=0.3, actor_weight=0,
+                                                         bm25_half=6, context_weight=0)),
+    ("hybrid 0.5/0.5, bm25_half 12", dict(dense_weight=0.5, keyword_weight=0.5, actor_weight=0, context_weight=0)),
+    ("+ contextual indexing (previous turn)", dict(dense_weight=0.5, keyword_weight=0.5, actor_weight=0)),
     ("+ actor named in the query (default)", {}),
     ("default, wider candidate pool (100)", dict(min_candidates=100)),
 ]

@@ -8,6 +8,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import ConfigurationError
+from .scoring import FusionWeights
 
 
 def default_home() -> Path:
@@ -33,12 +34,12 @@ class RetrievalConfig(BaseModel):
     (README, bench/ablation.py); a score is always in [0, 1] whatever the weights."""
 
     model_config = ConfigDict(extra="forbid")
-    dense_weight: float = Field(default=0.57, ge=0)
-    keyword_weight: float = Field(default=0.38, ge=0)
+    dense_weight: float = Field(default=FusionWeights.dense, ge=0)
+    keyword_weight: float = Field(default=FusionWeights.keyword, ge=0)
     # share for memories said by the person the query names
-    actor_weight: float = Field(default=0.05, ge=0)
+    actor_weight: float = Field(default=FusionWeights.actor, ge=0)
     # BM25 value that maps to a keyword score of 0.5
-    bm25_half: float = Field(default=6.0, gt=0)
+    bm25_half: float = Field(default=FusionWeights.bm25_half, gt=0)
     # share of a turn's vector taken from the previous turn's; 0 turns contextual indexing off
     context_weight: float = Field(default=0.25, ge=0, le=1)
     # candidates each retriever contributes before fusion: max(min_candidates, candidate_factor * limit)

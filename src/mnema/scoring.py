@@ -29,12 +29,12 @@ def query_terms(text: str, max_terms: int = 32) -> list[str]:
 class FusionWeights:
     """Weights of the evidence behind a score; the defaults come from the LOCOMO ablation in the README."""
 
-    dense: float = 0.57
-    keyword: float = 0.38
+    dense: float = 0.47
+    keyword: float = 0.48
     # A memory said by the person the query names ("When did Melanie ...?") gets this share.
     actor: float = 0.05
     # BM25 is unbounded; b / (b + bm25_half) maps it to [0, 1), reaching 0.5 at bm25_half.
-    bm25_half: float = 6.0
+    bm25_half: float = 12.0
 
 
 def keyword_score(bm25: float, weights: FusionWeights) -> float:
