@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import MnemaError
+from .errors import MnemaError, ValidationError
 
 DEMO_CONVERSATION = [
     ("2026-03-02T09:00:00Z", [
@@ -82,8 +82,8 @@ def _json_arg(text: Optional[str], what: str) -> Optional[dict[str, Any]]:
         return None
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SystemExit(f"error: --{what} is not valid JSON: {exc}")
+    except json.JSONDecodeError as exc:  # a usage error like any other: exit 2 with the message on stderr
+        raise ValidationError(f"--{what} is not valid JSON: {exc}") from None
     return value
 
 
@@ -141,6 +141,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
+    # --db and --json are also accepted after the command (`mnema list --user alice --json`); SUPPRESS
+    # keeps a subcommand from overwriting a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=argparse.SUPPRESS, help="SQLite database file")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[common])
 
     def scoped(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--user", help="user_id")
@@ -148,31 +156,31 @@ def main(argv: Optional[list[str]] = None) -> int:
         p.add_argument("--run", help="run_id")
         return p
 
-    p = scoped(sub.add_parser("add", help="remember a message"))
+    p = scoped(command("add", help="remember a message"))
     p.add_argument("text")
     p.add_argument("--role", default="user", choices=["user", "assistant"])
     p.add_argument("--metadata", help="JSON object")
     p.add_argument("--timestamp", help="when it was said (ISO 8601)")
     p.add_argument("--no-infer", action="store_true", help="store verbatim even with an LLM configured")
-    p = scoped(sub.add_parser("search", help="hybrid search within a scope"))
+    p = scoped(command("search", help="hybrid search within a scope"))
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=10)
     p.add_argument("--threshold", type=float)
     p.add_argument("--filters", help="JSON filter object")
-    p = scoped(sub.add_parser("list", help="list memories of a scope"))
+    p = scoped(command("list", help="list memories of a scope"))
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--filters", help="JSON filter object")
-    sub.add_parser("get", help="show one memory").add_argument("id")
-    p = sub.add_parser("update", help="change a memory's text or metadata")
+    command("get", help="show one memory").add_argument("id")
+    p = command("update", help="change a memory's text or metadata")
     p.add_argument("id")
     p.add_argument("text", nargs="?")
     p.add_argument("--metadata", help="JSON object (replaces the metadata)")
-    p = scoped(sub.add_parser("delete", help="delete one memory, or all of a scope with --all"))
+    p = scoped(command("delete", help="delete one memory, or all of a scope with --all"))
     p.add_argument("id", nargs="?")
     p.add_argument("--all", action="store_true", help="delete every memory of the given scope")
-    sub.add_parser("history", help="every change of a memory").add_argument("id")
-    sub.add_parser("demo", help="feed a short conversation through add and search it")
+    command("history", help="every change of a memory").add_argument("id")
+    command("demo", help="feed a short conversation through add and search it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
 

@@ -10,6 +10,7 @@ and always matches ne/nin; range operators only compare numbers with numbers and
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -58,8 +59,18 @@ def _check_key(key: Any) -> str:
     return key
 
 
+def _check_number(key: str, op: str, value: Any) -> None:
+    # NaN/inf have no JSON form (metadata cannot hold them; SQLite binds NaN as NULL) and SQLite integers
+    # are 64-bit: both would make the SQL and Python paths disagree or fail at query time.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError(f"filter {key!r}: operator {op!r} takes a finite number, got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+        raise ValidationError(f"filter {key!r}: integer {value} is out of the 64-bit range")
+
+
 def _check_scalar(key: str, op: str, value: Any) -> Scalar:
     if value is None or isinstance(value, (str, int, float, bool)):
+        _check_number(key, op, value)
         return value
     raise ValidationError(f"filter {key!r}: operator {op!r} takes a string, number, boolean or null, "
                           f"got {type(value).__name__}")
@@ -82,6 +93,7 @@ def _parse_ops(key: str, spec: dict[str, Any]) -> Node:
         elif op in ("gt", "gte", "lt", "lte"):
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise ValidationError(f"filter {key!r}: {op!r} takes a number or a string, got {value!r}")
+            _check_number(key, op, value)
         else:
             value = _check_scalar(key, op, value)
         nodes.append(Cmp(key, op, value))
@@ -108,9 +120,9 @@ def parse(filters: dict[str, Any] | None) -> Node:
             else:  # NOT of a list means none of them holds
                 nodes.append(Not(children[0] if len(children) == 1 else Or(children)))
             continue
+        key = _check_key(key)
         if key.upper() in LOGICAL:
             raise ValidationError(f"logical operator {key!r} must be upper case: {key.upper()!r}")
-        key = _check_key(key)
         if isinstance(value, dict):
             nodes.append(_parse_ops(key, value))
         elif value == "*":
@@ -155,8 +167,31 @@ def _sql_value(v: Scalar) -> Scalar:
     return int(v) if isinstance(v, bool) else v  # json_extract gives 1/0 for true/false
 
 
-def _type_guard(expr: str, value: Any) -> str:
-    return f"typeof({expr}) IN ('integer','real')" if isinstance(value, (int, float)) else f"typeof({expr}) = 'text'"
+def _kinds(value: Any, ordered: bool = False) -> str:
+    """The SQLite types a stored value may have to compare with `value`, mirroring `_same_kind`: strings
+    with strings; numbers with numbers; for equality a bool also equals an integer (True == 1), never a
+    real; ranges never take a bool."""
+    if isinstance(value, str):
+        kinds = ("text",)
+    elif ordered or isinstance(value, float):
+        kinds = ("integer", "real")
+    elif isinstance(value, bool):
+        kinds = ("true", "false", "integer")
+    else:
+        kinds = ("integer", "real", "true", "false")
+    return "(" + ",".join(f"'{k}'" for k in kinds) + ")"
+
+
+def _type_of(expr: str, is_column: bool, metadata_column: str, path: str) -> str:
+    # For metadata, json_type: typeof(json_extract(...)) says 'text' for arrays and objects (their JSON
+    # text) and 'integer' for true/false, which would let strings match inside lists and bools in ranges.
+    if is_column:
+        return f"typeof({expr})"
+    return f"coalesce(json_type({metadata_column}, '{path}'), 'null')"
+
+
+def _type_guard(type_expr: str, value: Any, ordered: bool = False) -> str:
+    return f"{type_expr} IN {_kinds(value, ordered)}"
 
 
 def to_sql(node: Node, params: list[Any], metadata_column: str = "metadata", column_prefix: str = "") -> str:
@@ -176,26 +211,27 @@ def to_sql(node: Node, params: list[Any], metadata_column: str = "metadata", col
     is_column = key in COLUMN_KEYS
     path = f'$."{key}"'
     expr = f"{column_prefix}{key}" if is_column else f"json_extract({metadata_column}, '{path}')"
+    type_expr = _type_of(expr, is_column, metadata_column, path)
     if op == "exists":
         return f"({expr} IS NOT NULL)"
     if op in ("eq", "ne"):
         if value is None:
-            return f"({expr} IS {'NOT ' if op == 'eq' else ''}NULL)"
+            return f"({expr} IS {'NOT ' if op == 'ne' else ''}NULL)"  # eq null: the key is missing
         params.append(_sql_value(value))
-        guard = _type_guard(expr, value)
+        guard = _type_guard(type_expr, value)
         if op == "eq":
             return f"({guard} AND {expr} = ?)"
         return f"(NOT ({guard} AND {expr} = ?))"
     if op in ("gt", "gte", "lt", "lte"):
         params.append(value)
         sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
-        return f"({_type_guard(expr, value)} AND {expr} {sym} ?)"
+        return f"({_type_guard(type_expr, value, ordered=True)} AND {expr} {sym} ?)"
     if op in ("in", "nin"):
         values = [v for v in value if v is not None]
         parts = []
         for v in values:
             params.append(_sql_value(v))
-            parts.append(f"({_type_guard(expr, v)} AND {expr} = ?)")
+            parts.append(f"({_type_guard(type_expr, v)} AND {expr} = ?)")
         if any(v is None for v in value):
             parts.append(f"({expr} IS NULL)")
         cond = "(" + (" OR ".join(parts) or "0") + ")"
@@ -204,7 +240,7 @@ def to_sql(node: Node, params: list[Any], metadata_column: str = "metadata", col
     fold = op == "icontains"
     params.append(value.casefold() if fold else value)
     text = f"mnema_fold({expr})" if fold else expr
-    text_cond = f"(typeof({expr}) = 'text' AND instr({text}, ?) > 0)"
+    text_cond = f"({type_expr} = 'text' AND instr({text}, ?) > 0)"
     if is_column:
         return text_cond
     params.append(value.casefold() if fold else value)

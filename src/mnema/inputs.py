@@ -78,7 +78,8 @@ def scoped_filter(user_id: Any, agent_id: Any, run_id: Any, filters: Optional[di
             _scope_value(key, value)
             if ids[key] is not None and value != ids[key]:
                 raise ValidationError(f"{key}={ids[key]!r} conflicts with filters {key}={value!r}")
-    if not any(ids.values()) and not any(in_filters.get(k) for k in SCOPE_KEYS):
+    # A null equality ({"user_id": None}) selects the rows *without* that id, across every tenant: not a scope.
+    if not any(ids.values()) and not any(v is not None for k in SCOPE_KEYS for v in in_filters.get(k, [])):
         raise ValidationError("at least one of user_id, agent_id, run_id is required "
                               "(as an argument or an equality in filters)")
     scope_nodes = [F.Cmp(k, "eq", v) for k, v in ids.items() if v is not None]
