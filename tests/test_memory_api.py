@@ -371,10 +371,6 @@ def test_no_llm_warning_is_logged_once_per_instance(tmp_path, caplog):
 
 # ------------------------------------------------------------------ known bugs in files this suite does not own
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pipeline.previous_turn takes the context of a new verbatim memory from the message log, which "
-    "delete_all() keeps: text the user deleted is keyword-indexed and blended into the vector of the "
-    "next memory they add, so it keeps steering search after delete_all"))
 def test_deleted_text_does_not_steer_search_after_delete_all(memory, tmp_path):
     seed(memory, ["My passport number is X1234567"], user_id="alice")
     memory.delete_all(user_id="alice")
@@ -384,3 +380,27 @@ def test_deleted_text_does_not_steer_search_after_delete_all(memory, tmp_path):
         seed(control, ["brand new start"], user_id="alice")
         clean = control.search("passport number X1234567", user_id="alice")["results"][0]["score"]
     assert after == pytest.approx(clean, abs=1e-6)
+
+
+def test_deleted_turn_is_scrubbed_from_the_next_turns_context(memory, tmp_path):
+    seed(memory, ["My passport number is X1234567", "brand new start"], user_id="alice")
+    passport, nxt = memory.get_all(user_id="alice")["results"]
+    memory.delete(passport["id"])
+    after = memory.search("passport number X1234567", user_id="alice")["results"][0]
+    assert after["id"] == nxt["id"]
+    with Memory(config_for(tmp_path / "control.db")) as control:  # the same memory, never preceded by it
+        seed(control, ["brand new start"], user_id="alice")
+        clean = control.search("passport number X1234567", user_id="alice")["results"][0]["score"]
+    assert after["score"] == pytest.approx(clean, abs=1e-6)
+    assert [h["event"] for h in memory.history(nxt["id"])] == ["ADD"]  # a re-index is not an edit
+
+
+def test_context_comes_from_exactly_the_same_scope(memory, tmp_path):
+    seed(memory, ["My passport number is X1234567"], user_id="alice", agent_id="travel-bot")
+    seed(memory, ["brand new start"], user_id="alice")  # another scope: no context from the agent chat
+    score = memory.search("passport number X1234567", user_id="alice",
+                          filters={"agent_id": {"eq": None}})["results"][0]["score"]
+    with Memory(config_for(tmp_path / "control.db")) as control:
+        seed(control, ["brand new start"], user_id="alice")
+        clean = control.search("passport number X1234567", user_id="alice")["results"][0]["score"]
+    assert score == pytest.approx(clean, abs=1e-6)

@@ -21,7 +21,7 @@ OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "ico
 LOGICAL = ("AND", "OR", "NOT")
 # Fields stored as columns; every other key is looked up in metadata.
 COLUMN_KEYS = SCOPE_KEYS + ("actor_id", "role", "memory_type", "id", "hash", "created_at", "updated_at",
-                            "timestamp")
+                            "timestamp", "context")
 Scalar = Union[str, int, float, bool, None]
 
 

@@ -23,6 +23,14 @@ def _build(config: MemoryConfig) -> tuple[Runtime, pipeline.Settings]:
         store_config["path"] = str(config.database_path())
         store_config.pop("db_path", None)
     store = registry.create("vector_store", config.vector_store.provider, store_config)
+    try:
+        return _finish(config, embedder, store)
+    except BaseException:
+        store.close()  # a Memory that fails to build must not leave the database open
+        raise
+
+
+def _finish(config: MemoryConfig, embedder: Any, store: Any) -> tuple[Runtime, pipeline.Settings]:
     store.ensure_space(embedder.model_id, embedder.dimension)
     llm_config = config.llm if config.llm is not None else detect_llm()
     llm = None

@@ -79,9 +79,13 @@ class ChangeSet:
     updates: list[MemoryRecord] = field(default_factory=list)  # full new state, matched by id
     deletes: list[str] = field(default_factory=list)
     history: list[HistoryRecord] = field(default_factory=list)
+    # New (context, embedding) for rows whose text is still `memory`; a row deleted or edited meanwhile is
+    # left alone (a re-index must never undo a concurrent change).
+    reindex: list[MemoryRecord] = field(default_factory=list)
 
     def is_empty(self) -> bool:
-        return not (self.messages or self.inserts or self.updates or self.deletes or self.history)
+        return not (self.messages or self.inserts or self.updates or self.deletes or self.history
+                    or self.reindex)
 
 
 class MemoryItem(BaseModel):

@@ -179,7 +179,7 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
     transaction. The messages are logged first, in their own transaction, so a failed add loses no input."""
     msgs, ids, meta, event_time, instructions = req.messages, req.ids, req.metadata, req.timestamp, req.instructions
     at = inputs.now_iso()
-    first_context = (yield from previous_turn(ids)) if settings.keep_episodic else None
+    first_context = (yield from previous_turn(ids, "episodic_memory")) if settings.keep_episodic else None
     yield StoreCall("apply", (ChangeSet(messages=logged),))
     convo = [(m, rec) for m, rec in zip(msgs, logged) if m.role != "system"]
     vectors = yield Embed([m.content for m, _ in convo], "add")
@@ -265,14 +265,44 @@ def add_procedural(req: AddRequest, logged: list[MessageRecord]) -> Op:
             "usage": usage.as_dict()}
 
 
-def previous_turn(ids: dict[str, Optional[str]]) -> Op:
-    """The last message logged in exactly this scope, before the ones being added."""
-    where = F.conjoin(*(F.Cmp(k, "eq", v) for k, v in ids.items() if v is not None))
-    _, total = yield StoreCall("list_messages", (where, 1, 0))
+def exact_scope(ids: dict[str, Optional[str]], memory_type: str) -> F.Node:
+    """Rows of exactly this scope: the given ids, and no id where none was given."""
+    return F.conjoin(*(F.Cmp(k, "eq", v) for k, v in ids.items()), F.Cmp("memory_type", "eq", memory_type))
+
+
+def previous_turn(ids: dict[str, Optional[str]], memory_type: str) -> Op:
+    """The newest turn stored in exactly this scope. Read from the memories, not the message log, so a
+    deleted turn never becomes the context of a new one."""
+    where = exact_scope(ids, memory_type)
+    _, total = yield StoreCall("list", (where, 1, 0))
     if not total:
         return None
-    last, _ = yield StoreCall("list_messages", (where, 1, total - 1))
-    return last[0].content if last else None
+    last, _ = yield StoreCall("list", (where, 1, total - 1))
+    return last[0].memory if last else None
+
+
+def scrub_contexts(settings: Settings, deleted: list[MemoryRecord]) -> Op:
+    """Memories that kept a deleted turn as context, re-indexed without it (context cleared, own text
+    re-embedded), so deleted text stops steering search."""
+    deleted_ids = {d.id for d in deleted}
+    groups: dict[tuple, set[str]] = {}
+    for d in deleted:
+        key = (d.user_id, d.agent_id, d.run_id, d.memory_type)
+        groups.setdefault(key, set()).add(d.memory)
+    stale: list[MemoryRecord] = []
+    for (user, agent, run, memory_type), texts in groups.items():
+        scope = exact_scope({"user_id": user, "agent_id": agent, "run_id": run}, memory_type)
+        texts_list = sorted(texts)
+        for start in range(0, len(texts_list), 500):
+            where = F.conjoin(scope, F.Cmp("context", "in", tuple(texts_list[start:start + 500])))
+            for mid in (yield StoreCall("ids", (where,))):
+                if mid not in deleted_ids:
+                    stale.append(mid)
+    if not stale:
+        return []
+    records = yield StoreCall("get", (stale,))
+    vectors = yield Embed([r.memory for r in records], "update")
+    return [MemoryRecord(**{**r.__dict__, "context": None, "embedding": v}) for r, v in zip(records, vectors)]
 
 
 def turn_vectors(settings: Settings, texts: list[str], first_context: Optional[str],
@@ -303,7 +333,7 @@ def add_verbatim(settings: Settings, req: AddRequest, logged: list[MessageRecord
     at = logged[0].created_at
     kept = [(m, rec) for m, rec in zip(msgs, logged) if m.role != "system"]
     texts = [m.content for m, _ in kept]
-    first_context = (yield from previous_turn(ids)) if settings.context_weight > 0 else None
+    first_context = (yield from previous_turn(ids, "semantic_memory")) if settings.context_weight > 0 else None
     vectors, contexts = yield from turn_vectors(settings, texts, first_context)
     records = [new_memory(m.content, vec, ids, meta, actor_id=m.name, role=m.role, event_time=event_time,
                           sources=[rec.id], at=at) for (m, rec), vec in zip(kept, vectors)]
@@ -403,7 +433,8 @@ def delete(settings: Settings, memory_id: Any) -> Op:
     mid = inputs.memory_id(memory_id)
     old = yield from _existing(mid)
     row = history_row(mid, "DELETE", old.memory, None, old.actor_id, old.role, inputs.now_iso())
-    yield StoreCall("apply", (ChangeSet(deletes=[mid], history=[row]),))
+    reindexed = yield from scrub_contexts(settings, [old])
+    yield StoreCall("apply", (ChangeSet(deletes=[mid], history=[row], reindex=reindexed),))
     return {"message": "Memory deleted successfully!", "id": mid}
 
 
@@ -414,7 +445,8 @@ def delete_all(settings: Settings, *, user_id: Any = None, agent_id: Any = None,
     olds = yield StoreCall("get", (mids,))
     at = inputs.now_iso()
     rows = [history_row(o.id, "DELETE", o.memory, None, o.actor_id, o.role, at) for o in olds]
-    yield StoreCall("apply", (ChangeSet(deletes=[o.id for o in olds], history=rows),))  # all or nothing
+    reindexed = yield from scrub_contexts(settings, olds)
+    yield StoreCall("apply", (ChangeSet(deletes=[o.id for o in olds], history=rows, reindex=reindexed),))
     return {"message": f"{len(olds)} memories deleted", "deleted": len(olds)}
 
 

@@ -16,7 +16,7 @@ class MemoryStore(Protocol):
         """Record the embedding space on first use; raise DimensionMismatchError if it differs later."""
 
     def apply(self, changes: ChangeSet) -> None:
-        """Persist messages, inserts, updates, deletes and history together, or nothing (raise)."""
+        """Persist messages, inserts, updates, reindexes, deletes and history together, or nothing (raise)."""
 
     def get(self, ids: list[str], with_embeddings: bool = False) -> list[MemoryRecord]:
         """The records that exist among `ids` (any order)."""

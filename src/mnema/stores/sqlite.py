@@ -247,6 +247,8 @@ class SQLiteStore:
                         "source_message_ids=?, context=?, embedding=? WHERE id=?", values[1:] + (values[0],))
                     if cur.rowcount != 1:
                         raise ValidationError(f"memory {values[0]} does not exist (deleted concurrently?)")
+                conn.executemany("UPDATE memories SET context = ?, embedding = ? WHERE id = ? AND memory = ?",
+                                 [(r.context, self._blob(r), r.id, r.memory) for r in changes.reindex])
                 for memory_id in changes.deletes:
                     conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,))
                 conn.executemany(
