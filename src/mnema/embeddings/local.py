@@ -95,6 +95,8 @@ class LocalEmbedder:
                 if threads:
                     options.intra_op_num_threads = int(threads)
                 options.log_severity_level = 3
+                # Spinning intra-op threads burn the CPU the host application needs between calls.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
                 _sessions[key] = (tokenizer, session, threading.Lock())
             # the tokenizer's padding state is shared, so encoding takes a lock; it is cheap
