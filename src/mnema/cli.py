@@ -32,9 +32,9 @@ DEMO_CONVERSATION = [
         {"role": "user", "content": "On weekends I go surfing in Ericeira."},
     ]),
 ]
-DEMO_QUERIES = ["Where does the user live?", "What food should I suggest for dinner?",
-                "Who is coming to visit, and anything to watch out for?", "Does the user have pets?",
-                "What are the user's hobbies?"]
+DEMO_QUERIES = ["Which city did I move to?", "Any dietary needs to keep in mind for dinner?",
+                "Is anyone visiting me soon?", "Do I have a pet?",
+                "What do I do on weekends?"]
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str], out=sys.stdout) -> None:

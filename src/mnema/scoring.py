@@ -50,12 +50,18 @@ def named_actor(query: str, actors: set[str]) -> str | None:
 
 def fuse(dense: dict[str, float], keyword: dict[str, float], actor_match: set[str],
          weights: FusionWeights) -> dict[str, float]:
-    """Combined score in [0, 1] for every id in either map (a missing keyword score counts as 0)."""
+    """Combined score in [0, 1] for every id in either map (a missing keyword score counts as 0).
+
+    Keyword evidence is half absolute (BM25 saturated at bm25_half) and half relative to the query's best
+    keyword match: BM25 magnitudes depend on the corpus (small scopes give small values), and the relative
+    half keeps a clear keyword winner from drowning there. LOCOMO: +0.003 R@10, +0.011 R@5 over absolute."""
     total = weights.dense + weights.keyword + weights.actor
+    best = max(keyword.values(), default=0.0)
     out = {}
     for key in dense.keys() | keyword.keys():
         d = min(1.0, max(0.0, dense.get(key, 0.0)))
-        k = keyword_score(keyword.get(key, 0.0), weights)
+        b = keyword.get(key, 0.0)
+        k = 0.5 * keyword_score(b, weights) + (0.5 * b / best if best > 0 else 0.0)
         a = 1.0 if key in actor_match else 0.0
         out[key] = (weights.dense * d + weights.keyword * k + weights.actor * a) / total
     return out
