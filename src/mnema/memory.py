@@ -65,6 +65,15 @@ def detect_llm() -> Optional[ProviderConfig]:
     return None
 
 
+def _settled(job: dict[str, Any], deadline: Optional[float]) -> bool:
+    """wait() returns when the job is done or failed, or when its deadline (monotonic) has passed."""
+    return job["status"] in ("done", "failed") or (deadline is not None and time.monotonic() > deadline)
+
+
+def _deadline(timeout: Optional[float]) -> Optional[float]:
+    return None if timeout is None else time.monotonic() + timeout
+
+
 class _Base:
     def __init__(self, config: Optional[Union[MemoryConfig, dict[str, Any]]] = None):
         if isinstance(config, dict):
@@ -76,8 +85,12 @@ class _Base:
         self.config = config
         self._runtime, self._settings = _build(config)
         # The ingestion queue lives in the embedded database file (or history_db_path with another store).
-        self._queue = JobQueue(config.database_path(), max_attempts=config.job_max_attempts,
-                               base_delay=config.job_retry_base_delay)
+        try:
+            self._queue = JobQueue(config.database_path(), max_attempts=config.job_max_attempts,
+                                   base_delay=config.job_retry_base_delay)
+        except BaseException:
+            self._runtime.store.close()
+            raise
         self._worker = Worker(self._queue, self._run_job)
         if self._queue.pending():  # resume what a previous process left (crash or exit mid-job)
             self._worker.start()
@@ -91,15 +104,6 @@ class _Base:
         self._worker.start()
         return {"job_id": job_id, "status": "queued"}
 
-    def _wait(self, job_id: str, timeout: Optional[float]) -> dict[str, Any]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = self._queue.get(job_id)
-            if job["status"] in ("done", "failed"):
-                return job
-            if deadline is not None and time.monotonic() > deadline:
-                return job
-            time.sleep(0.05)
 
     @classmethod
     def from_config(cls, config: Union[MemoryConfig, dict[str, Any]]):
@@ -194,7 +198,10 @@ class Memory(_Base):
 
     def wait(self, job_id: str, timeout: Optional[float] = None) -> dict[str, Any]:
         """Block until the job is done or failed (or the timeout passes); returns its state."""
-        return self._wait(job_id, timeout)
+        deadline = _deadline(timeout)
+        while not _settled(job := self._queue.get(job_id), deadline):
+            time.sleep(0.05)
+        return job
 
     def retry_job(self, job_id: str) -> dict[str, Any]:
         """Queue a failed job again."""
@@ -266,12 +273,10 @@ class AsyncMemory(_Base):
         return await asyncio.to_thread(self._queue.get, job_id)
 
     async def wait(self, job_id: str, timeout: Optional[float] = None) -> dict[str, Any]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = await asyncio.to_thread(self._queue.get, job_id)
-            if job["status"] in ("done", "failed") or (deadline is not None and time.monotonic() > deadline):
-                return job
+        deadline = _deadline(timeout)
+        while not _settled(job := await asyncio.to_thread(self._queue.get, job_id), deadline):
             await asyncio.sleep(0.05)
+        return job
 
     async def retry_job(self, job_id: str) -> dict[str, Any]:
         await asyncio.to_thread(self._queue.retry, job_id)
