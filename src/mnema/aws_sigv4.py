@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 from datetime import datetime, timezone
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 from urllib.parse import parse_qsl, quote, urlsplit
+
+from .errors import ConfigurationError
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 
@@ -94,3 +97,45 @@ def sign(method: str, url: str, headers: Optional[Mapping[str, str]], body: Opti
     out["authorization"] = (f"{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={signed}, "
                             f"Signature={signature}")
     return out
+
+
+# ---------------------------------------------------------------- shared by the Bedrock LLM and embedder
+
+Credentials = tuple[str, str, Optional[str]]
+BEDROCK_DEFAULT_REGION = "us-west-2"
+
+
+def bedrock_region_endpoint(config: dict, *endpoint_keys: str) -> tuple[str, str]:
+    """Pop `aws_region` and the endpoint keys: (region, bedrock-runtime base URL without trailing slash).
+    Region: config, else AWS_REGION / AWS_DEFAULT_REGION, else us-west-2; endpoint: config, else
+    AWS_ENDPOINT_URL_BEDROCK_RUNTIME / AWS_ENDPOINT_URL, else the region's public endpoint."""
+    region = (config.pop("aws_region", None) or os.environ.get("AWS_REGION")
+              or os.environ.get("AWS_DEFAULT_REGION") or BEDROCK_DEFAULT_REGION)
+    endpoint = None
+    for key in endpoint_keys:
+        endpoint = config.pop(key, None) or endpoint
+    endpoint = (endpoint or os.environ.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME") or os.environ.get("AWS_ENDPOINT_URL")
+                or f"https://bedrock-runtime.{region}.amazonaws.com")
+    return region, endpoint.rstrip("/")
+
+
+def botocore_credentials(profile: Optional[str], who: str) -> Optional[Callable[[], Credentials]]:
+    """botocore's credential chain (profiles, SSO, instance roles) when botocore is installed, else None.
+    The returned callable refreshes temporary credentials when they are due."""
+    try:
+        import botocore.session
+    except ImportError:
+        if profile:
+            raise ConfigurationError(f"{who}: aws_profile needs botocore (pip install 'mnema[aws]')") from None
+        return None
+    try:
+        found = botocore.session.Session(profile=profile).get_credentials()
+    except Exception as exc:  # ProfileNotFound, a malformed config file...
+        raise ConfigurationError(f"{who}: cannot load AWS credentials: {exc}") from exc
+    if found is None:
+        return None
+
+    def resolve() -> Credentials:
+        frozen = found.get_frozen_credentials()
+        return frozen.access_key, frozen.secret_key, frozen.token
+    return resolve

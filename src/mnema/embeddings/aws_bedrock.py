@@ -21,14 +21,13 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 from urllib.parse import quote
 
-from ..aws_sigv4 import sign
+from ..aws_sigv4 import Credentials, bedrock_region_endpoint, botocore_credentials, sign
 from ..errors import ConfigurationError
 from ..http import HTTPCall, HTTPResult
 from .base import Purpose
 from .remote import RemoteEmbedder, finish_config, positive_int
 
 DEFAULT_MODEL = "amazon.titan-embed-text-v2:0"
-DEFAULT_REGION = "us-west-2"
 SERVICE = "bedrock"
 COHERE_MAX_BATCH = 96
 # family: (native dimension, allowed embedding_dims, texts per call)
@@ -65,12 +64,7 @@ class BedrockEmbedder(RemoteEmbedder):
         self.family = family(self.model)
         native, allowed, per_call = FAMILIES[self.family]
         self.max_batch = min(self.max_batch, per_call)
-        self.region = (config.pop("aws_region", None) or os.environ.get("AWS_REGION")
-                       or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION)
-        endpoint = (config.pop("endpoint_url", None) or config.pop("aws_endpoint_url", None)
-                    or os.environ.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME") or os.environ.get("AWS_ENDPOINT_URL")
-                    or f"https://bedrock-runtime.{self.region}.amazonaws.com")
-        self.endpoint = endpoint.rstrip("/")
+        self.region, self.endpoint = bedrock_region_endpoint(config, "aws_endpoint_url", "endpoint_url")
         access = config.pop("aws_access_key_id", None) or os.environ.get("AWS_ACCESS_KEY_ID")
         secret = config.pop("aws_secret_access_key", None) or os.environ.get("AWS_SECRET_ACCESS_KEY")
         token = config.pop("aws_session_token", None) or os.environ.get("AWS_SESSION_TOKEN")
@@ -86,22 +80,15 @@ class BedrockEmbedder(RemoteEmbedder):
 
     @staticmethod
     def _credential_source(access: Optional[str], secret: Optional[str],
-                           token: Optional[str]) -> Callable[[], tuple[str, str, Optional[str]]]:
+                           token: Optional[str]) -> Callable[[], Credentials]:
         if access and secret:
             return lambda: (access, secret, token)
         if access or secret:
             raise ConfigurationError("aws_bedrock embedder: set both aws_access_key_id and aws_secret_access_key "
                                      "(or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
-        try:  # profiles, SSO, instance roles: botocore's chain, when it is installed
-            import botocore.session
-            found = botocore.session.get_session().get_credentials()
-        except ImportError:
-            found = None
+        found = botocore_credentials(None, "aws_bedrock embedder")  # profiles, SSO, instance roles
         if found is not None:
-            def resolve() -> tuple[str, str, Optional[str]]:
-                frozen = found.get_frozen_credentials()  # refreshes temporary credentials when due
-                return frozen.access_key, frozen.secret_key, frozen.token
-            return resolve
+            return found
         raise ConfigurationError("aws_bedrock embedder: no AWS credentials; set AWS_ACCESS_KEY_ID and "
                                  "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials), "
                                  "or config aws_access_key_id / aws_secret_access_key")

@@ -26,37 +26,15 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 from urllib.parse import quote
 
-from ..aws_sigv4 import sign
+from ..aws_sigv4 import Credentials, bedrock_region_endpoint, botocore_credentials, sign
 from ..errors import ConfigurationError, LLMError
 from ..http import HTTPCall, HTTPProvider, HTTPResult, RetryPolicy
 from .base import LLMRequest, LLMResponse
 
 DEFAULT_MODEL = "global.anthropic.claude-haiku-4-5-20251001-v1:0"
-DEFAULT_REGION = "us-west-2"
 SERVICE = "bedrock"
 STRUCTURED_MODES = ("tool", "none")
 IGNORED_MEM0_KEYS = ("enable_vision", "vision_details", "http_client_proxies", "reasoning_effort")
-Credentials = tuple[str, str, Optional[str]]
-
-
-def _botocore_credentials(profile: Optional[str]) -> Optional[Callable[[], Credentials]]:
-    try:
-        import botocore.session
-    except ImportError:
-        if profile:
-            raise ConfigurationError("aws_bedrock: aws_profile needs botocore (pip install botocore)") from None
-        return None
-    try:
-        found = botocore.session.Session(profile=profile).get_credentials()
-    except Exception as exc:  # ProfileNotFound, a malformed config file...
-        raise ConfigurationError(f"aws_bedrock: cannot load AWS credentials: {exc}") from exc
-    if found is None:
-        return None
-
-    def resolve() -> Credentials:
-        frozen = found.get_frozen_credentials()  # refreshes temporary credentials when due
-        return frozen.access_key, frozen.secret_key, frozen.token
-    return resolve
 
 
 class BedrockLLM(HTTPProvider):
@@ -66,11 +44,7 @@ class BedrockLLM(HTTPProvider):
         config = dict(config or {})
         super().__init__(RetryPolicy.from_config(config))
         self.model = config.pop("model", None) or DEFAULT_MODEL
-        self.region = (config.pop("aws_region", None) or os.environ.get("AWS_REGION")
-                       or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION)
-        endpoint = (config.pop("endpoint_url", None) or os.environ.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
-                    or os.environ.get("AWS_ENDPOINT_URL") or f"https://bedrock-runtime.{self.region}.amazonaws.com")
-        self.endpoint = endpoint.rstrip("/")
+        self.region, self.endpoint = bedrock_region_endpoint(config, "endpoint_url")
         self.temperature = config.pop("temperature", 0.0)
         self.max_tokens = config.pop("max_tokens", 2000)
         self.top_p = config.pop("top_p", None)
@@ -112,7 +86,7 @@ class BedrockLLM(HTTPProvider):
             if os.environ.get("AWS_BEARER_TOKEN_BEDROCK"):
                 self.bearer = os.environ["AWS_BEARER_TOKEN_BEDROCK"]
                 return
-        self._credentials = _botocore_credentials(profile or os.environ.get("AWS_PROFILE"))
+        self._credentials = botocore_credentials(profile or os.environ.get("AWS_PROFILE"), "aws_bedrock")
         if self._credentials is None:
             raise ConfigurationError(
                 "aws_bedrock: no AWS credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and "
