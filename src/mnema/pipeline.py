@@ -273,11 +273,7 @@ def exact_scope(ids: dict[str, Optional[str]], memory_type: str) -> F.Node:
 def previous_turn(ids: dict[str, Optional[str]], memory_type: str) -> Op:
     """The newest turn stored in exactly this scope. Read from the memories, not the message log, so a
     deleted turn never becomes the context of a new one."""
-    where = exact_scope(ids, memory_type)
-    _, total = yield StoreCall("list", (where, 1, 0))
-    if not total:
-        return None
-    last, _ = yield StoreCall("list", (where, 1, total - 1))
+    last, _ = yield StoreCall("list", (exact_scope(ids, memory_type), 1, 0, True))
     return last[0].memory if last else None
 
 

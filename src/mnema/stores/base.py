@@ -21,8 +21,9 @@ class MemoryStore(Protocol):
     def get(self, ids: list[str], with_embeddings: bool = False) -> list[MemoryRecord]:
         """The records that exist among `ids` (any order)."""
 
-    def list(self, where: Node, limit: int, offset: int) -> tuple[list[MemoryRecord], int]:
-        """A page of matching records, oldest first, and the total number of matches."""
+    def list(self, where: Node, limit: int, offset: int,
+             newest_first: bool = False) -> tuple[list[MemoryRecord], int]:
+        """A page of matching records, oldest first (or newest first), and the total number of matches."""
 
     def ids(self, where: Node) -> list[str]:
         """Every id matching `where`."""

@@ -286,11 +286,13 @@ class SQLiteStore:
                 out.append(_row_to_record(row, row[EMBEDDING_INDEX] if with_embeddings else None))
         return out
 
-    def list(self, where: F.Node, limit: int, offset: int) -> tuple[list[MemoryRecord], int]:
+    def list(self, where: F.Node, limit: int, offset: int,
+             newest_first: bool = False) -> tuple[list[MemoryRecord], int]:
         sql, params = self._where(where)
         conn = self._conn()
         total = conn.execute(f"SELECT count(*) FROM memories WHERE {sql}", params).fetchone()[0]
-        rows = conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE {sql} ORDER BY created_at, pk "
+        order = "created_at DESC, pk DESC" if newest_first else "created_at, pk"
+        rows = conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE {sql} ORDER BY {order} "
                             "LIMIT ? OFFSET ?", params + [limit, offset]).fetchall()
         return [_row_to_record(r) for r in rows], total
 
