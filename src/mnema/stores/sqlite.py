@@ -20,8 +20,9 @@ import numpy as np
 from .. import filters as F
 from ..errors import ConfigurationError, DimensionMismatchError, ProviderError, ValidationError
 from ..models import ChangeSet, HistoryRecord, MemoryRecord, MessageRecord
+from .scoped_terms import keyed_text, match_expression, search_key
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
 
 SCHEMA = """
@@ -42,31 +43,33 @@ CREATE TABLE IF NOT EXISTS memories (
 CREATE INDEX IF NOT EXISTS memories_user ON memories(user_id);
 CREATE INDEX IF NOT EXISTS memories_agent ON memories(agent_id);
 CREATE INDEX IF NOT EXISTS memories_run ON memories(run_id);
--- The scope column holds one token per scope id ('u'/'a'/'r' + hex of the id), so a keyword search ANDs
--- its terms with the scope's token and FTS5 never ranks other tenants' rows (bm25 weight 0 for it).
-CREATE VIEW IF NOT EXISTS memories_fts_source AS SELECT pk, memory, coalesce(context, '') AS context,
-    trim(coalesce('u' || lower(hex(user_id)), '') || ' ' || coalesce('a' || lower(hex(agent_id)), '') || ' ' ||
-         coalesce('r' || lower(hex(run_id)), '')) AS scope FROM memories;
+-- Full-text terms are keyed by scope (stores/scoped_terms.py): mnema_keyed() is registered on every
+-- connection and is deterministic, so the 'delete' rows below reproduce exactly what was inserted.
+-- Other tools (the sqlite3 shell, Datasette) can read every table, but writing to memories or reading
+-- memories_fts needs the function: mnema.stores.scoped_terms.keyed_text, registered with 4 arguments.
+CREATE VIEW IF NOT EXISTS memories_fts_source AS SELECT pk,
+    mnema_keyed(memory, user_id, agent_id, run_id) AS memory,
+    mnema_keyed(context, user_id, agent_id, run_id) AS context FROM memories;
 CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
-    memory, context, scope, content='memories_fts_source', content_rowid='pk',
-    tokenize='porter unicode61 remove_diacritics 2');
+    memory, context, content='memories_fts_source', content_rowid='pk',
+    tokenize="porter unicode61 remove_diacritics 2 tokenchars '_'");
 CREATE TRIGGER IF NOT EXISTS memories_ai AFTER INSERT ON memories BEGIN
-    INSERT INTO memories_fts(rowid, memory, context, scope)
-        SELECT pk, memory, context, scope FROM memories_fts_source WHERE pk = new.pk;
+    INSERT INTO memories_fts(rowid, memory, context)
+        SELECT pk, memory, context FROM memories_fts_source WHERE pk = new.pk;
 END;
 CREATE TRIGGER IF NOT EXISTS memories_bd BEFORE DELETE ON memories BEGIN
-    INSERT INTO memories_fts(memories_fts, rowid, memory, context, scope)
-        SELECT 'delete', pk, memory, context, scope FROM memories_fts_source WHERE pk = old.pk;
+    INSERT INTO memories_fts(memories_fts, rowid, memory, context)
+        SELECT 'delete', pk, memory, context FROM memories_fts_source WHERE pk = old.pk;
 END;
 CREATE TRIGGER IF NOT EXISTS memories_bu BEFORE UPDATE OF memory, context, user_id, agent_id, run_id
 ON memories BEGIN
-    INSERT INTO memories_fts(memories_fts, rowid, memory, context, scope)
-        SELECT 'delete', pk, memory, context, scope FROM memories_fts_source WHERE pk = old.pk;
+    INSERT INTO memories_fts(memories_fts, rowid, memory, context)
+        SELECT 'delete', pk, memory, context FROM memories_fts_source WHERE pk = old.pk;
 END;
 CREATE TRIGGER IF NOT EXISTS memories_au AFTER UPDATE OF memory, context, user_id, agent_id, run_id
 ON memories BEGIN
-    INSERT INTO memories_fts(rowid, memory, context, scope)
-        SELECT pk, memory, context, scope FROM memories_fts_source WHERE pk = new.pk;
+    INSERT INTO memories_fts(rowid, memory, context)
+        SELECT pk, memory, context FROM memories_fts_source WHERE pk = new.pk;
 END;
 CREATE TABLE IF NOT EXISTS history (
     pk INTEGER PRIMARY KEY,
@@ -89,6 +92,29 @@ CREATE INDEX IF NOT EXISTS messages_user ON messages(user_id);
 CREATE INDEX IF NOT EXISTS messages_agent ON messages(agent_id);
 CREATE INDEX IF NOT EXISTS messages_run ON messages(run_id);
 """
+
+MIGRATE_1_TO_2 = """
+DROP TRIGGER IF EXISTS memories_ai;
+DROP TRIGGER IF EXISTS memories_bd;
+DROP TRIGGER IF EXISTS memories_bu;
+DROP TRIGGER IF EXISTS memories_au;
+DROP TABLE IF EXISTS memories_fts;
+DROP VIEW IF EXISTS memories_fts_source;
+"""
+
+
+def _statements(script: str) -> list[str]:
+    """Split a schema script into statements (sqlite3.complete_statement knows about trigger bodies)."""
+    out, current = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--") and not current.strip():
+            continue
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    return out
+
 
 MEMORY_COLUMNS = ("id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, memory_type, "
                   "created_at, updated_at, timestamp, source_message_ids, context")
@@ -145,6 +171,7 @@ class SQLiteStore:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.create_function("mnema_fold", 1, _fold, deterministic=True)
+            conn.create_function("mnema_keyed", 4, keyed_text, deterministic=True)
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)
@@ -169,16 +196,34 @@ class SQLiteStore:
 
     def _create(self, conn: sqlite3.Connection) -> None:
         try:
-            conn.executescript("BEGIN IMMEDIATE;\n" + SCHEMA + "\nCOMMIT;")
+            conn.execute("BEGIN IMMEDIATE")
+            version = self._stored_version(conn)
+            if version is not None and version > SCHEMA_VERSION:
+                raise ConfigurationError(f"{self.path} was written by a newer mnema (schema {version})")
+            if version == 1:  # v1 indexed plain terms plus a scope column; rebuild with keyed terms
+                for statement in _statements(MIGRATE_1_TO_2):  # not executescript: it would COMMIT
+                    conn.execute(statement)
+            for statement in _statements(SCHEMA):
+                conn.execute(statement)
+            if version == 1:
+                conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise ConfigurationError(f"cannot open {self.path} as a mnema database: {exc}") from exc
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _stored_version(conn: sqlite3.Connection) -> int | None:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
+            return None
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
-            raise ConfigurationError(f"{self.path} was written by a newer mnema (schema {row[0]})")
+        return int(row[0]) if row else None
 
     def close(self) -> None:
         with self._all_lock:
@@ -317,17 +362,17 @@ class SQLiteStore:
         return [(rows[i][0], float(sims[i])) for i in top]
 
     def keyword_search(self, terms: list[str], where: F.Node, k: int) -> list[tuple[str, float]]:
-        if not terms:
+        key = search_key(F.top_level_equalities(where))
+        if key is None:  # every read is scoped (inputs.scoped_filter); a store used directly may not be
+            raise ValidationError("keyword_search needs a user_id, agent_id or run_id equality")
+        match = match_expression(key, terms)
+        if match is None:
             return []
-        match = "{memory context} : (" + " OR ".join('"' + t.replace('"', '""') + '"' for t in terms) + ")"
-        scope = _scope_tokens(where)
-        if scope:
-            match = " AND ".join(f'scope : "{token}"' for token in scope) + " AND " + match
         sql, params = self._where(where, prefix="m.")
         rows = self._conn().execute(
-            f"SELECT m.id, -bm25(memories_fts, 1.0, {CONTEXT_BM25_WEIGHT}, 0.0) AS s FROM memories_fts JOIN memories m ON m.pk = "
-            f"memories_fts.rowid WHERE memories_fts MATCH ? AND {sql} ORDER BY s DESC LIMIT ?",
-            [match] + params + [k]).fetchall()
+            f"SELECT m.id, -bm25(memories_fts, 1.0, {CONTEXT_BM25_WEIGHT}) AS s FROM memories_fts JOIN "
+            f"memories m ON m.pk = memories_fts.rowid WHERE memories_fts MATCH ? AND {sql} ORDER BY s DESC "
+            "LIMIT ?", [match] + params + [k]).fetchall()
         return [(r[0], max(0.0, float(r[1]))) for r in rows]
 
     def history(self, memory_id: str) -> list[HistoryRecord]:
@@ -354,16 +399,6 @@ class SQLiteStore:
                     f"metadata FROM messages WHERE id IN ({marks}) ORDER BY pk", chunk):
                 out.append(MessageRecord(*r[:9], metadata=json.loads(r[9])))
         return out
-
-
-def _scope_tokens(where: F.Node) -> list[str]:
-    """FTS tokens for the scope equalities every match must satisfy (see memories_fts_source)."""
-    tokens = []
-    for key, prefix in (("user_id", "u"), ("agent_id", "a"), ("run_id", "r")):
-        values = {v for v in F.top_level_equalities(where).get(key, []) if isinstance(v, str)}
-        if len(values) == 1:
-            tokens.append(prefix + values.pop().encode("utf-8").hex())
-    return tokens
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
