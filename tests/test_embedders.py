@@ -513,3 +513,34 @@ async def test_huggingface_aembed_and_offline_only(minilm_path, tmp_path):
     with pytest.raises(ConfigurationError, match="offline"):
         HuggingFaceEmbedder({"model": "sentence-transformers/surely-not-cached-model-xyz",
                              "model_kwargs": {"cache_folder": str(tmp_path)}})
+
+
+# ------------------------------------------------------------------ packaged local embedder
+
+def test_token_batches_cover_every_text_once_within_the_budget():
+    from mnema.embeddings.local import token_batches
+    lengths = [7, 120, 3, 3, 64, 9, 250, 30, 31, 5]
+    batches = token_batches(lengths, budget=100)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        assert len(batch) == 1 or len(batch) * longest <= 100
+    # shortest first, so similar lengths share a batch
+    flat = [lengths[i] for b in batches for i in b]
+    assert flat == sorted(lengths)
+
+
+def test_local_embedder_gives_the_same_vector_alone_or_in_any_batch():
+    """Padding is per batch; it must never change a text's vector."""
+    from mnema.embeddings.local import LocalEmbedder
+    texts = ["hi", "Caroline: I went to the LGBTQ support group yesterday and it was so powerful.",
+             "Melanie: " + "We painted a sunrise by the lake together. " * 12, "ok!"]
+    e = LocalEmbedder({})
+    together = e.embed(texts)
+    alone = np.vstack([e.embed([t]) for t in texts])
+    assert together.shape == (4, 384)
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(together, alone, atol=1e-5)
+    # a paraphrase is nearer than an unrelated text
+    near, far = e.embed(["Caroline went to a support group", "the stock market fell on Tuesday"])
+    assert together[1] @ near > together[1] @ far + 0.2

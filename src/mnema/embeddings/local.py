@@ -23,7 +23,9 @@ from .base import Purpose, normalise
 MODEL_ID = "all-MiniLM-L6-v2"
 DIMENSION = 384
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
-BATCH = 64
+# Texts are run in batches of similar length holding at most this many tokens, padding included: on 2 cores
+# a session of 20 turns embeds ~45% faster than as one batch padded to its longest turn (README).
+BATCH_TOKENS = 384
 # Pinned by the package that ships the file; checked once per process so a corrupted install is loud.
 ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 _verified: set[str] = set()
@@ -58,6 +60,21 @@ def _verify(path: Path) -> None:
     _verified.add(key)
 
 
+def token_batches(lengths: list[int], budget: int | None = None) -> list[list[int]]:
+    """Indices grouped shortest first so that len(group) * longest-in-group <= budget (one text at least)."""
+    budget = budget or BATCH_TOKENS
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if current and (len(current) + 1) * lengths[i] > budget:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
 class LocalEmbedder:
     """all-MiniLM-L6-v2 on onnxruntime. Config: `model` (only all-MiniLM-L6-v2), `model_path`,
     `embedding_dims` (must be 384 if given), `threads` (onnxruntime intra-op threads)."""
@@ -90,7 +107,7 @@ class LocalEmbedder:
                 raw = resources.files("mnema").joinpath("_data/minilm-tokenizer.json.gz").read_bytes()
                 tokenizer = Tokenizer.from_str(gzip.decompress(raw).decode("utf-8"))
                 tokenizer.enable_truncation(MAX_TOKENS)
-                tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+                tokenizer.no_padding()  # tokenizer.json pads to 128; batches are padded here instead
                 options = ort.SessionOptions()
                 if threads:
                     options.intra_op_num_threads = int(threads)
@@ -99,7 +116,6 @@ class LocalEmbedder:
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
                 _sessions[key] = (tokenizer, session, threading.Lock())
-            # the tokenizer's padding state is shared, so encoding takes a lock; it is cheap
             self._tokenizer, self._session, self._lock = _sessions[key]
         self.model_id = MODEL_ID
         self.dimension = DIMENSION
@@ -109,15 +125,17 @@ class LocalEmbedder:
             raise ValidationError("embed() takes a list of strings")
         if not texts:
             return np.zeros((0, DIMENSION), dtype=np.float32)
-        # Sorting by length keeps padding small inside each batch.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with self._lock:  # the tokenizer object is shared; encoding is cheap next to the model
+            encodings = self._tokenizer.encode_batch(list(texts))
         out = np.empty((len(texts), DIMENSION), dtype=np.float32)
-        for start in range(0, len(order), BATCH):
-            idx = order[start:start + BATCH]
-            with self._lock:
-                encodings = self._tokenizer.encode_batch([texts[i] for i in idx])
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        for idx in token_batches([len(e.ids) for e in encodings]):
+            width = max(len(encodings[i].ids) for i in idx)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
             states = self._session.run(None, {"input_ids": ids, "attention_mask": mask,
                                               "token_type_ids": np.zeros_like(ids)})[0]
             weights = mask[:, :, None].astype(np.float32)
