@@ -27,15 +27,22 @@ import locomo  # noqa: E402  (bench/locomo.py: loader, metric, machine info)
 from mnema import Memory  # noqa: E402
 from mnema.config import MemoryConfig, ProviderConfig, RetrievalConfig  # noqa: E402
 
-# (label, retrieval settings). Search-only settings reuse the database ingested with the same context_weight.
+# (label, retrieval settings). Search-only settings reuse the database ingested with the same indexing
+# settings (context_weight, sentence_pooling).
+NO_POOL = dict(sentence_pooling=False)
 ROWS: list[tuple[str, dict[str, Any]]] = [
-    ("dense only", dict(dense_weight=1, keyword_weight=0, actor_weight=0, context_weight=0)),
-    ("keyword only (FTS5 BM25)", dict(dense_weight=0, keyword_weight=1, actor_weight=0, context_weight=0)),
+    ("dense only", dict(dense_weight=1, keyword_weight=0, actor_weight=0, context_weight=0, **NO_POOL)),
+    ("dense only, sentence-pooled", dict(dense_weight=1, keyword_weight=0, actor_weight=0, context_weight=0)),
+    ("keyword only (FTS5 BM25)", dict(dense_weight=0, keyword_weight=1, actor_weight=0, context_weight=0,
+                                      **NO_POOL)),
     ("hybrid 0.7/0.3, bm25_half 6 (first default)", dict(dense_weight=0.7, keyword_weight=0.3, actor_weight=0,
-                                                         bm25_half=6, context_weight=0)),
-    ("hybrid 0.5/0.5, bm25_half 12", dict(dense_weight=0.5, keyword_weight=0.5, actor_weight=0, context_weight=0)),
-    ("+ contextual indexing (previous turn)", dict(dense_weight=0.5, keyword_weight=0.5, actor_weight=0)),
-    ("+ actor named in the query (default)", {}),
+                                                         bm25_half=6, context_weight=0, **NO_POOL)),
+    ("hybrid 0.5/0.5, bm25_half 12", dict(dense_weight=0.5, keyword_weight=0.5, actor_weight=0, context_weight=0,
+                                          **NO_POOL)),
+    ("+ contextual indexing (previous turn)", dict(dense_weight=0.5, keyword_weight=0.5, actor_weight=0,
+                                                   **NO_POOL)),
+    ("+ actor named in the query", dict(NO_POOL)),
+    ("+ sentence pooling (default)", {}),
     ("default, wider candidate pool (100)", dict(min_candidates=100)),
 ]
 
@@ -112,16 +119,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     convs = locomo.load(Path(args.data), None, report)
     rows = []
     with tempfile.TemporaryDirectory(prefix="mnema-ablation-") as tmp:
-        databases: dict[float, tuple[str, dict[str, list[str]]]] = {}
+        databases: dict[tuple[float, bool], tuple[str, dict[str, list[str]]]] = {}
+        default = RetrievalConfig()
         for label, settings in ROWS:
-            ctx = settings.get("context_weight", RetrievalConfig().context_weight)
-            if ctx not in databases:
-                path = f"{tmp}/ctx{ctx}.db"
+            key = (settings.get("context_weight", default.context_weight),
+                   settings.get("sentence_pooling", default.sentence_pooling))
+            if key not in databases:
+                path = f"{tmp}/ctx{key[0]}-pool{int(key[1])}.db"
                 with open_memory(path, settings) as m:
                     dia_of, seconds = ingest_turns(m, convs)
-                print(f"ingested with context_weight={ctx} in {seconds:.1f} s", file=sys.stderr)
-                databases[ctx] = (path, dia_of)
-            path, dia_of = databases[ctx]
+                print(f"ingested with context_weight={key[0]}, sentence_pooling={key[1]} in {seconds:.1f} s",
+                      file=sys.stderr)
+                databases[key] = (path, dia_of)
+            path, dia_of = databases[key]
             with open_memory(path, settings) as m:
                 row = {"method": label, "retrieval": settings, **recall_rows(m, convs, dia_of, ks)}
             rows.append(row)

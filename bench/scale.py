@@ -173,10 +173,15 @@ def write_json(path: Path, data: Any) -> None:
 
 # ------------------------------------------------------------------ precomputed vectors
 
-def vector_cache(texts: list[str], cache_dir: Path = TMP, label: str = "locomo-vectors") -> tuple[np.ndarray, dict[str, Any]]:
-    """Real embeddings of the distinct texts (mnema's LocalEmbedder), cached; returns one row per text."""
+def vector_cache(texts: list[str], cache_dir: Path = TMP, label: str = "locomo-vectors",
+                 pooled: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+    """Real embeddings of the distinct texts (mnema's LocalEmbedder), cached; returns one row per text.
+    pooled=True makes them as mnema's add() does with sentence pooling (mnema/pooling.py); mem0 embeds the
+    whole text."""
     from mnema.embeddings.local import MODEL_ID, LocalEmbedder
     distinct = sorted(set(texts))
+    if pooled:
+        label += "-pooled"
     key = hashlib.sha256(("\x00".join(distinct) + MODEL_ID).encode()).hexdigest()[:16]
     path = cache_dir / f"{label}-{key}.npy"
     info = {"distinct_texts": len(distinct), "cache": os.path.relpath(path, ROOT), "model": MODEL_ID}
@@ -186,7 +191,12 @@ def vector_cache(texts: list[str], cache_dir: Path = TMP, label: str = "locomo-v
     else:
         cache_dir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        matrix = LocalEmbedder({}).embed(distinct, "add")
+        if pooled:
+            from mnema.pooling import pieces, pool
+            parts, owners = pieces(distinct)
+            matrix = pool(LocalEmbedder({}).embed(parts, "add"), owners, len(distinct))
+        else:
+            matrix = LocalEmbedder({}).embed(distinct, "add")
         info["embed_seconds"] = round(time.perf_counter() - start, 2)
         info["cached"] = False
         np.save(path, matrix)
@@ -194,12 +204,10 @@ def vector_cache(texts: list[str], cache_dir: Path = TMP, label: str = "locomo-v
     return matrix[[row[t] for t in texts]], info
 
 
-def context_pairs(texts: list[str]) -> tuple[list[str], list[str]]:
-    """For turn j of the cycle: the previous memory of the same scope holds turn (j - 1000) % T (memory i's
-    predecessor in scope i % 1000 is memory i - 1000), and the text add() embeds for contextual indexing."""
-    t = len(texts)
-    contexts = [texts[(j - SCOPES) % t] for j in range(t)]
-    return contexts, [f"{c}\n{x}" for c, x in zip(contexts, texts)]
+def previous_in_scope(t: int) -> list[int]:
+    """For turn j of the cycle, the turn the previous memory of the same scope holds: (j - 1000) % T
+    (memory i's predecessor in scope i % 1000 is memory i - 1000)."""
+    return [(j - SCOPES) % t for j in range(t)]
 
 
 # ------------------------------------------------------------------ mnema: search-time breakdown
@@ -352,6 +360,12 @@ def cprofile_top(memory: Any, plan: list[tuple[str, str]], limit: int = 20) -> l
 
 # ------------------------------------------------------------------ mnema worker (one size per process)
 
+def m_settings_probe() -> Any:
+    """mnema's default retrieval settings (older checkouts lack some fields; getattr defaults cover them)."""
+    from mnema.config import RetrievalConfig
+    return RetrievalConfig()
+
+
 def mnema_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     from mnema import Memory
     from mnema.models import ChangeSet, MemoryRecord, MessageRecord
@@ -361,7 +375,8 @@ def mnema_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     convs = load_locomo(args.data)
     texts = turn_texts(convs)
     qs = questions(convs)
-    vectors, vec_info = vector_cache(texts)
+    pooled = bool(getattr(m_settings_probe(), "sentence_pooling", False))
+    vectors, vec_info = vector_cache(texts, pooled=pooled)
     work = Path(tempfile.mkdtemp(prefix=f"mnema-{n}-", dir=args.workdir))
     db = work / "mnema.db"
     out: dict[str, Any] = {"size": n, "scopes": SCOPES, "db_path": str(db)}
@@ -392,11 +407,7 @@ def mnema_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     m_api = min(n, args.api_max)
     weight = float(getattr(m._settings, "context_weight", 0.0) or 0.0)
     record_fields = getattr(MemoryRecord, "__dataclass_fields__", {})
-    contexts = pair_vectors = None
-    if weight > 0 and n > m_api:
-        contexts, pair_texts = context_pairs(texts)
-        pair_vectors, pair_info = vector_cache(pair_texts, label="locomo-context-vectors")
-        vec_info = {**vec_info, "context_pairs": pair_info}
+    before = previous_in_scope(len(texts)) if weight > 0 else None
     chunk = 10_000
     start = time.perf_counter()
     at = inputs.now_iso()
@@ -408,11 +419,11 @@ def mnema_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
             ids = {"user_id": scope_of(i), "agent_id": None, "run_id": None}
             msg = MessageRecord(id=inputs.new_id(), role="user", content=text, actor_id=None, user_id=ids["user_id"],
                                 agent_id=None, run_id=None, timestamp=None, created_at=at)
-            blend = pair_vectors is not None and i >= SCOPES  # memory i - 1000 precedes it in its scope
-            vec = (1 - weight) * vectors[j] + weight * pair_vectors[j] if blend else vectors[j]
+            blend = before is not None and i >= SCOPES  # memory i - 1000 precedes it in its scope
+            vec = (1 - weight) * vectors[j] + weight * vectors[before[j]] if blend else vectors[j]
             rec = new_memory(text, vec, ids, {}, actor_id=None, role="user", event_time=None, sources=[msg.id], at=at)
             if blend and "context" in record_fields:
-                rec.context = contexts[j]
+                rec.context = texts[before[j]]
             cs.messages.append(msg)
             cs.inserts.append(rec)
             cs.history.append(history_row(rec.id, "ADD", None, text, None, "user", at))
@@ -425,8 +436,9 @@ def mnema_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
                                 "through SQLiteStore.apply(ChangeSet(messages, inserts, history)) in 10k-row "
                                 "transactions (the rows add() would write, minus the embedding)"
                                 + (f"; contextual indexing as add() does it: context = the scope's previous turn, "
-                                   f"vector = {1 - weight:g} x embed(turn) + {weight:g} x embed(previous turn + "
-                                   "newline + turn), both precomputed" if pair_vectors is not None else "")}
+                                   f"vector = {1 - weight:g} x vector(turn) + {weight:g} x vector(previous turn)"
+                                   if before is not None else "")
+                                + ("; vectors sentence-pooled as add() makes them" if pooled else "")}
     count = store._conn().execute("SELECT count(*) FROM memories").fetchone()[0]
     out["rows"] = count
     gc.collect()
@@ -847,9 +859,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     started = time.time()
     print(f"LOCOMO: {len(convs)} conversations, {len(texts)} turns ({len(set(texts))} distinct), "
           f"{len(questions(convs))} questions (categories 1-4)", flush=True)
+    # computed here, so no worker's RSS carries that big embedding batch
     _, vec_info = vector_cache(texts)
-    _, pair_info = vector_cache(context_pairs(texts)[1], label="locomo-context-vectors")
-    vec_info["context_pairs"] = pair_info  # computed here, so no worker's RSS carries that big embedding batch
+    _, vec_info["mnema_pooled"] = vector_cache(texts, pooled=True)
     print(f"precomputed vectors: {vec_info}", flush=True)
     import mnema  # noqa: F401  (version below)
     from importlib.metadata import version as pkg_version

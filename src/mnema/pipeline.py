@@ -12,7 +12,7 @@ import numpy as np
 
 from . import extraction as X
 from . import filters as F
-from . import inputs
+from . import inputs, pooling
 from .effects import Complete, Embed, StoreCall
 from .errors import ConfigurationError, LLMError, NotFoundError, ValidationError
 from .models import (ChangeSet, HistoryEntry, HistoryRecord, MemoryItem, MemoryRecord, MessageRecord,
@@ -48,6 +48,8 @@ class Settings:
     # Contextual indexing of conversation turns: a turn's vector takes this share of the previous turn's
     # embedding, and the previous turn is keyword-indexed beside it.
     context_weight: float = 0.25
+    # Embed memories sentence by sentence (speaker-prefixed) and average; see pooling.py.
+    sentence_pooling: bool = True
 
 
 def history_row(memory_id: str, event: str, old: Optional[str], new: Optional[str],
@@ -182,7 +184,7 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
     first_context = (yield from previous_turn(ids, "episodic_memory")) if settings.keep_episodic else None
     yield StoreCall("apply", (ChangeSet(messages=logged),))
     convo = [(m, rec) for m, rec in zip(msgs, logged) if m.role != "system"]
-    vectors = yield Embed([m.content for m, _ in convo], "add")
+    vectors = yield from memory_vectors(settings, [m.content for m, _ in convo], [m.name for m, _ in convo])
     where = scope_node(ids, "semantic_memory")
     best: dict[str, float] = {}
     for vec in vectors:
@@ -200,7 +202,7 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
         log.warning("mnema: rejected %d LLM decision(s): %s", len(plan.rejected),
                     "; ".join(r["reason"] for r in plan.rejected))
     texts = [a.text for a in plan.adds] + [u.text for u in plan.updates]
-    new_vectors = (yield Embed(texts, "add")) if texts else []
+    new_vectors = (yield from memory_vectors(settings, texts)) if texts else []
     source_ids = [rec.id for _, rec in convo]
 
     def sources(indices: list[int]) -> list[str]:
@@ -232,8 +234,8 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
         changes.history.append(history_row(old.id, "DELETE", old.memory, None, old.actor_id, old.role, at))
         results.append({"id": old.id, "memory": old.memory, "event": "DELETE"})
     if settings.keep_episodic:
-        turn_vecs, contexts = yield from turn_vectors(settings, [m.content for m, _ in convo], first_context,
-                                                      own=vectors)
+        turn_vecs, contexts = yield from turn_vectors(settings, [m.content for m, _ in convo],
+                                                      [m.name for m, _ in convo], first_context, own=vectors)
         for (m, rec), vec, context in zip(convo, turn_vecs, contexts):
             episode = new_memory(m.content, vec, ids, meta, actor_id=m.name, role=m.role, event_time=event_time,
                                  sources=[rec.id], at=at, memory_type="episodic_memory")
@@ -271,10 +273,10 @@ def exact_scope(ids: dict[str, Optional[str]], memory_type: str) -> F.Node:
 
 
 def previous_turn(ids: dict[str, Optional[str]], memory_type: str) -> Op:
-    """The newest turn stored in exactly this scope. Read from the memories, not the message log, so a
-    deleted turn never becomes the context of a new one."""
+    """(text, speaker) of the newest turn stored in exactly this scope. Read from the memories, not the
+    message log, so a deleted turn never becomes the context of a new one."""
     last, _ = yield StoreCall("list", (exact_scope(ids, memory_type), 1, 0, True))
-    return last[0].memory if last else None
+    return (last[0].memory, last[0].actor_id) if last else None
 
 
 def scrub_contexts(settings: Settings, deleted: list[MemoryRecord]) -> Op:
@@ -297,23 +299,36 @@ def scrub_contexts(settings: Settings, deleted: list[MemoryRecord]) -> Op:
     if not stale:
         return []
     records = yield StoreCall("get", (stale,))
-    vectors = yield Embed([r.memory for r in records], "update")
+    vectors = yield from memory_vectors(settings, [r.memory for r in records], [r.actor_id for r in records],
+                                        "update")
     return [MemoryRecord(**{**r.__dict__, "context": None, "embedding": v}) for r, v in zip(records, vectors)]
 
 
-def turn_vectors(settings: Settings, texts: list[str], first_context: Optional[str],
-                 own: Optional[np.ndarray] = None) -> Op:
+def memory_vectors(settings: Settings, texts: list[str], speakers: Optional[list[Optional[str]]] = None,
+                   purpose: str = "add") -> Op:
+    """The stored vector of each memory text: sentence-pooled (pooling.py) unless turned off."""
+    if not texts:
+        return np.zeros((0, settings.dimension or 0), dtype=np.float32)
+    if not settings.sentence_pooling:
+        return (yield Embed(list(texts), purpose))
+    parts, owners = pooling.pieces(texts, speakers)
+    return pooling.pool((yield Embed(parts, purpose)), owners, len(texts))
+
+
+def turn_vectors(settings: Settings, texts: list[str], speakers: list[Optional[str]],
+                 first_context: Optional[tuple[str, Optional[str]]], own: Optional[np.ndarray] = None) -> Op:
     """Vectors and contexts for consecutive turns: each turn's context is the turn before it, and its vector
     takes `context_weight` of that turn's own embedding (as good as embedding the pair on LOCOMO, at no
     extra embedding cost)."""
-    contexts = [first_context, *texts[:-1]]
+    contexts = [first_context[0] if first_context else None, *texts[:-1]]
     w = settings.context_weight
+    extra = [first_context] if first_context and w > 0 else []
     if own is None:
-        extra = [first_context] if first_context and w > 0 else []
-        embedded = yield Embed(extra + texts, "add")
+        embedded = yield from memory_vectors(settings, [c[0] for c in extra] + texts,
+                                             [c[1] for c in extra] + list(speakers))
         own, before = embedded[len(extra):], (embedded[0] if extra else None)
     else:
-        before = (yield Embed([first_context], "add"))[0] if first_context and w > 0 else None
+        before = (yield from memory_vectors(settings, [extra[0][0]], [extra[0][1]]))[0] if extra else None
     if w <= 0:
         return own, [None] * len(texts)
     vectors = np.array(own, dtype=np.float32, copy=True)
@@ -330,7 +345,7 @@ def add_verbatim(settings: Settings, req: AddRequest, logged: list[MessageRecord
     kept = [(m, rec) for m, rec in zip(msgs, logged) if m.role != "system"]
     texts = [m.content for m, _ in kept]
     first_context = (yield from previous_turn(ids, "semantic_memory")) if settings.context_weight > 0 else None
-    vectors, contexts = yield from turn_vectors(settings, texts, first_context)
+    vectors, contexts = yield from turn_vectors(settings, texts, [m.name for m, _ in kept], first_context)
     records = [new_memory(m.content, vec, ids, meta, actor_id=m.name, role=m.role, event_time=event_time,
                           sources=[rec.id], at=at) for (m, rec), vec in zip(kept, vectors)]
     for rec, context in zip(records, contexts):
@@ -414,7 +429,8 @@ def update(settings: Settings, memory_id: Any, text: Any = None, metadata: Any =
     meta = inputs.metadata(metadata) if metadata is not None else None
     old = yield from _existing(mid, with_embeddings=True)
     at = inputs.now_iso()
-    vector = old.embedding if text is None or text == old.memory else (yield Embed([text], "update"))[0]
+    vector = (old.embedding if text is None or text == old.memory
+              else (yield from memory_vectors(settings, [text], [old.actor_id], "update"))[0])
     changed = text is not None and text != old.memory
     new = MemoryRecord(**{**old.__dict__, "memory": text if text is not None else old.memory,
                           "metadata": meta if meta is not None else old.metadata, "updated_at": at,
