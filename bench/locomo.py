@@ -378,6 +378,17 @@ def git_commit() -> dict[str, Any]:
         return {"commit": None, "src_dirty": None}
 
 
+def cpu_simd() -> list[str]:
+    """The CPU's vector extensions that decide how fast the int8 embedder runs (VNNI: ~2-3x)."""
+    wanted = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"}
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
+    except OSError:
+        return []
+    return sorted(wanted & set(flags))
+
+
 def machine() -> dict[str, Any]:
     info: dict[str, Any] = {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                             "platform": platform.platform(), "processor": platform.processor() or None,
@@ -396,6 +407,7 @@ def machine() -> dict[str, Any]:
             info["cpu_model"] = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), None)
     except OSError:
         pass
+    info["cpu_simd"] = cpu_simd()
     return info
 
 

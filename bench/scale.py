@@ -645,7 +645,10 @@ def hardware() -> dict[str, Any]:
                 ram = round(int(line.split()[1]) / 2**20, 1)
     except OSError:
         pass
-    return {"cpu_model": cpu, "cores": os.cpu_count(), "ram_gib": ram, "python": platform.python_version(),
+    sys.path.insert(0, str(BENCH))
+    from locomo import cpu_simd  # noqa: E402  (bench/locomo.py)
+    return {"cpu_model": cpu, "cpu_simd": cpu_simd(), "cores": os.cpu_count(), "ram_gib": ram,
+            "python": platform.python_version(),
             "platform": platform.platform(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
