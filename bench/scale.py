@@ -375,7 +375,8 @@ def mnema_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     convs = load_locomo(args.data)
     texts = turn_texts(convs)
     qs = questions(convs)
-    pooled = bool(getattr(m_settings_probe(), "sentence_pooling", False))
+    probe = m_settings_probe()
+    pooled = bool(probe.pooling_for("local")) if hasattr(probe, "pooling_for") else False
     vectors, vec_info = vector_cache(texts, pooled=pooled)
     work = Path(tempfile.mkdtemp(prefix=f"mnema-{n}-", dir=args.workdir))
     db = work / "mnema.db"

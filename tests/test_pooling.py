@@ -74,3 +74,12 @@ def test_update_re_embeds_with_pooling_and_the_speaker(memory):
     parts = LocalEmbedder({}).embed(["Mel: I adopted a dog.", "Mel: His name is Oscar."])
     expected = parts.mean(axis=0) / np.linalg.norm(parts.mean(axis=0))
     assert np.allclose(got, expected, atol=1e-5)
+
+
+def test_pooling_defaults_to_the_local_embedder_only():
+    assert RetrievalConfig().pooling_for("local") is True
+    assert RetrievalConfig().pooling_for("openai") is False
+    assert RetrievalConfig(sentence_pooling=True).pooling_for("openai") is True
+    assert RetrievalConfig(sentence_pooling=False).pooling_for("local") is False
+    with Memory(MemoryConfig()) as m:  # the default config: local embedder, pooled
+        assert m._settings.sentence_pooling is True

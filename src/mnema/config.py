@@ -42,9 +42,16 @@ class RetrievalConfig(BaseModel):
     bm25_half: float = Field(default=FusionWeights.bm25_half, gt=0)
     # share of a turn's vector taken from the previous turn's; 0 turns contextual indexing off
     context_weight: float = Field(default=0.25, ge=0, le=1)
-    # embed each sentence of a memory (prefixed with the speaker's name) and average (mnema/pooling.py);
-    # vectors already stored keep the way they were made, so change it only on a new store
-    sentence_pooling: bool = True
+    # embed each sentence of a memory (prefixed with the speaker's name) and average (mnema/pooling.py).
+    # None = on for the packaged local embedder, where it was measured (README), off for the others.
+    # Vectors already stored keep the way they were made, so set it only on a new store.
+    sentence_pooling: Optional[bool] = None
+
+    def pooling_for(self, embedder_provider: str) -> bool:
+        """Whether memories are sentence-pooled with this embedder."""
+        if self.sentence_pooling is not None:
+            return self.sentence_pooling
+        return embedder_provider == "local"
     # candidates each retriever contributes before fusion: max(min_candidates, candidate_factor * limit)
     min_candidates: int = Field(default=50, ge=1)
     candidate_factor: int = Field(default=4, ge=1)

@@ -45,7 +45,8 @@ def _finish(config: MemoryConfig, embedder: Any, store: Any) -> tuple[Runtime, p
     settings = pipeline.Settings(max_message_chars=config.max_message_chars, llm_configured=llm is not None,
                                  embedding_model=embedder.model_id, dimension=embedder.dimension,
                                  custom_instructions=instructions or None, weights=weights,
-                                 context_weight=r.context_weight, sentence_pooling=r.sentence_pooling,
+                                 context_weight=r.context_weight,
+                                 sentence_pooling=r.pooling_for(config.embedder.provider),
                                  min_candidates=r.min_candidates,
                                  candidate_factor=r.candidate_factor, keep_episodic=config.keep_episodic)
     return Runtime(embedder, store, llm), settings
