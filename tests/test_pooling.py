@@ -83,3 +83,18 @@ def test_pooling_defaults_to_the_local_embedder_only():
     assert RetrievalConfig(sentence_pooling=False).pooling_for("local") is False
     with Memory(MemoryConfig()) as m:  # the default config: local embedder, pooled
         assert m._settings.sentence_pooling is True
+
+
+def test_a_store_never_mixes_pooled_and_whole_text_vectors(tmp_path):
+    from mnema import DimensionMismatchError
+    path = str(tmp_path / "m.db")
+
+    def config(pooling):
+        return MemoryConfig(vector_store=ProviderConfig(provider="sqlite", config={"path": path}),
+                            retrieval=RetrievalConfig(sentence_pooling=pooling))
+    with Memory(config(False)) as m:  # a store made before pooling existed, or with it off
+        m.add("I like tea.", user_id="u", infer=False)
+    with pytest.raises(DimensionMismatchError, match="sentence_pooling=False"):
+        Memory(config(None))  # the default (pooled) must not add differently made vectors to it
+    with Memory(config(False)) as m:
+        assert len(m.get_all(user_id="u")["results"]) == 1

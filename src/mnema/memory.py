@@ -6,7 +6,7 @@ import os
 import time
 from typing import Any, Optional, Union
 
-from . import pipeline, registry
+from . import pipeline, pooling, registry
 from .config import MemoryConfig, ProviderConfig
 from .drivers import Runtime, run_async, run_sync
 from .errors import ConfigurationError
@@ -31,22 +31,25 @@ def _build(config: MemoryConfig) -> tuple[Runtime, pipeline.Settings]:
 
 
 def _finish(config: MemoryConfig, embedder: Any, store: Any) -> tuple[Runtime, pipeline.Settings]:
-    store.ensure_space(embedder.model_id, embedder.dimension)
+    r = config.retrieval
+    pooled = r.pooling_for(config.embedder.provider)
+    # How vectors are made is part of their space: pooled and whole-text vectors must not share a store.
+    space = embedder.model_id + (pooling.POOLED_SUFFIX if pooled else "")
+    store.ensure_space(space, embedder.dimension)
     llm_config = config.llm if config.llm is not None else detect_llm()
     llm = None
     if llm_config is not None and llm_config.provider != "none":
         llm = registry.create("llm", llm_config.provider, llm_config.config)
     instructions = "\n".join(p for p in (config.custom_instructions, config.custom_fact_extraction_prompt) if p)
-    r = config.retrieval
     weights = FusionWeights(dense=r.dense_weight, keyword=r.keyword_weight, actor=r.actor_weight,
                             bm25_half=r.bm25_half)
     if weights.dense + weights.keyword + weights.actor <= 0:
         raise ConfigurationError("retrieval weights must not all be zero")
     settings = pipeline.Settings(max_message_chars=config.max_message_chars, llm_configured=llm is not None,
-                                 embedding_model=embedder.model_id, dimension=embedder.dimension,
+                                 embedding_model=space, dimension=embedder.dimension,
                                  custom_instructions=instructions or None, weights=weights,
                                  context_weight=r.context_weight,
-                                 sentence_pooling=r.pooling_for(config.embedder.provider),
+                                 sentence_pooling=pooled,
                                  min_candidates=r.min_candidates,
                                  candidate_factor=r.candidate_factor, keep_episodic=config.keep_episodic)
     return Runtime(embedder, store, llm), settings

@@ -20,6 +20,9 @@ _BOUNDARY = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]])\s+|\n+")
 # Past this many sentences the rest are embedded as one piece: a pasted document must not become
 # hundreds of embedding calls.
 MAX_PIECES = 16
+# Added to the embedding model's name in the store's record of its vector space when memories are pooled,
+# so one store is never filled with vectors made two ways.
+POOLED_SUFFIX = "+sentence-pooled"
 
 
 def sentences(text: str) -> list[str]:

@@ -20,6 +20,7 @@ import numpy as np
 from .. import filters as F
 from ..errors import ConfigurationError, DimensionMismatchError, ProviderError, ValidationError
 from ..models import ChangeSet, HistoryRecord, MemoryRecord, MessageRecord
+from ..pooling import POOLED_SUFFIX
 from .scoped_terms import keyed_text, match_expression, search_key
 
 SCHEMA_VERSION = 2
@@ -134,6 +135,15 @@ def _row_to_record(row: sqlite3.Row | tuple, embedding: bytes | None = None) -> 
         created_at=row[10], updated_at=row[11], timestamp=row[12], source_message_ids=json.loads(row[13]),
         context=row[14], embedding=None if embedding is None else np.frombuffer(embedding, dtype=np.float32),
     )
+
+
+def _pooling_hint(stored: str, configured: str) -> str:
+    suffix = POOLED_SUFFIX
+    if stored.removesuffix(suffix) != configured.removesuffix(suffix):
+        return ""
+    wanted = stored.endswith(suffix)
+    return (f" Only the way vectors are made differs: set retrieval sentence_pooling={wanted} to keep "
+            "using this file.")
 
 
 class SQLiteStore:
@@ -251,7 +261,8 @@ class SQLiteStore:
                 raise DimensionMismatchError(
                     f"{self.path} holds {rows['embedding_dims']}-dimensional vectors from "
                     f"{rows['embedding_model']!r}; the configured embedder is {model_id!r} ({dimension} "
-                    "dimensions). Use another database file, or reset() this one.")
+                    "dimensions). Use another database file, or reset() this one." + _pooling_hint(
+                        rows["embedding_model"], model_id))
         self._dimension = dimension
 
     def _blob(self, rec: MemoryRecord) -> bytes:
