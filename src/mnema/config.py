@@ -44,17 +44,17 @@ class RetrievalConfig(BaseModel):
     context_weight: float = Field(default=0.25, ge=0, le=1)
     # embed each sentence of a memory (prefixed with the speaker's name) and average (mnema/pooling.py).
     # None = on for the packaged local embedder, where it was measured (README), off for the others.
-    # Vectors already stored keep the way they were made, so set it only on a new store.
+    # A store records which way its vectors were made; opening it the other way is an error.
     sentence_pooling: Optional[bool] = None
+    # candidates each retriever contributes before fusion: max(min_candidates, candidate_factor * limit)
+    min_candidates: int = Field(default=50, ge=1)
+    candidate_factor: int = Field(default=4, ge=1)
 
     def pooling_for(self, embedder_provider: str) -> bool:
         """Whether memories are sentence-pooled with this embedder."""
         if self.sentence_pooling is not None:
             return self.sentence_pooling
         return embedder_provider == "local"
-    # candidates each retriever contributes before fusion: max(min_candidates, candidate_factor * limit)
-    min_candidates: int = Field(default=50, ge=1)
-    candidate_factor: int = Field(default=4, ge=1)
 
 
 class MemoryConfig(BaseModel):
