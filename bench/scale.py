@@ -180,9 +180,12 @@ def vector_cache(texts: list[str], cache_dir: Path = TMP, label: str = "locomo-v
     whole text."""
     from mnema.embeddings.local import MODEL_ID, LocalEmbedder
     distinct = sorted(set(texts))
-    if pooled:
+    spec = MODEL_ID
+    if pooled:  # the splitting rules are part of the key, so a changed splitter never reuses old vectors
+        from mnema import pooling
         label += "-pooled"
-    key = hashlib.sha256(("\x00".join(distinct) + MODEL_ID).encode()).hexdigest()[:16]
+        spec += f"|{pooling._BOUNDARY.pattern}|{pooling.MAX_PIECES}"
+    key = hashlib.sha256(("\x00".join(distinct) + spec).encode()).hexdigest()[:16]
     path = cache_dir / f"{label}-{key}.npy"
     info = {"distinct_texts": len(distinct), "cache": os.path.relpath(path, ROOT), "model": MODEL_ID}
     if path.is_file():
@@ -360,12 +363,6 @@ def cprofile_top(memory: Any, plan: list[tuple[str, str]], limit: int = 20) -> l
 
 # ------------------------------------------------------------------ mnema worker (one size per process)
 
-def m_settings_probe() -> Any:
-    """mnema's default retrieval settings (older checkouts lack some fields; getattr defaults cover them)."""
-    from mnema.config import RetrievalConfig
-    return RetrievalConfig()
-
-
 def mnema_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     from mnema import Memory
     from mnema.models import ChangeSet, MemoryRecord, MessageRecord
@@ -375,9 +372,6 @@ def mnema_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     convs = load_locomo(args.data)
     texts = turn_texts(convs)
     qs = questions(convs)
-    probe = m_settings_probe()
-    pooled = bool(probe.pooling_for("local")) if hasattr(probe, "pooling_for") else False
-    vectors, vec_info = vector_cache(texts, pooled=pooled)
     work = Path(tempfile.mkdtemp(prefix=f"mnema-{n}-", dir=args.workdir))
     db = work / "mnema.db"
     out: dict[str, Any] = {"size": n, "scopes": SCOPES, "db_path": str(db)}
@@ -386,6 +380,9 @@ def mnema_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     store = m._runtime.store
     out["memory_after_init"] = proc_memory()
     out["cpu_gauge_start"] = embed_probe(lambda t: m._runtime.embedder.embed([t], "search"))
+    # the bulk-loaded vectors are made the way this Memory's add() makes them
+    pooled = bool(getattr(m._settings, "sentence_pooling", False))
+    vectors, vec_info = vector_cache(texts, pooled=pooled)
 
     # 1. ingest through the public API, real embeddings
     batches = api_batches(n, args.api_max)

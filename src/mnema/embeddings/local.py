@@ -127,15 +127,15 @@ class LocalEmbedder:
             return np.zeros((0, DIMENSION), dtype=np.float32)
         with self._lock:  # the tokenizer object is shared; encoding is cheap next to the model
             encodings = self._tokenizer.encode_batch(list(texts))
+        tokens = [e.ids for e in encodings]  # each .ids access builds a new Python list
         out = np.empty((len(texts), DIMENSION), dtype=np.float32)
-        for idx in token_batches([len(e.ids) for e in encodings]):
-            width = max(len(encodings[i].ids) for i in idx)
+        for idx in token_batches([len(t) for t in tokens]):
+            width = max(len(tokens[i]) for i in idx)
             ids = np.zeros((len(idx), width), dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
             for row, i in enumerate(idx):
-                n = len(encodings[i].ids)
-                ids[row, :n] = encodings[i].ids
-                mask[row, :n] = 1
+                ids[row, :len(tokens[i])] = tokens[i]
+                mask[row, :len(tokens[i])] = 1
             states = self._session.run(None, {"input_ids": ids, "attention_mask": mask,
                                               "token_type_ids": np.zeros_like(ids)})[0]
             weights = mask[:, :, None].astype(np.float32)

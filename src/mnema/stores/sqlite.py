@@ -138,10 +138,9 @@ def _row_to_record(row: sqlite3.Row | tuple, embedding: bytes | None = None) -> 
 
 
 def _pooling_hint(stored: str, configured: str) -> str:
-    suffix = POOLED_SUFFIX
-    if stored.removesuffix(suffix) != configured.removesuffix(suffix):
+    if stored.removesuffix(POOLED_SUFFIX) != configured.removesuffix(POOLED_SUFFIX):
         return ""
-    wanted = stored.endswith(suffix)
+    wanted = stored.endswith(POOLED_SUFFIX)
     return (f" Only the way vectors are made differs: set retrieval sentence_pooling={wanted} to keep "
             "using this file.")
 
