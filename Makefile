@@ -21,6 +21,11 @@ test: $(STAMP)
 bench-locomo: $(STAMP)
 	$(BIN)/python bench/locomo.py --data ../shared/datasets/locomo --out bench/results/locomo.json
 
+.PHONY: bench-locomo-rerank
+bench-locomo-rerank: $(STAMP)
+	$(BIN)/python bench/locomo.py --data ../shared/datasets/locomo --method mnema-rerank \
+		--out bench/results/locomo-rerank.json
+
 .PHONY: bench-scale
 bench-scale: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """LOCOMO evidence-recall benchmark for mnema (and plain baselines through the same harness).
 
-    python bench/locomo.py --data DIR [--k 5,10,20] [--method mnema|bm25|dense|rrf] [--json] [--out FILE]
+    python bench/locomo.py --data DIR [--k 5,10,20] [--method mnema|mnema-rerank|bm25|dense|rrf] [--json]
+                           [--out FILE]
                            [--limit-conversations N]
 
 Every turn of every conversation (DIR/conv-*.json, see DIR/README.md) is stored verbatim, one scope per
@@ -10,6 +11,7 @@ recall@k = |evidence ∩ dia_ids of the top k results| / |evidence|, averaged ov
 
 Methods:
   mnema  Memory.add(session, infer=False) into a fresh SQLite file, Memory.search() (the product path)
+  mnema-rerank  the same with the packaged maxsim reranker configured (reranker={"provider": "maxsim"})
   bm25   Okapi BM25 (k1=1.2, b=0.75) over the turns, lower-case \\w+ tokens minus mnema.scoring.STOPWORDS
   dense  cosine with mnema's LocalEmbedder over the turns
   rrf    reciprocal rank fusion (k=60) of the bm25 and dense rankings
@@ -40,7 +42,7 @@ if (ROOT / "src" / "mnema").is_dir() and str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
-METHODS = ("mnema", "bm25", "dense", "rrf")
+METHODS = ("mnema", "mnema-rerank", "bm25", "dense", "rrf")
 BM25_K1, BM25_B, RRF_K = 1.2, 0.75, 60
 
 
@@ -227,12 +229,13 @@ class MnemaRetriever:
     recovered from add()'s results, which list the stored memories in message order (checked: same count,
     same text). A search result's dia_id is read from its metadata if present, else from that map."""
 
-    def __init__(self, tmpdir: str):
+    def __init__(self, tmpdir: str, rerank: bool = False):
         from mnema import Memory
         from mnema.config import MemoryConfig, ProviderConfig
         config = MemoryConfig(vector_store=ProviderConfig(provider="sqlite",
                                                           config={"path": os.path.join(tmpdir, "locomo.db")}),
-                              llm=ProviderConfig(provider="none"))
+                              llm=ProviderConfig(provider="none"),
+                              reranker=ProviderConfig(provider="maxsim") if rerank else None)
         self.memory = Memory(config)
         self.dia_of: dict[str, str] = {}
         self.leaks = 0
@@ -423,7 +426,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="mnema-locomo-") as tmpdir:
         t0 = time.perf_counter()
-        retriever = MnemaRetriever(tmpdir) if args.method == "mnema" else BaselineRetriever(args.method)
+        retriever = (MnemaRetriever(tmpdir, rerank=args.method == "mnema-rerank")
+                     if args.method.startswith("mnema") else BaselineRetriever(args.method))
         setup_s = time.perf_counter() - t0
         try:
             progress = Progress(n_turns, f"ingest ({args.method})")

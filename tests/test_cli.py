@@ -124,3 +124,14 @@ def test_demo_runs_and_prints_scores(tmp_path):
 def test_help(tmp_path, args):
     out = ok(tmp_path / "h.db", *args)
     assert "usage: mnema" in out
+
+
+def test_search_with_the_packaged_reranker(tmp_path):
+    db = tmp_path / "rr.db"
+    for text in ("I play the violin in an orchestra", "I painted a sunrise over the lake", "We go camping in summer"):
+        ok(db, "add", text, "--user", "alice", "--no-infer")
+    plain = as_json(db, "search", "What instrument do I play?", "--user", "alice", "--no-rerank")["results"]
+    reranked = as_json(db, "search", "What instrument do I play?", "--user", "alice", "--rerank")["results"]
+    assert "violin" in reranked[0]["memory"] and len(reranked) == len(plain) == 3
+    # the blend (fused + 0.5 * relevance) / 1.5 changes the scores
+    assert {r["id"]: r["score"] for r in reranked} != {r["id"]: r["score"] for r in plain}

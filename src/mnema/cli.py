@@ -74,6 +74,8 @@ def _memory(args: argparse.Namespace):
     config = MemoryConfig()
     if args.db:
         config.vector_store = ProviderConfig(provider="sqlite", config={"path": args.db})
+    if getattr(args, "rerank", None):
+        config.reranker = ProviderConfig(provider="maxsim")  # the packaged one; it loads offline
     return Memory(config)
 
 
@@ -167,6 +169,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--limit", type=int, default=10)
     p.add_argument("--threshold", type=float)
     p.add_argument("--filters", help="JSON filter object")
+    p.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None,
+                   help="rerank the best candidates with the packaged maxsim reranker (slower, better)")
     p = scoped(command("list", help="list memories of a scope"))
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--offset", type=int, default=0)
@@ -196,7 +200,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             _emit(args, r, ["id", "event", "memory"])
         elif args.command == "search":
             r = m.search(args.query, **_scope(args), limit=args.limit, threshold=args.threshold,
-                         filters=_json_arg(args.filters, "filters"))
+                         filters=_json_arg(args.filters, "filters"), rerank=args.rerank)
             _emit(args, r, ["score", "id", "memory", "created_at"])
         elif args.command == "list":
             r = m.get_all(**_scope(args), limit=args.limit, offset=args.offset,

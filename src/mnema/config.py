@@ -49,6 +49,10 @@ class RetrievalConfig(BaseModel):
     # candidates each retriever contributes before fusion: max(min_candidates, candidate_factor * limit)
     min_candidates: int = Field(default=50, ge=1)
     candidate_factor: int = Field(default=4, ge=1)
+    # With a reranker: how many of the best fused candidates it rescores (at least `limit`), and the weight
+    # of its relevance against the fused score (see rerankers/base.py).
+    rerank_pool: int = Field(default=30, ge=1)
+    rerank_weight: float = Field(default=0.5, ge=0)
 
     def pooling_for(self, embedder_provider: str) -> bool:
         """Whether memories are sentence-pooled with this embedder."""

@@ -6,17 +6,24 @@ import asyncio
 from typing import Any, Generator
 
 from .drive import adrive, drive
-from .effects import Complete, Embed, StoreCall
+from .effects import Complete, Embed, Rerank, StoreCall
 from .errors import ConfigurationError
 
 Op = Generator[Any, Any, Any]
 
 
 class Runtime:
-    def __init__(self, embedder: Any, store: Any, llm: Any = None):
+    def __init__(self, embedder: Any, store: Any, llm: Any = None, reranker: Any = None):
         self.embedder = embedder
         self.store = store
         self.llm = llm
+        self.reranker = reranker
+
+    def _reranker(self) -> Any:
+        if self.reranker is None:
+            raise ConfigurationError("no reranker is configured: set reranker={'provider': 'maxsim'} in the "
+                                     "config, or search without rerank=True")
+        return self.reranker
 
     def perform(self, effect: Any) -> Any:
         if isinstance(effect, StoreCall):
@@ -27,6 +34,8 @@ class Runtime:
             if self.llm is None:
                 raise ConfigurationError("no LLM is configured")
             return self.llm.generate(effect.request)
+        if isinstance(effect, Rerank):
+            return self._reranker().rerank(effect.query, effect.documents)
         raise TypeError(f"unknown effect {effect!r}")
 
     async def aperform(self, effect: Any) -> Any:
@@ -48,6 +57,12 @@ class Runtime:
             if native is not None:
                 return await native(effect.request)
             return await asyncio.to_thread(self.llm.generate, effect.request)
+        if isinstance(effect, Rerank):
+            reranker = self._reranker()
+            native = getattr(reranker, "arerank", None)
+            if native is not None:
+                return await native(effect.query, effect.documents)
+            return await asyncio.to_thread(reranker.rerank, effect.query, effect.documents)
         raise TypeError(f"unknown effect {effect!r}")
 
 

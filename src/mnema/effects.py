@@ -19,6 +19,14 @@ class StoreCall:
 
 
 @dataclass(frozen=True)
+class Rerank:
+    """Ask the configured reranker for each document's relevance to the query (rerankers/base.py)."""
+
+    query: str
+    documents: list[str]
+
+
+@dataclass(frozen=True)
 class Complete:
     """Ask the configured LLM; `request` is an llms.base.LLMRequest."""
 

@@ -36,6 +36,9 @@ def _finish(config: MemoryConfig, embedder: Any, store: Any) -> tuple[Runtime, p
     # How vectors are made is part of their space: pooled and whole-text vectors must not share a store.
     space = embedder.model_id + (pooling.POOLED_SUFFIX if pooled else "")
     store.ensure_space(space, embedder.dimension)
+    reranker = None
+    if config.reranker is not None:
+        reranker = registry.create("reranker", config.reranker.provider, config.reranker.config)
     llm_config = config.llm if config.llm is not None else detect_llm()
     llm = None
     if llm_config is not None and llm_config.provider != "none":
@@ -51,8 +54,10 @@ def _finish(config: MemoryConfig, embedder: Any, store: Any) -> tuple[Runtime, p
                                  context_weight=r.context_weight,
                                  sentence_pooling=pooled,
                                  min_candidates=r.min_candidates,
-                                 candidate_factor=r.candidate_factor, keep_episodic=config.keep_episodic)
-    return Runtime(embedder, store, llm), settings
+                                 candidate_factor=r.candidate_factor, keep_episodic=config.keep_episodic,
+                                 reranker_configured=reranker is not None, rerank_pool=r.rerank_pool,
+                                 rerank_weight=r.rerank_weight)
+    return Runtime(embedder, store, llm, reranker), settings
 
 
 # Checked in this order when no llm is configured; set MNEMA_LLM=none (or llm provider "none") to opt out.
@@ -154,10 +159,13 @@ class Memory(_Base):
 
     def search(self, query: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None, limit: int = 10,
-               threshold: Optional[float] = None) -> dict[str, Any]:
-        """Hybrid search within a scope; results carry `score` in [0, 1], best first."""
+               threshold: Optional[float] = None, rerank: Optional[bool] = None) -> dict[str, Any]:
+        """Hybrid search within a scope; results carry `score` in [0, 1], best first. `threshold` drops
+        results scoring below it. With a reranker configured the best candidates are reranked unless
+        rerank=False; rerank=True without one is a ConfigurationError."""
         return self._run(pipeline.search(self._settings, query, user_id=user_id, agent_id=agent_id,
-                                         run_id=run_id, filters=filters, limit=limit, threshold=threshold))
+                                         run_id=run_id, filters=filters, limit=limit, threshold=threshold,
+                                         rerank=rerank))
 
     def get(self, memory_id: str) -> Optional[dict[str, Any]]:
         return self._run(pipeline.get(self._settings, memory_id))
@@ -235,9 +243,10 @@ class AsyncMemory(_Base):
 
     async def search(self, query: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                      run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None, limit: int = 10,
-                     threshold: Optional[float] = None) -> dict[str, Any]:
+                     threshold: Optional[float] = None, rerank: Optional[bool] = None) -> dict[str, Any]:
         return await self._run(pipeline.search(self._settings, query, user_id=user_id, agent_id=agent_id,
-                                               run_id=run_id, filters=filters, limit=limit, threshold=threshold))
+                                               run_id=run_id, filters=filters, limit=limit, threshold=threshold,
+                                               rerank=rerank))
 
     async def get(self, memory_id: str) -> Optional[dict[str, Any]]:
         return await self._run(pipeline.get(self._settings, memory_id))

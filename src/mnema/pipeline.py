@@ -13,10 +13,11 @@ import numpy as np
 from . import extraction as X
 from . import filters as F
 from . import inputs, pooling
-from .effects import Complete, Embed, StoreCall
+from .effects import Complete, Embed, Rerank, StoreCall
 from .errors import ConfigurationError, LLMError, NotFoundError, ValidationError
 from .models import (ChangeSet, HistoryEntry, HistoryRecord, MemoryItem, MemoryRecord, MessageRecord,
                      text_hash)
+from .rerankers.base import checked
 from .scoring import FusionWeights, fuse, named_actor, query_terms
 
 log = logging.getLogger("mnema")
@@ -50,6 +51,10 @@ class Settings:
     context_weight: float = 0.25
     # Embed memories sentence by sentence (speaker-prefixed) and average; see pooling.py.
     sentence_pooling: bool = True
+    # search() reranks by default when a reranker is configured; see rerankers/base.py.
+    reranker_configured: bool = False
+    rerank_pool: int = 30
+    rerank_weight: float = 0.5
 
 
 def history_row(memory_id: str, event: str, old: Optional[str], new: Optional[str],
@@ -366,11 +371,17 @@ def visible(where: F.Node) -> F.Node:
 
 
 def search(settings: Settings, query: Any, *, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
-           filters: Any = None, limit: Any = 10, threshold: Any = None) -> Op:
+           filters: Any = None, limit: Any = 10, threshold: Any = None, rerank: Any = None) -> Op:
     text = inputs.query(query, settings.max_message_chars)
     where = visible(inputs.scoped_filter(user_id, agent_id, run_id, filters))
     k = inputs.limit(limit, maximum=1000)
     cut = inputs.threshold(threshold)
+    if rerank is not None and not isinstance(rerank, bool):
+        raise ValidationError(f"rerank must be true, false or omitted, not {rerank!r}")
+    if rerank and not settings.reranker_configured:
+        raise ConfigurationError("search(rerank=True) needs a reranker: set reranker={'provider': 'maxsim'} "
+                                 "in the config")
+    rerank = settings.reranker_configured if rerank is None else rerank
     pool = max(settings.min_candidates, settings.candidate_factor * k)
     vector = (yield Embed([text], "search"))[0]
     dense = dict((yield StoreCall("vector_search", (vector, where, pool))))
@@ -384,10 +395,23 @@ def search(settings: Settings, query: Any, *, user_id: Any = None, agent_id: Any
     actor_match = {mid for mid, r in records.items() if actor is not None and r.actor_id == actor}
     scores = fuse(dense, keyword, actor_match, settings.weights)
     ranked = sorted(((i, s) for i, s in scores.items() if i in records), key=lambda kv: (-kv[1], kv[0]))
+    if rerank and ranked:
+        ranked = yield from reranked(settings, text, ranked, records, k)
     if cut is not None:
         ranked = [(i, s) for i, s in ranked if s >= cut]
     results = [MemoryItem.from_record(records[i], score=round(s, 6)).to_dict() for i, s in ranked[:k]]
     return {"results": results, "relations": []}
+
+
+def reranked(settings: Settings, query: str, ranked: list[tuple[str, float]], records: dict[str, MemoryRecord],
+             limit: int) -> Op:
+    """The best fused candidates rescored by the reranker: (fused + w * relevance) / (1 + w), in [0, 1].
+    Only these can be returned (the pool is at least `limit`), so the rest are dropped."""
+    head = ranked[:max(settings.rerank_pool, limit)]
+    relevance = checked((yield Rerank(query, [records[i].memory for i, _ in head])), len(head))
+    w = settings.rerank_weight
+    return sorted(((i, (s + w * r) / (1 + w)) for (i, s), r in zip(head, relevance)),
+                  key=lambda kv: (-kv[1], kv[0]))
 
 
 # ------------------------------------------------------------------ reads

@@ -44,7 +44,9 @@ _BUILTIN: dict[str, dict[str, str]] = {
         "aws_bedrock": "mnema.llms.aws_bedrock:BedrockLLM",
     },
     "graph_store": {},
-    "reranker": {},
+    "reranker": {
+        "maxsim": "mnema.rerankers.maxsim:MaxSimReranker",
+    },
 }
 _registered: dict[str, dict[str, Factory | str]] = {kind: {} for kind in KINDS}
 

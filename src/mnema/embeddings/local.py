@@ -13,7 +13,7 @@ import os
 import threading
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -120,15 +120,14 @@ class LocalEmbedder:
         self.model_id = MODEL_ID
         self.dimension = DIMENSION
 
-    def embed(self, texts: list[str], purpose: Purpose = "add") -> np.ndarray:
+    def _encode(self, texts: list[str]) -> list[Any]:
         if isinstance(texts, str):
             raise ValidationError("embed() takes a list of strings")
-        if not texts:
-            return np.zeros((0, DIMENSION), dtype=np.float32)
         with self._lock:  # the tokenizer object is shared; encoding is cheap next to the model
-            encodings = self._tokenizer.encode_batch(list(texts))
-        tokens = [e.ids for e in encodings]  # each .ids access builds a new Python list
-        out = np.empty((len(texts), DIMENSION), dtype=np.float32)
+            return self._tokenizer.encode_batch(list(texts))
+
+    def _run(self, tokens: list[list[int]]) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+        """Token states of each length-sorted batch: (indices into tokens, states, attention mask)."""
         for idx in token_batches([len(t) for t in tokens]):
             width = max(len(tokens[i]) for i in idx)
             ids = np.zeros((len(idx), width), dtype=np.int64)
@@ -138,7 +137,28 @@ class LocalEmbedder:
                 mask[row, :len(tokens[i])] = 1
             states = self._session.run(None, {"input_ids": ids, "attention_mask": mask,
                                               "token_type_ids": np.zeros_like(ids)})[0]
+            yield idx, states, mask
+
+    def embed(self, texts: list[str], purpose: Purpose = "add") -> np.ndarray:
+        if not isinstance(texts, str) and not texts:
+            return np.zeros((0, DIMENSION), dtype=np.float32)
+        encodings = self._encode(texts)
+        tokens = [e.ids for e in encodings]  # each .ids access builds a new Python list
+        out = np.empty((len(tokens), DIMENSION), dtype=np.float32)
+        for idx, states, mask in self._run(tokens):
             weights = mask[:, :, None].astype(np.float32)
-            pooled = (states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-            out[idx] = pooled
+            out[idx] = (states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return normalise(out)
+
+    def token_states(self, texts: list[str]) -> list[tuple[list[str], np.ndarray]]:
+        """Per text: its WordPiece tokens (with [CLS] and [SEP]) and their contextual states (tokens x 384),
+        as the model computes them before pooling; the late-interaction reranker scores with these."""
+        if not isinstance(texts, str) and not texts:
+            return []
+        encodings = self._encode(texts)
+        tokens = [e.ids for e in encodings]
+        out: list[Any] = [None] * len(tokens)
+        for idx, states, _ in self._run(tokens):
+            for row, i in enumerate(idx):
+                out[i] = (encodings[i].tokens, np.array(states[row, :len(tokens[i])], dtype=np.float32))
+        return out

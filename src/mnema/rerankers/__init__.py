@@ -1,0 +1,1 @@
+"""Rerankers: rescore a search's best candidates with a slower, closer look (see base.py)."""

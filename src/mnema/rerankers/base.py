@@ -1,0 +1,33 @@
+"""The reranker interface. search() fuses dense and keyword scores over a wide pool, then hands the best
+`retrieval.rerank_pool` candidates to the reranker and blends its relevance into their scores:
+score = (fused + rerank_weight * relevance) / (1 + rerank_weight), so a score stays in [0, 1].
+
+A reranker is any object with `rerank(query, documents) -> list[float]` returning one relevance in [0, 1]
+per document (higher is more relevant), in the documents' order. It may score a document relative to the
+others it is given (the packaged one does). An `arerank` coroutine, if present, is used by AsyncMemory;
+otherwise `rerank` runs in a worker thread. Register your own with
+`mnema.register_provider("reranker", name, factory)`.
+"""
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+from ..errors import ProviderError
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    def rerank(self, query: str, documents: list[str]) -> list[float]: ...
+
+
+def checked(scores: Sequence[float], count: int) -> list[float]:
+    """A reranker's answer, validated: one finite number per document, clipped to [0, 1]."""
+    try:
+        values = [float(s) for s in scores]
+    except (TypeError, ValueError) as exc:
+        raise ProviderError(f"the reranker returned non-numeric scores: {exc}") from exc
+    if len(values) != count:
+        raise ProviderError(f"the reranker returned {len(values)} scores for {count} documents")
+    if any(v != v or v in (float("inf"), float("-inf")) for v in values):
+        raise ProviderError("the reranker returned a NaN or infinite score")
+    return [min(1.0, max(0.0, v)) for v in values]
