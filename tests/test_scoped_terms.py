@@ -102,3 +102,47 @@ def test_a_schema_1_database_is_migrated_to_keyed_terms_on_open(tmp_path):
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
         conn.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")
         assert "scope" not in [r[1] for r in conn.execute("PRAGMA table_info(memories_fts)")]
+
+
+# ------------------------------------------------------------------ BM25 with the scope's own statistics
+
+def test_varints_and_the_fts5_row_count_read_from_a_real_table():
+    from mnema.stores.scope_bm25 import fts5_row_count, read_varint
+    assert read_varint(bytes([0x05]), 0) == (5, 1)
+    assert read_varint(bytes([0x82, 0x2C, 0x07]), 0) == (300, 2)
+    assert read_varint(bytes([0xFF] * 8 + [0x01]), 0) == ((2 ** 56 - 1) << 8 | 1, 9)
+    assert fts5_row_count(None) == 0
+    with closing(sqlite3.connect(":memory:")) as conn:
+        conn.execute("CREATE VIRTUAL TABLE t USING fts5(x)")
+        conn.executemany("INSERT INTO t VALUES (?)", [(f"row {i}",) for i in range(1234)])
+        conn.execute("DELETE FROM t WHERE rowid <= 34")
+        block = conn.execute("SELECT block FROM t_data WHERE id = 1").fetchone()[0]
+        assert fts5_row_count(block) == 1200
+
+
+def _keyword_scores(m, user):
+    from mnema import filters as F
+    return dict(m._runtime.store.keyword_search(["alice", "tea"], F.parse({"user_id": user}), 10))
+
+
+def test_a_scopes_keyword_scores_do_not_depend_on_other_tenants(tmp_path):
+    from mnema.config import MemoryConfig, ProviderConfig, RetrievalConfig
+    config = MemoryConfig(vector_store=ProviderConfig(provider="sqlite", config={"path": str(tmp_path / "t.db")}),
+                          llm=ProviderConfig(provider="none"), retrieval=RetrievalConfig(context_weight=0))
+    with Memory(config) as m:
+        # "alice" is in every memory of the scope, "tea" in one: only "tea" should separate them.
+        for text in ("alice drinks green tea", "alice walks her dog", "alice reads old books",
+                     "alice paints blue skies"):
+            m.add(text, user_id="u1", infer=False)
+        alone = _keyword_scores(m, "u1")
+        # Another tenant's memories, of the same length so FTS5's average length stays the same.
+        m.add([{"role": "user", "content": f"bob likes item{i} lots"} for i in range(400)], user_id="u2",
+              infer=False)
+        crowded = _keyword_scores(m, "u1")
+        assert crowded.keys() == alone.keys() and len(alone) == 4
+        for mid, score in alone.items():
+            assert crowded[mid] == pytest.approx(score, rel=1e-9)
+        tea = max(alone, key=alone.get)
+        assert "tea" in m.get(tea)["memory"]
+        # a word in every memory of the scope still counts a little (never zero, never negative)
+        assert all(0 < s < 0.3 * alone[tea] for mid, s in alone.items() if mid != tea)

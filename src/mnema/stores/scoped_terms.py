@@ -52,20 +52,31 @@ def keyed_text(text: Optional[str], user_id: Optional[str], agent_id: Optional[s
     return " ".join(blocks)
 
 
-def search_key(equalities: dict[str, list]) -> Optional[str]:
-    """The key a search reads under: one scope id that every match must have."""
+def search_scope(equalities: dict[str, list]) -> Optional[tuple[str, str]]:
+    """The scope a search reads under, as (kind, id): one scope id that every match must have."""
     for kind in SEARCH_ORDER:
         values = {v for v in equalities.get(kind, []) if isinstance(v, str)}
         if len(values) == 1:
-            return scope_key(kind, values.pop())
+            return kind, values.pop()
     return None
 
 
-def match_expression(key: str, terms: Iterable[str]) -> Optional[str]:
-    """An FTS5 MATCH string ORing the query terms under `key` (a term of several words becomes a phrase)."""
-    phrases = []
+def search_key(equalities: dict[str, list]) -> Optional[str]:
+    """The key a search reads under (see search_scope)."""
+    scope = search_scope(equalities)
+    return scope_key(*scope) if scope else None
+
+
+def phrases(key: str, terms: Iterable[str]) -> list[str]:
+    """One FTS5 phrase per distinct query term under `key` (a term of several words becomes a phrase)."""
+    out = []
     for term in terms:
         ws = words(term)
         if ws:
-            phrases.append('"' + " ".join(f"{key}_{w}" for w in ws) + '"')
-    return " OR ".join(dict.fromkeys(phrases)) or None
+            out.append('"' + " ".join(f"{key}_{w}" for w in ws) + '"')
+    return list(dict.fromkeys(out))
+
+
+def match_expression(key: str, terms: Iterable[str]) -> Optional[str]:
+    """An FTS5 MATCH string ORing the query terms under `key`."""
+    return " OR ".join(phrases(key, terms)) or None

@@ -13,7 +13,8 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -21,7 +22,8 @@ from .. import filters as F
 from ..errors import ConfigurationError, DimensionMismatchError, ProviderError, ValidationError
 from ..models import ChangeSet, HistoryRecord, MemoryRecord, MessageRecord
 from ..pooling import POOLED_SUFFIX
-from .scoped_terms import keyed_text, match_expression, search_key
+from .scope_bm25 import fts5_idf, fts5_row_count, scope_idf
+from .scoped_terms import keyed_text, phrases, scope_key, search_scope
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
@@ -372,17 +374,34 @@ class SQLiteStore:
         return [(rows[i][0], float(sims[i])) for i in top]
 
     def keyword_search(self, terms: list[str], where: F.Node, k: int) -> list[tuple[str, float]]:
-        key = search_key(F.top_level_equalities(where))
-        if key is None:  # every read is scoped (inputs.scoped_filter); a store used directly may not be
+        scope = search_scope(F.top_level_equalities(where))
+        if scope is None:  # every read is scoped (inputs.scoped_filter); a store used directly may not be
             raise ValidationError("keyword_search needs a user_id, agent_id or run_id equality")
-        match = match_expression(key, terms)
-        if match is None:
-            return []
-        sql, params = self._where(where, prefix="m.")
-        rows = self._conn().execute(
-            f"SELECT m.id, -bm25(memories_fts, 1.0, {CONTEXT_BM25_WEIGHT}) AS s FROM memories_fts JOIN "
-            f"memories m ON m.pk = memories_fts.rowid WHERE memories_fts MATCH ? AND {sql} ORDER BY s DESC "
-            "LIMIT ?", [match] + params + [k]).fetchall()
+        kind, value = scope
+        conn = self._conn()
+        # One read transaction, so the counts and the per-term scores see the same rows.
+        with _read_snapshot(conn):
+            table_rows = fts5_row_count(
+                (conn.execute("SELECT block FROM memories_fts_data WHERE id = 1").fetchone() or [None])[0])
+            scope_rows = conn.execute(f"SELECT count(*) FROM memories WHERE {kind} = ?", (value,)).fetchone()[0]
+            branches, args = [], []
+            for phrase in phrases(scope_key(kind, value), terms):
+                hits = conn.execute("SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?",
+                                    (phrase,)).fetchone()[0]
+                if hits:  # FTS5's table-wide idf swapped for the scope's (scope_bm25.py)
+                    factor = scope_idf(max(scope_rows, hits), hits) / fts5_idf(max(table_rows, hits), hits)
+                    branches.append(f"SELECT rowid AS pk, ? * -bm25(memories_fts, 1.0, {CONTEXT_BM25_WEIGHT}) "
+                                    "AS s FROM memories_fts WHERE memories_fts MATCH ?")
+                    args += [factor, phrase]
+            if not branches:
+                return []
+            # Each term scored on its own and summed in SQL, so a big scope's common words stay in C.
+            sql, params = self._where(where, prefix="m.")
+            rows = conn.execute(
+                f"WITH per_term AS MATERIALIZED ({' UNION ALL '.join(branches)}) "
+                "SELECT m.id, t.s FROM (SELECT pk, sum(s) AS s FROM per_term GROUP BY pk) t "
+                f"JOIN memories m ON m.pk = t.pk WHERE {sql} ORDER BY t.s DESC LIMIT ?",
+                args + params + [k]).fetchall()
         return [(r[0], max(0.0, float(r[1]))) for r in rows]
 
     def history(self, memory_id: str) -> list[HistoryRecord]:
@@ -409,6 +428,19 @@ class SQLiteStore:
                     f"metadata FROM messages WHERE id IN ({marks}) ORDER BY pk", chunk):
                 out.append(MessageRecord(*r[:9], metadata=json.loads(r[9])))
         return out
+
+
+@contextmanager
+def _read_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """Several reads that must agree: one deferred transaction (a WAL snapshot), unless one is open."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")  # read-only, so committing and rolling back are the same
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
