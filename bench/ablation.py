@@ -123,7 +123,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         default = RetrievalConfig()
         for label, settings in ROWS:
             key = (settings.get("context_weight", default.context_weight),
-                   settings.get("sentence_pooling", default.sentence_pooling))
+                   settings.get("sentence_pooling", default.pooling_for("local")))
             if key not in databases:
                 path = f"{tmp}/ctx{key[0]}-pool{int(key[1])}.db"
                 with open_memory(path, settings) as m:
