@@ -5,7 +5,7 @@ from contextlib import closing
 import pytest
 
 from mnema import Memory
-from mnema.stores.scoped_terms import keyed_text, match_expression, scope_key, search_key, words
+from mnema.stores.scoped_terms import keyed_text, phrases, scope_key, search_scope, words
 
 from conftest import config_for
 
@@ -43,15 +43,15 @@ def test_keyed_text_has_one_block_per_scope_id_and_search_picks_the_narrowest():
     assert text.split() == [f"{scope_key('user_id', 'u1')}_likes", f"{scope_key('user_id', 'u1')}_tea",
                             f"{scope_key('run_id', 'r1')}_likes", f"{scope_key('run_id', 'r1')}_tea"]
     assert keyed_text(None, "u1", None, None) == ""
-    assert search_key({"user_id": ["u1"], "run_id": ["r1"]}) == scope_key("run_id", "r1")
-    assert search_key({"user_id": ["u1", "u2"]}) is None  # contradictory: no single key
-    assert search_key({}) is None
+    assert search_scope({"user_id": ["u1"], "run_id": ["r1"]}) == ("run_id", "r1")
+    assert search_scope({"user_id": ["u1", "u2"]}) is None  # contradictory: no single key
+    assert search_scope({}) is None
 
 
-def test_match_expression_quotes_words_and_makes_phrases_of_compound_terms():
+def test_phrases_quote_words_and_make_phrases_of_compound_terms():
     assert words("e-mail user_name naïve") == ["e", "mail", "user", "name", "naïve"]
-    assert match_expression("k", ["tea", "user_name", "tea", '"'] ) == '"k_tea" OR "k_user k_name"'
-    assert match_expression("k", ["--", ""]) is None
+    assert phrases("k", ["tea", "user_name", "tea", '"']) == ['"k_tea"', '"k_user k_name"']
+    assert phrases("k", ["--", ""]) == []
 
 
 def test_keyword_search_reads_only_the_scope_and_follows_updates_and_deletes(tmp_path):

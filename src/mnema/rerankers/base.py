@@ -10,6 +10,7 @@ otherwise `rerank` runs in a worker thread. Register your own with
 """
 from __future__ import annotations
 
+import math
 from typing import Protocol, Sequence, runtime_checkable
 
 from ..errors import ProviderError
@@ -28,6 +29,6 @@ def checked(scores: Sequence[float], count: int) -> list[float]:
         raise ProviderError(f"the reranker returned non-numeric scores: {exc}") from exc
     if len(values) != count:
         raise ProviderError(f"the reranker returned {len(values)} scores for {count} documents")
-    if any(v != v or v in (float("inf"), float("-inf")) for v in values):
+    if not all(math.isfinite(v) for v in values):
         raise ProviderError("the reranker returned a NaN or infinite score")
     return [min(1.0, max(0.0, v)) for v in values]

@@ -61,12 +61,6 @@ def search_scope(equalities: dict[str, list]) -> Optional[tuple[str, str]]:
     return None
 
 
-def search_key(equalities: dict[str, list]) -> Optional[str]:
-    """The key a search reads under (see search_scope)."""
-    scope = search_scope(equalities)
-    return scope_key(*scope) if scope else None
-
-
 def phrases(key: str, terms: Iterable[str]) -> list[str]:
     """One FTS5 phrase per distinct query term under `key` (a term of several words becomes a phrase)."""
     out = []
@@ -75,8 +69,3 @@ def phrases(key: str, terms: Iterable[str]) -> list[str]:
         if ws:
             out.append('"' + " ".join(f"{key}_{w}" for w in ws) + '"')
     return list(dict.fromkeys(out))
-
-
-def match_expression(key: str, terms: Iterable[str]) -> Optional[str]:
-    """An FTS5 MATCH string ORing the query terms under `key`."""
-    return " OR ".join(phrases(key, terms)) or None

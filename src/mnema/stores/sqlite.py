@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
