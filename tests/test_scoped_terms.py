@@ -99,7 +99,7 @@ def test_a_schema_1_database_is_migrated_to_keyed_terms_on_open(tmp_path):
         from mnema import filters as F
         assert [i for i, _ in store.keyword_search(["motorcycles"], F.parse({"user_id": "alice"}), 5)] == [kept]
         conn = store._conn()
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
         conn.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")
         assert "scope" not in [r[1] for r in conn.execute("PRAGMA table_info(memories_fts)")]
 

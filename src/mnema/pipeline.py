@@ -388,9 +388,9 @@ def search(settings: Settings, query: Any, *, user_id: Any = None, agent_id: Any
     keyword = dict((yield StoreCall("keyword_search", (query_terms(text), where, pool))))
     candidates = list(dict.fromkeys([*dense, *keyword]))
     records = {r.id: r for r in (yield StoreCall("get", (candidates, True)))}
-    for mid in keyword.keys() - dense.keys():  # keyword-only hits still get their exact dense score
-        if mid in records:
-            dense[mid] = float(np.dot(records[mid].embedding, vector))
+    # Exact dense scores from the stored vectors: keyword-only hits get one, and a store may rank with a
+    # compact copy (the SQLite store scans float16 vectors).
+    dense = {mid: float(np.dot(records[mid].embedding, vector)) for mid in candidates if mid in records}
     actor = named_actor(text, {r.actor_id for r in records.values() if r.actor_id})
     actor_match = {mid for mid, r in records.items() if actor is not None and r.actor_id == actor}
     scores = fuse(dense, keyword, actor_match, settings.weights)
