@@ -333,8 +333,9 @@ class Breakdown:
             "share": {p: round(v / total_ms, 4) for p, v in per_query.items()},
             "calls": dict(self.calls),
             "notes": ("measured on a second pass over the same queries (so somewhat warmer caches than the timed "
-                      "pass); embed_query: tokenizer + ONNX for the query; vector_search.sql_fetch: SELECT id, embedding of "
-                      "the scope's rows (execute + fetch); vector_search.numpy_scan: joining the BLOBs, matmul, "
+                      "pass); embed_query: tokenizer + ONNX for the query; vector_search.sql_fetch: the scope's float16 "
+                      "vectors from memory_vectors, then the best rows' ids checked against the filter (execute + fetch); "
+                      "vector_search.numpy_scan: joining the BLOBs, matmul, "
                       "top-k; keyword_search.fts_sql: the FTS5 MATCH + bm25 query; get_with_vectors: store.get(ids, "
                       "with_embeddings=True) (the candidates' rows with their vectors, for exact dense scores); "
                       "get_rows: store.get(ids) without vectors; .sql = execute + fetch, .decode = building "
