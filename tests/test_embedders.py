@@ -544,3 +544,29 @@ def test_local_embedder_gives_the_same_vector_alone_or_in_any_batch():
     # a paraphrase is nearer than an unrelated text
     near, far = e.embed(["Caroline went to a support group", "the stock market fell on Tuesday"])
     assert together[1] @ near > together[1] @ far + 0.2
+
+
+def test_local_embedder_threads_do_not_spin_between_calls():
+    """Workers spin while a run is active (faster on small inputs) but must go quiet when it returns."""
+    import resource
+    import time
+    from mnema.embeddings.local import LocalEmbedder
+
+    def cpu_seconds() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    e = LocalEmbedder({})
+    e.embed(["warm up"])
+    in_calls = idle = 0.0
+    start = cpu_seconds()
+    for _ in range(40):
+        t = time.perf_counter()
+        e.embed(["When did Melanie paint a sunrise?"])
+        in_calls += time.perf_counter() - t
+        t = time.perf_counter()
+        time.sleep(0.02)
+        idle += time.perf_counter() - t
+    # At most every core busy during the calls; workers left spinning would add ~1-2 cores x the gaps.
+    used = cpu_seconds() - start
+    assert used < 2 * in_calls + 0.25 * idle
