@@ -266,6 +266,13 @@ class Breakdown:
                 finally:
                     bd.sql += time.perf_counter() - t
 
+            def fetchone(self):
+                t = time.perf_counter()
+                try:
+                    return self.cur.fetchone()
+                finally:
+                    bd.sql += time.perf_counter() - t
+
             def __iter__(self):
                 t = time.perf_counter()
                 rows = self.cur.fetchall()
@@ -283,6 +290,9 @@ class Breakdown:
                     return Cur(self.conn.execute(*args))
                 finally:
                     bd.sql += time.perf_counter() - t
+
+            def __getattr__(self, name):  # in_transaction and the rest, untimed
+                return getattr(self.conn, name)
 
         orig_conn = store._conn
         orig = {name: getattr(store, name) for name in ("vector_search", "keyword_search", "get")}

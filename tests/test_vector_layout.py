@@ -106,7 +106,7 @@ def test_search_scores_come_from_the_exact_float32_vectors(tmp_path):
         assert hit["score"] == round(exact, 6)
 
 
-def test_a_schema_2_file_gets_its_vector_copy_on_open(tmp_path):
+def test_a_schema_2_file_gets_its_vector_copy_on_open(tmp_path, caplog):
     path = tmp_path / "m.db"
     with Memory(config_for(path)) as m:
         kept = m.add("I restore vintage motorcycles", user_id="alice", run_id="r9", infer=False)["results"][0]["id"]
@@ -114,7 +114,8 @@ def test_a_schema_2_file_gets_its_vector_copy_on_open(tmp_path):
         conn.executescript("DROP TRIGGER memory_vectors_ai; DROP TRIGGER memory_vectors_ad; "
                            "DROP TRIGGER memory_vectors_au; DROP TABLE memory_vectors; "
                            "UPDATE meta SET value = '2' WHERE key = 'schema_version';")
-    with Memory(config_for(path)) as m:
+    with caplog.at_level("WARNING", logger="mnema"), Memory(config_for(path)) as m:
+        assert "copying 1 vectors into memory_vectors" in caplog.text
         conn = m._runtime.store._conn()
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
         assert len(_actual(conn)) == 2 and _actual(conn) == _expected(conn)

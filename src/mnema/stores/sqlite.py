@@ -14,6 +14,7 @@ Triggers keep the copy in step with memories in the same transaction.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ from ..models import ChangeSet, HistoryRecord, MemoryRecord, MessageRecord
 from ..pooling import POOLED_SUFFIX
 from .scope_bm25 import fts5_idf, fts5_row_count, scope_idf
 from .scoped_terms import keyed_text, phrases, scope_key, search_scope
+
+log = logging.getLogger("mnema")
 
 SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
@@ -267,6 +270,10 @@ class SQLiteStore:
             if version == 1:
                 conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
             if version is not None and not had_vectors:
+                count = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
+                if count:  # one pass over every vector: say why open() takes a while on a big file
+                    log.warning("mnema: %s: copying %d vectors into memory_vectors (schema 3; once)",
+                                self.path, count)
                 conn.execute(FILL_MEMORY_VECTORS)
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             conn.execute("COMMIT")
