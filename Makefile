@@ -31,5 +31,9 @@ bench-scale: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/scale.py --out bench/results/scale.json
 
+.PHONY: bench-vector-layout
+bench-vector-layout: $(STAMP)
+	$(BIN)/python bench/vector_layout.py --drop-caches --out bench/results/vector_layout.json
+
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
