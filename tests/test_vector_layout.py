@@ -1,4 +1,5 @@
-"""The SQLite store's scope-clustered float16 vector copy (memory_vectors) and the search that reads it."""
+"""The SQLite store's scope-clustered float16 vector copy (memory_vectors), and the scoped reads that rank
+from the scope's own index first and check the full filter on the best rows afterwards."""
 import sqlite3
 from contextlib import closing
 
@@ -48,13 +49,13 @@ def test_the_float16_copy_follows_every_write(tmp_path):
         assert _actual(conn) == set()
 
 
-def _store(tmp_path, vectors, scopes, metadata=None):
+def _store(tmp_path, vectors, scopes, metadata=None, texts=None):
     store = SQLiteStore({"path": str(tmp_path / "s.db")})
     store.ensure_space("test-model", DIM)
     at = inputs.now_iso()
     cs = ChangeSet()
     for i, (vec, scope) in enumerate(zip(vectors, scopes)):
-        cs.inserts.append(new_memory(f"memory {i}", vec, {"user_id": scope, "agent_id": None, "run_id": None},
+        cs.inserts.append(new_memory((texts or {}).get(i, f"memory {i}"), vec, {"user_id": scope, "agent_id": None, "run_id": None},
                                      (metadata or {}).get(i, {}), actor_id=None, role="user", event_time=None,
                                      sources=[], at=at))
     store.apply(cs)
@@ -120,3 +121,22 @@ def test_a_schema_2_file_gets_its_vector_copy_on_open(tmp_path, caplog):
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
         assert len(_actual(conn)) == 2 and _actual(conn) == _expected(conn)
         assert [r["id"] for r in m.search("old motorbikes", user_id="alice")["results"]] == [kept]
+
+
+def test_keyword_search_applies_the_filter_after_ranking_and_stays_exact(tmp_path):
+    vectors = _unit(np.random.default_rng(3), 300)
+    scopes = [("a", "b")[i % 2] for i in range(300)]
+    # term frequency 1..5 sets the BM25 order; the tagged rows are among the weakest matches
+    texts = {i: " ".join(["tea"] * (1 + i % 5) + ["filler"] * 3) for i in range(300)}
+    tagged = [i for i in range(300) if scopes[i] == "b" and i % 5 == 0][:4]
+    store, ids = _store(tmp_path, vectors, scopes, {i: {"tag": "rare"} for i in tagged}, texts)
+    try:
+        everything = store.keyword_search(["tea"], F.parse({"user_id": "b"}), 1000)
+        assert len(everything) == 150
+        assert [s for _, s in everything] == sorted((s for _, s in everything), reverse=True)
+        rare = store.keyword_search(["tea"], F.parse({"user_id": "b", "tag": "rare"}), 3)
+        tagged_ids = {ids[i] for i in tagged}
+        assert rare == [(mid, s) for mid, s in everything if mid in tagged_ids][:3]
+        assert store.keyword_search(["tea"], F.parse({"user_id": "b", "tag": "none"}), 3) == []
+    finally:
+        store.close()

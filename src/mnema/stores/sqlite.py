@@ -421,36 +421,26 @@ class SQLiteStore:
         if scope is None:  # every read is scoped (inputs.scoped_filter); a store used directly may not be
             sql, params = self._where(where)
             rows = conn.execute(f"SELECT pk, embedding FROM memories WHERE {sql}", params).fetchall()
-            sims = _similarities(rows, np.float32, query)
-            return self._ids_in_order(conn, rows, sims, None, k)
+            return self._first_matching(conn, *_ranked(rows, _similarities(rows, np.float32, query)), None, k)
         with _read_snapshot(conn):
             rows = conn.execute("SELECT pk, embedding FROM memory_vectors WHERE scope = ?",
                                 (vector_scope(*scope),)).fetchall()
-            sims = _similarities(rows, np.float16, query)
-            return self._ids_in_order(conn, rows, sims, where, k)
+            return self._first_matching(conn, *_ranked(rows, _similarities(rows, np.float16, query)), where, k)
 
-    def _ids_in_order(self, conn: sqlite3.Connection, rows: list, sims: np.ndarray, where: F.Node | None,
-                      k: int) -> list[tuple[str, float]]:
-        """The first k rows, by similarity, that match `where` (all of them when None), as (id, similarity).
-        Rows are checked against memories in growing batches, best first, so a filter that keeps most of the
-        scope (the usual case) reads about k rows, and a selective one still gives the exact top k."""
-        if not rows or k <= 0:
-            return []
-        first = min(len(rows), max(4 * k, 64))
-        top = np.argpartition(-sims, first - 1)[:first] if first < len(rows) else np.arange(len(rows))
-        order = top[np.argsort(-sims[top], kind="stable")]
-        if first < len(rows):  # the rest, only looked at if the filter rejects too many of the first
-            rest = np.setdiff1d(np.arange(len(rows)), top, assume_unique=True)
-            order = np.concatenate([order, rest[np.argsort(-sims[rest], kind="stable")]])
+    def _first_matching(self, conn: sqlite3.Connection, pks: list[int], scores: list[float],
+                        where: F.Node | None, k: int) -> list[tuple[str, float]]:
+        """The first k of `pks` (ranked best first) that match `where` (all, when None), as (id, score).
+        The scope's index gave the ranking without touching memories; rows are now checked in growing
+        batches, best first: when the best k pass (the usual case) only those k rows are read, which
+        search fetches next anyway, and a selective filter still gives the exact top k."""
         sql, params = self._where(where) if where is not None else ("1", [])
         out: list[tuple[str, float]] = []
-        start, size = 0, first
-        while start < len(order) and len(out) < k:
-            batch = order[start:start + size]
-            pks = [rows[i][0] for i in batch]
+        start, size = 0, k
+        while start < len(pks) and len(out) < k:
+            batch = pks[start:start + size]
             found = dict(conn.execute(f"SELECT pk, id FROM memories WHERE pk IN (SELECT value FROM json_each(?)) "
-                                      f"AND {sql}", [json.dumps(pks)] + params).fetchall())
-            out += [(found[rows[i][0]], float(sims[i])) for i in batch if rows[i][0] in found]
+                                      f"AND {sql}", [json.dumps(batch)] + params).fetchall())
+            out += [(found[pk], score) for pk, score in zip(batch, scores[start:start + size]) if pk in found]
             start, size = start + size, size * 4
         return out[:k]
 
@@ -476,14 +466,12 @@ class SQLiteStore:
                     args += [factor, phrase]
             if not branches:
                 return []
-            # Each term scored on its own and summed in SQL, so a big scope's common words stay in C.
-            sql, params = self._where(where, prefix="m.")
-            rows = conn.execute(
-                f"WITH per_term AS MATERIALIZED ({' UNION ALL '.join(branches)}) "
-                "SELECT m.id, t.s FROM (SELECT pk, sum(s) AS s FROM per_term GROUP BY pk) t "
-                f"JOIN memories m ON m.pk = t.pk WHERE {sql} ORDER BY t.s DESC LIMIT ?",
-                args + params + [k]).fetchall()
-        return [(r[0], max(0.0, float(r[1]))) for r in rows]
+            # Each term scored on its own and summed in SQL, so a big scope's common words stay in C; the
+            # filter is checked afterwards on the best rows only (a JOIN would read every match's row).
+            ranked = conn.execute(f"WITH per_term AS MATERIALIZED ({' UNION ALL '.join(branches)}) "
+                                  "SELECT pk, max(0.0, sum(s)) AS s FROM per_term GROUP BY pk ORDER BY s DESC, pk",
+                                  args).fetchall()
+            return self._first_matching(conn, [r[0] for r in ranked], [float(r[1]) for r in ranked], where, k)
 
     def history(self, memory_id: str) -> list[HistoryRecord]:
         rows = self._conn().execute(
@@ -509,6 +497,12 @@ class SQLiteStore:
                     f"metadata FROM messages WHERE id IN ({marks}) ORDER BY pk", chunk):
                 out.append(MessageRecord(*r[:9], metadata=json.loads(r[9])))
         return out
+
+
+def _ranked(rows: list, sims: np.ndarray) -> tuple[list[int], list[float]]:
+    """(pk, ...) rows' pks and similarities, best first (ties by position)."""
+    order = np.argsort(-sims, kind="stable")
+    return [rows[i][0] for i in order], sims[order].tolist()
 
 
 def _similarities(rows: list, dtype: type, query: np.ndarray) -> np.ndarray:
