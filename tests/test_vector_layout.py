@@ -55,9 +55,9 @@ def _store(tmp_path, vectors, scopes, metadata=None, texts=None):
     at = inputs.now_iso()
     cs = ChangeSet()
     for i, (vec, scope) in enumerate(zip(vectors, scopes)):
-        cs.inserts.append(new_memory((texts or {}).get(i, f"memory {i}"), vec, {"user_id": scope, "agent_id": None, "run_id": None},
-                                     (metadata or {}).get(i, {}), actor_id=None, role="user", event_time=None,
-                                     sources=[], at=at))
+        ids = {"user_id": scope, "agent_id": None, "run_id": None}
+        cs.inserts.append(new_memory((texts or {}).get(i, f"memory {i}"), vec, ids, (metadata or {}).get(i, {}),
+                                     actor_id=None, role="user", event_time=None, sources=[], at=at))
     store.apply(cs)
     return store, [r.id for r in cs.inserts]
 
