@@ -259,25 +259,21 @@ class Breakdown:
             def __init__(self, cur):
                 self.cur = cur
 
-            def fetchall(self):
+            def _timed(self, fetch):
                 t = time.perf_counter()
                 try:
-                    return self.cur.fetchall()
+                    return fetch()
                 finally:
                     bd.sql += time.perf_counter() - t
+
+            def fetchall(self):
+                return self._timed(self.cur.fetchall)
 
             def fetchone(self):
-                t = time.perf_counter()
-                try:
-                    return self.cur.fetchone()
-                finally:
-                    bd.sql += time.perf_counter() - t
+                return self._timed(self.cur.fetchone)
 
             def __iter__(self):
-                t = time.perf_counter()
-                rows = self.cur.fetchall()
-                bd.sql += time.perf_counter() - t
-                return iter(rows)
+                return iter(self._timed(self.cur.fetchall))
 
         class Conn:
             def __init__(self, conn):
