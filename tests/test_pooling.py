@@ -36,6 +36,12 @@ def test_pieces_prefix_the_speaker_and_record_owners():
     assert pieces(texts) == (["Hi there.", "I paint.", "One sentence"], [0, 0, 1])
 
 
+def test_a_text_that_already_names_its_speaker_is_not_prefixed_twice():
+    texts = ["Mel: Hi there. I paint.", "mel: lower case. Melanie: not the same name."]
+    assert pieces(texts, ["Mel", "Mel"])[0] == [
+        "Mel: Hi there.", "Mel: I paint.", "mel: lower case.", "Mel: Melanie: not the same name."]
+
+
 def test_pool_is_the_normalised_mean_per_owner():
     v = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 2]], dtype=np.float32)
     out = pool(v, [0, 0, 1], 2)

@@ -40,9 +40,16 @@ def pieces(texts: Sequence[str], speakers: Optional[Sequence[Optional[str]]] = N
     for i, text in enumerate(texts):
         name = speakers[i] if speakers is not None else None
         for sentence in sentences(text):
-            out.append(f"{name}: {sentence}" if name else sentence)
+            out.append(f"{name}: {sentence}" if name and not _leads_with(sentence, name) else sentence)
             owners.append(i)
     return out, owners
+
+
+def _leads_with(sentence: str, name: str) -> bool:
+    """Whether the sentence already opens with "<name>:" (transcripts often store "Tim: ..." with name="Tim");
+    repeating it adds tokens and, on LOCOMO, cost a little recall (README)."""
+    head = sentence[:len(name) + 1]
+    return head[:-1].casefold() == name.casefold() and head.endswith(":")
 
 
 def pool(vectors: np.ndarray, owners: Sequence[int], count: int) -> np.ndarray:
