@@ -135,3 +135,23 @@ def test_search_with_the_packaged_reranker(tmp_path):
     assert "violin" in reranked[0]["memory"] and len(reranked) == len(plain) == 3
     # the blend (fused + 0.5 * relevance) / 1.5 changes the scores
     assert {r["id"]: r["score"] for r in reranked} != {r["id"]: r["score"] for r in plain}
+
+
+def test_reindex_moves_a_file_onto_the_packaged_embedders_space(tmp_path):
+    db = tmp_path / "cli.db"
+    ok(db, "add", "I keep bees on the roof. They make honey.", "--user", "bo", "--no-infer")
+    # pretend the file was made without sentence pooling (another vector space): normal commands refuse it
+    import sqlite3
+    from contextlib import closing
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("UPDATE meta SET value = 'all-MiniLM-L6-v2' WHERE key = 'embedding_model'")
+        conn.commit()
+    refused = mnema(db, "list", "--user", "bo")
+    assert refused.returncode == 2 and "mnema reindex" in refused.stderr
+    proc = mnema(db, "reindex", "--batch-size", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "reindex [" in proc.stderr  # the progress bar
+    assert table_rows(proc.stdout)[0].split() == ["1", "all-MiniLM-L6-v2+sentence-pooled", "384"]
+    assert as_json(db, "search", "who keeps bees", "--user", "bo")["results"][0]["memory"].startswith("I keep bees")
+    bad = mnema(db, "reindex", "--batch-size", "0")
+    assert bad.returncode == 2 and "batch_size must be an integer" in bad.stderr

@@ -1,4 +1,4 @@
-"""`mnema` command line: add, search, list, get, update, delete, history, demo.
+"""`mnema` command line: add, search, list, get, update, delete, history, reindex, demo.
 
 Human output is a table; --json prints the API's result as JSON. The database is the embedded default
 ($MNEMA_HOME/mnema.db) unless --db names another file.
@@ -68,7 +68,7 @@ def _scope(args: argparse.Namespace) -> dict[str, Optional[str]]:
     return {"user_id": args.user, "agent_id": args.agent, "run_id": args.run}
 
 
-def _memory(args: argparse.Namespace):
+def _memory(args: argparse.Namespace, reindexing: bool = False):
     from .config import MemoryConfig, ProviderConfig
     from .memory import Memory
     config = MemoryConfig()
@@ -76,7 +76,8 @@ def _memory(args: argparse.Namespace):
         config.vector_store = ProviderConfig(provider="sqlite", config={"path": args.db})
     if getattr(args, "rerank", None):
         config.reranker = ProviderConfig(provider="maxsim")  # the packaged one; it loads offline
-    return Memory(config)
+    # reindexing: opened without checking the file's vector space, which the reindex replaces
+    return Memory(config, _reindexing=reindexing)
 
 
 def _json_arg(text: Optional[str], what: str) -> Optional[dict[str, Any]]:
@@ -185,12 +186,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--all", action="store_true", help="delete every memory of the given scope")
     command("history", help="every change of a memory").add_argument("id")
     command("demo", help="feed a short conversation through add and search it")
+    p = command("reindex", help="embed every memory again with the packaged embedder (after an upgrade, or to "
+                                "move a file made with another embedder onto it)")
+    p.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
 
     try:
         if args.command == "demo":
             cmd_demo(args)
+            return 0
+        if args.command == "reindex":
+            m = _memory(args, reindexing=True)
+            try:
+                r = m.reindex(batch_size=args.batch_size, progress=not args.json)
+            finally:
+                m.close()
+            _emit(args, r, ["reindexed", "embedding_model", "dimension"])
             return 0
         m = _memory(args)
         if args.command == "add":

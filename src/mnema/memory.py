@@ -6,17 +6,25 @@ import os
 import time
 from typing import Any, Optional, Union
 
-from . import pipeline, pooling, registry
+from . import pipeline, pooling, registry, reindex
 from .config import MemoryConfig, ProviderConfig
 from .drivers import Runtime, run_async, run_sync
 from .errors import ConfigurationError
 from .jobs import JobQueue, Worker
+from .progress import ProgressBar
 from .scoring import FusionWeights
 
 Messages = Union[str, dict[str, Any], list[dict[str, Any]]]
+Progress = reindex.Progress
 
 
-def _build(config: MemoryConfig) -> tuple[Runtime, pipeline.Settings]:
+def _progress(progress: Union[bool, Progress, None]) -> Optional[Progress]:
+    if progress is True:
+        return ProgressBar("reindex")
+    return progress or None
+
+
+def _build(config: MemoryConfig, check_space: bool = True) -> tuple[Runtime, pipeline.Settings]:
     embedder = registry.create("embedder", config.embedder.provider, config.embedder.config)
     store_config = dict(config.vector_store.config)
     if config.vector_store.provider == "sqlite":
@@ -24,18 +32,20 @@ def _build(config: MemoryConfig) -> tuple[Runtime, pipeline.Settings]:
         store_config.pop("db_path", None)
     store = registry.create("vector_store", config.vector_store.provider, store_config)
     try:
-        return _finish(config, embedder, store)
+        return _finish(config, embedder, store, check_space)
     except BaseException:
         store.close()  # a Memory that fails to build must not leave the database open
         raise
 
 
-def _finish(config: MemoryConfig, embedder: Any, store: Any) -> tuple[Runtime, pipeline.Settings]:
+def _finish(config: MemoryConfig, embedder: Any, store: Any,
+            check_space: bool = True) -> tuple[Runtime, pipeline.Settings]:
     r = config.retrieval
     pooled = r.pooling_for(config.embedder.provider)
     # How vectors are made is part of their space: pooled and whole-text vectors must not share a store.
     space = embedder.model_id + (pooling.POOLED_SUFFIX if pooled else "")
-    store.ensure_space(space, embedder.dimension)
+    if check_space:  # skipped only to re-embed the store into this space (Memory.reindexed)
+        store.ensure_space(space, embedder.dimension)
     reranker = None
     if config.reranker is not None:
         reranker = registry.create("reranker", config.reranker.provider, config.reranker.config)
@@ -85,7 +95,8 @@ def _deadline(timeout: Optional[float]) -> Optional[float]:
 
 
 class _Base:
-    def __init__(self, config: Optional[Union[MemoryConfig, dict[str, Any]]] = None):
+    def __init__(self, config: Optional[Union[MemoryConfig, dict[str, Any]]] = None, *,
+                 _reindexing: bool = False):
         if isinstance(config, dict):
             config = MemoryConfig.from_mem0(config)
         elif config is None:
@@ -93,7 +104,7 @@ class _Base:
         elif not isinstance(config, MemoryConfig):
             raise ConfigurationError("config must be a MemoryConfig or a dict")
         self.config = config
-        self._runtime, self._settings = _build(config)
+        self._runtime, self._settings = _build(config, check_space=not _reindexing)
         # The ingestion queue lives in the embedded database file (or history_db_path with another store).
         try:
             self._queue = JobQueue(config.database_path(), max_attempts=config.job_max_attempts,
@@ -102,7 +113,8 @@ class _Base:
             self._runtime.store.close()
             raise
         self._worker = Worker(self._queue, self._run_job)
-        if self._queue.pending():  # resume what a previous process left (crash or exit mid-job)
+        # resume what a previous process left (crash or exit mid-job); after a reindex, not before it
+        if self._queue.pending() and not _reindexing:
             self._worker.start()
 
     def _run_job(self, payload: dict[str, Any]) -> Any:
@@ -205,6 +217,28 @@ class Memory(_Base):
         """Delete every memory, message and history row."""
         return self._run(pipeline.reset(self._settings))
 
+    def reindex(self, *, batch_size: int = 256, progress: Union[bool, Progress, None] = None) -> dict[str, Any]:
+        """Embed every memory again as add() does now (after upgrading mnema or changing retrieval
+        settings), one transaction per batch; an interrupted run resumes where it stopped. progress=True
+        draws a bar on stderr; a callable gets (done, total) after each batch."""
+        return self._run(reindex.reindex(self._settings, batch_size, _progress(progress)))
+
+    @classmethod
+    def reindexed(cls, config: Optional[Union[MemoryConfig, dict[str, Any]]] = None, *, batch_size: int = 256,
+                  progress: Union[bool, Progress, None] = None) -> "Memory":
+        """Open a store whose vectors were made by another embedder (or another way), re-embed all of it
+        with this config's embedder, record the new space, and return the ready Memory. Run it while no
+        other process uses the store; until it finishes the file refuses to open normally."""
+        memory = cls(config, _reindexing=True)
+        try:
+            memory.reindex(batch_size=batch_size, progress=progress)
+        except BaseException:
+            memory.close()
+            raise
+        if memory._queue.pending():
+            memory._worker.start()
+        return memory
+
     def job(self, job_id: str) -> dict[str, Any]:
         """A background add's state: status queued | running | done | failed, attempts, last_error, result."""
         return self._queue.get(job_id)
@@ -282,6 +316,23 @@ class AsyncMemory(_Base):
 
     async def reset(self) -> None:
         return await self._run(pipeline.reset(self._settings))
+
+    async def reindex(self, *, batch_size: int = 256,
+                      progress: Union[bool, Progress, None] = None) -> dict[str, Any]:
+        return await self._run(reindex.reindex(self._settings, batch_size, _progress(progress)))
+
+    @classmethod
+    async def reindexed(cls, config: Optional[Union[MemoryConfig, dict[str, Any]]] = None, *,
+                        batch_size: int = 256, progress: Union[bool, Progress, None] = None) -> "AsyncMemory":
+        memory = await asyncio.to_thread(cls, config, _reindexing=True)
+        try:
+            await memory.reindex(batch_size=batch_size, progress=progress)
+        except BaseException:
+            memory.close()
+            raise
+        if memory._queue.pending():
+            memory._worker.start()
+        return memory
 
     async def job(self, job_id: str) -> dict[str, Any]:
         return await asyncio.to_thread(self._queue.get, job_id)

@@ -2,7 +2,7 @@
 ChangeSet atomically and answers a handful of reads. A new backend implements these methods and nothing else."""
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Optional, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -42,6 +42,13 @@ class MemoryStore(Protocol):
 
     def list_messages(self, where: Node, limit: int, offset: int) -> tuple[list[MessageRecord], int]:
         """A page of the message log (scope keys only in `where`), oldest first, and the total."""
+
+    def reindex_page(self, model_id: str, dimension: int, cursor: Optional[int],
+                     limit: int) -> tuple[list[MemoryRecord], Optional[int]]:
+        """Re-embedding, resumably: the next `limit` memories (oldest first) after `cursor` and the cursor
+        after them. cursor=None starts, or resumes an unfinished reindex to the same space; a cursor passed
+        back marks every memory before it done; an empty page records (model_id, dimension) as the space
+        and ends it. While one is unfinished, ensure_space() raises. The vectors go through apply(reindex=)."""
 
     def reset(self) -> None:
         """Delete everything, including the recorded embedding space."""

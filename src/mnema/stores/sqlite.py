@@ -310,6 +310,13 @@ class SQLiteStore:
             raise DimensionMismatchError(
                 f"vector_store embedding_model_dims={self._expected_dims} but the embedder gives {dimension}")
         with self._write() as conn:
+            unfinished = conn.execute("SELECT value FROM meta WHERE key = 'reindex_target'").fetchone()
+            if unfinished:
+                dims, _, model = unfinished[0].partition(":")
+                raise DimensionMismatchError(
+                    f"{self.path} is being re-embedded with {model!r} ({dims} dimensions) and the reindex has not "
+                    "finished (it is running elsewhere, or was interrupted): finish it with Memory.reindexed("
+                    "config) or `mnema reindex` using that embedder, or reset() this file.")
             rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('embedding_model', "
                                      "'embedding_dims')").fetchall())
             if not rows:
@@ -319,9 +326,40 @@ class SQLiteStore:
                 raise DimensionMismatchError(
                     f"{self.path} holds {rows['embedding_dims']}-dimensional vectors from "
                     f"{rows['embedding_model']!r}; the configured embedder is {model_id!r} ({dimension} "
-                    "dimensions). Use another database file, or reset() this one." + _pooling_hint(
+                    "dimensions). Re-embed it with Memory.reindexed(config) (or `mnema reindex` for the packaged "
+                    "embedder), use another database file, or reset() this one." + _pooling_hint(
                         rows["embedding_model"], model_id))
         self._dimension = dimension
+
+    def reindex_page(self, model_id: str, dimension: int, cursor: int | None,
+                     limit: int) -> tuple[list[MemoryRecord], int | None]:
+        """The next `limit` memories, oldest first, to re-embed for the space (model_id, dimension), and the
+        cursor to pass back for the page after them. cursor=None starts a reindex, or resumes an interrupted
+        one to the same space; passing a cursor records that every memory before it is done, so a crash
+        repeats at most one page. An empty page records the new space and ends the reindex. Until then
+        ensure_space() refuses the file, so nothing searches a half re-embedded store."""
+        if self._expected_dims is not None and int(self._expected_dims) != dimension:
+            raise DimensionMismatchError(
+                f"vector_store embedding_model_dims={self._expected_dims} but the embedder gives {dimension}")
+        target = f"{dimension}:{model_id}"
+        with self._write() as conn:
+            if cursor is None:
+                stored = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('reindex_target', "
+                                           "'reindex_cursor')").fetchall())
+                cursor = int(stored.get("reindex_cursor", 0)) if stored.get("reindex_target") == target else 0
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('reindex_target', ?), ('reindex_cursor', ?)",
+                         (target, str(cursor)))
+            rows = conn.execute(f"SELECT {MEMORY_COLUMNS}, pk FROM memories WHERE pk > ? ORDER BY pk LIMIT ?",
+                                (cursor, limit)).fetchall()
+            if not rows:
+                conn.execute("DELETE FROM meta WHERE key IN ('reindex_target', 'reindex_cursor', "
+                             "'embedding_model', 'embedding_dims')")
+                conn.execute("INSERT INTO meta VALUES ('embedding_model', ?), ('embedding_dims', ?)",
+                             (model_id, str(dimension)))
+        self._dimension = dimension
+        if not rows:
+            return [], None
+        return [_row_to_record(r) for r in rows], rows[-1][-1]
 
     def _blob(self, rec: MemoryRecord) -> bytes:
         vec = rec.embedding
@@ -380,7 +418,8 @@ class SQLiteStore:
             for table in ("memories", "history", "messages"):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('delete-all')")
-            conn.execute("DELETE FROM meta WHERE key IN ('embedding_model', 'embedding_dims')")
+            conn.execute("DELETE FROM meta WHERE key IN ('embedding_model', 'embedding_dims', 'reindex_target', "
+                         "'reindex_cursor')")
         self._dimension = None
 
     # ------------------------------------------------------------ reads
