@@ -535,9 +535,11 @@ def test_local_embedder_gives_the_same_vector_alone_or_in_any_batch():
     from mnema.embeddings.local import LocalEmbedder
     texts = ["hi", "Caroline: I went to the LGBTQ support group yesterday and it was so powerful.",
              "Melanie: " + "We painted a sunrise by the lake together. " * 12, "ok!"]
+    from mnema.embeddings import local
     e = LocalEmbedder({})
-    together = e.embed(texts)
-    alone = np.vstack([e.embed([t]) for t in texts])
+    together = e.embed(texts)  # two batches, run at once on the single-threaded sessions
+    assert len(local.token_batches([len(x.ids) for x in e._encode(texts)])) == 2 and e._key in local._parallel
+    alone = np.vstack([e.embed([t]) for t in texts])  # one batch each, on the multi-threaded session
     assert together.shape == (4, 384)
     assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
     assert np.allclose(together, alone, atol=1e-5)
@@ -563,6 +565,7 @@ def test_local_embedder_threads_do_not_spin_between_calls():
     for _ in range(40):
         t = time.perf_counter()
         e.embed(["When did Melanie paint a sunrise?"])
+        e.embed(["Melanie: we painted a sunrise.", "Caroline: " + "I went to the support group. " * 8])  # 2 batches
         in_calls += time.perf_counter() - t
         t = time.perf_counter()
         time.sleep(0.02)

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
@@ -32,7 +33,13 @@ ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 _verified: set[str] = set()
 # Sessions are read-only after load and thread-safe, so every Memory in a process shares one per file.
 _sessions: dict[tuple[str, Any], tuple[Any, Any, Any]] = {}
+# Texts that make several batches (an add() of a few messages, sentence-pooled) run their batches at the
+# same time on single-threaded sessions, one per core: small matrices keep two intra-op threads waiting on
+# each other, so on 2 cores this embedded LOCOMO add() calls ~20% faster (README). A single batch (a
+# search query) still runs on the multi-threaded session, which is faster for one small input.
+_parallel: dict[tuple[str, Any], tuple[Any, ThreadPoolExecutor]] = {}
 _sessions_lock = threading.Lock()
+MAX_PARALLEL_RUNS = 8
 
 
 def _model_path(explicit: str | None) -> Path:
@@ -121,6 +128,8 @@ class LocalEmbedder:
                 session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
                 _sessions[key] = (tokenizer, session, threading.Lock())
             self._tokenizer, self._session, self._lock = _sessions[key]
+        self._key, self._path = key, path
+        self._workers = min(int(threads) if threads else (os.cpu_count() or 1), MAX_PARALLEL_RUNS)
         self.model_id = MODEL_ID
         self.dimension = DIMENSION
 
@@ -130,18 +139,38 @@ class LocalEmbedder:
         with self._lock:  # the tokenizer object is shared; encoding is cheap next to the model
             return self._tokenizer.encode_batch(list(texts))
 
+    def _single_threaded(self) -> tuple[Any, ThreadPoolExecutor]:
+        with _sessions_lock:
+            if self._key not in _parallel:
+                import onnxruntime as ort
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = 1
+                options.log_severity_level = 3
+                session = ort.InferenceSession(str(self._path), options, providers=["CPUExecutionProvider"])
+                _parallel[self._key] = (session, ThreadPoolExecutor(self._workers, "mnema-embed"))
+            return _parallel[self._key]
+
     def _run(self, tokens: list[list[int]]) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
         """Token states of each length-sorted batch: (indices into tokens, states, attention mask)."""
-        for idx in token_batches([len(t) for t in tokens]):
+        batches = token_batches([len(t) for t in tokens])
+
+        def run(session: Any, idx: list[int]) -> tuple[list[int], np.ndarray, np.ndarray]:
             width = max(len(tokens[i]) for i in idx)
             ids = np.zeros((len(idx), width), dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
             for row, i in enumerate(idx):
                 ids[row, :len(tokens[i])] = tokens[i]
                 mask[row, :len(tokens[i])] = 1
-            states = self._session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                              "token_type_ids": np.zeros_like(ids)})[0]
-            yield idx, states, mask
+            states = session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                        "token_type_ids": np.zeros_like(ids)})[0]
+            return idx, states, mask
+
+        if len(batches) == 1 or self._workers == 1:
+            for idx in batches:
+                yield run(self._session, idx)
+            return
+        session, pool = self._single_threaded()
+        yield from pool.map(lambda idx: run(session, idx), batches)
 
     def embed(self, texts: list[str], purpose: Purpose = "add") -> np.ndarray:
         if not isinstance(texts, str) and not texts:
