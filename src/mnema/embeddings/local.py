@@ -68,6 +68,14 @@ def _verify(path: Path) -> None:
     _verified.add(key)
 
 
+def _usable_cores() -> int:
+    """Cores this process may run on (a container's CPU set, not the host's count, where the OS says)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def token_batches(lengths: list[int], budget: int | None = None) -> list[list[int]]:
     """Indices grouped shortest first so that len(group) * longest-in-group <= budget (one text at least)."""
     budget = budget or BATCH_TOKENS
@@ -129,7 +137,7 @@ class LocalEmbedder:
                 _sessions[key] = (tokenizer, session, threading.Lock())
             self._tokenizer, self._session, self._lock = _sessions[key]
         self._key, self._path = key, path
-        self._workers = min(int(threads) if threads else (os.cpu_count() or 1), MAX_PARALLEL_RUNS)
+        self._workers = min(int(threads) if threads else _usable_cores(), MAX_PARALLEL_RUNS)
         self.model_id = MODEL_ID
         self.dimension = DIMENSION
 
