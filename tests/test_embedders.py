@@ -560,6 +560,14 @@ def test_local_embedder_gives_the_same_vector_alone_or_in_any_batch():
     assert together[1] @ near > together[1] @ far + 0.2
 
 
+def test_local_embedder_threads_config():
+    from mnema.embeddings.local import LocalEmbedder
+    assert LocalEmbedder({"threads": 1})._workers == 1
+    for bad in (0, -2):
+        with pytest.raises(ConfigurationError, match="at least 1"):
+            LocalEmbedder({"threads": bad})
+
+
 def test_local_embedder_threads_do_not_spin_between_calls():
     """No thread may keep a core busy between calls (onnxruntime's intra-op workers used to spin)."""
     import resource

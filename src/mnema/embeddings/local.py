@@ -35,7 +35,8 @@ _verified: set[str] = set()
 # Each run is single-threaded, and the batches of one call run at the same time, one per core. On small
 # inputs the threads of a multi-threaded run mostly wait on each other: 10-message add() calls ran ~20%
 # faster this way (2 cores), and a one-line query, ~1.5-2 ms slower on a quiet host, keeps a steady tail
-# when the hypervisor takes CPU time (p95 10-14 ms against 13-26 ms for a spinning two-thread run). README.
+# when the hypervisor takes CPU time (at 13-28% steal, p95 12-14 ms against 24-26 ms for a spinning
+# two-thread run). README, Design notes.
 _sessions: dict[tuple[str, Any], tuple[Any, Any, Any, ThreadPoolExecutor]] = {}
 _sessions_lock = threading.Lock()
 MAX_PARALLEL_RUNS = 8
@@ -115,7 +116,7 @@ class LocalEmbedder:
             raise ConfigurationError(f"the local embedder needs onnxruntime and tokenizers: {exc}") from exc
         if not path.is_file():
             raise ConfigurationError(f"embedding model file not found: {path}")
-        workers = min(int(threads) if threads else _usable_cores(), MAX_PARALLEL_RUNS)
+        workers = min(int(threads) if threads is not None else _usable_cores(), MAX_PARALLEL_RUNS)
         if workers < 1:
             raise ConfigurationError(f"local embedder threads must be at least 1, not {threads!r}")
         key = (str(path.resolve()), workers)

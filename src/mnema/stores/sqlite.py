@@ -316,7 +316,7 @@ class SQLiteStore:
                 raise DimensionMismatchError(
                     f"{self.path} is being re-embedded with {model!r} ({dims} dimensions) and the reindex has not "
                     "finished (it is running elsewhere, or was interrupted): finish it with Memory.reindexed("
-                    "config) or `mnema reindex` using that embedder, or reset() this file.")
+                    "config) or `mnema reindex` using that embedder, or remove the file.")
             rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('embedding_model', "
                                      "'embedding_dims')").fetchall())
             if not rows:
