@@ -113,8 +113,12 @@ class _Base:
             self._runtime.store.close()
             raise
         self._worker = Worker(self._queue, self._run_job)
-        # resume what a previous process left (crash or exit mid-job); after a reindex, not before it
-        if self._queue.pending() and not _reindexing:
+        if not _reindexing:  # after a reindex (reindexed()), not before it
+            self._resume_jobs()
+
+    def _resume_jobs(self) -> None:
+        """Run what a previous process left in the queue (crash or exit mid-job)."""
+        if self._queue.pending():
             self._worker.start()
 
     def _run_job(self, payload: dict[str, Any]) -> Any:
@@ -235,8 +239,7 @@ class Memory(_Base):
         except BaseException:
             memory.close()
             raise
-        if memory._queue.pending():
-            memory._worker.start()
+        memory._resume_jobs()
         return memory
 
     def job(self, job_id: str) -> dict[str, Any]:
@@ -330,8 +333,7 @@ class AsyncMemory(_Base):
         except BaseException:
             memory.close()
             raise
-        if memory._queue.pending():
-            memory._worker.start()
+        memory._resume_jobs()
         return memory
 
     async def job(self, job_id: str) -> dict[str, Any]:

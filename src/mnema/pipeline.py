@@ -337,10 +337,15 @@ def turn_vectors(settings: Settings, texts: list[str], speakers: list[Optional[s
     if w <= 0:
         return own, [None] * len(texts)
     vectors = np.array(own, dtype=np.float32, copy=True)
-    vectors[1:] = (1 - w) * vectors[1:] + w * np.asarray(own[:-1])
+    vectors[1:] = with_context(vectors[1:], np.asarray(own[:-1]), w)
     if before is not None and len(vectors):
-        vectors[0] = (1 - w) * vectors[0] + w * before
+        vectors[0] = with_context(vectors[0], before, w)
     return vectors, contexts
+
+
+def with_context(own: np.ndarray, before: np.ndarray, w: float) -> np.ndarray:
+    """A turn's stored vector (or rows of them): its own embedding with share `w` of the turn before it."""
+    return (1 - w) * own + w * before
 
 
 def add_verbatim(settings: Settings, req: AddRequest, logged: list[MessageRecord]) -> Op:

@@ -24,7 +24,7 @@ from . import filters as F
 from . import inputs
 from .effects import Embed, StoreCall
 from .models import ChangeSet, MemoryRecord
-from .pipeline import Op, Settings, memory_vectors
+from .pipeline import Op, Settings, memory_vectors, with_context
 
 # Turn vectors kept per scope to serve as the next turn's context without embedding it again. A scope
 # not held (more scopes than this in flight) gets its context embedded from the stored context text.
@@ -89,7 +89,7 @@ def reembedded(settings: Settings, records: list[MemoryRecord],
         before.update(zip(missing, vectors))
     out = []
     for i, r in enumerate(records):
-        vector = (1 - w) * own[i] + w * before[i] if i in before else own[i]
+        vector = with_context(own[i], before[i], w) if i in before else own[i]
         context = r.context if turns[i] and w > 0 else None
         out.append(MemoryRecord(**{**r.__dict__, "embedding": np.asarray(vector, dtype=np.float32),
                                    "context": context}))

@@ -306,9 +306,7 @@ class SQLiteStore:
     # ------------------------------------------------------------ writes
 
     def ensure_space(self, model_id: str, dimension: int) -> None:
-        if self._expected_dims is not None and int(self._expected_dims) != dimension:
-            raise DimensionMismatchError(
-                f"vector_store embedding_model_dims={self._expected_dims} but the embedder gives {dimension}")
+        self._check_expected_dims(dimension)
         with self._write() as conn:
             unfinished = conn.execute("SELECT value FROM meta WHERE key = 'reindex_target'").fetchone()
             if unfinished:
@@ -320,8 +318,7 @@ class SQLiteStore:
             rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('embedding_model', "
                                      "'embedding_dims')").fetchall())
             if not rows:
-                conn.execute("INSERT INTO meta VALUES ('embedding_model', ?), ('embedding_dims', ?)",
-                             (model_id, str(dimension)))
+                _record_space(conn, model_id, dimension)
             elif int(rows["embedding_dims"]) != dimension or rows["embedding_model"] != model_id:
                 raise DimensionMismatchError(
                     f"{self.path} holds {rows['embedding_dims']}-dimensional vectors from "
@@ -331,6 +328,11 @@ class SQLiteStore:
                         rows["embedding_model"], model_id))
         self._dimension = dimension
 
+    def _check_expected_dims(self, dimension: int) -> None:
+        if self._expected_dims is not None and int(self._expected_dims) != dimension:
+            raise DimensionMismatchError(
+                f"vector_store embedding_model_dims={self._expected_dims} but the embedder gives {dimension}")
+
     def reindex_page(self, model_id: str, dimension: int, cursor: int | None,
                      limit: int) -> tuple[list[MemoryRecord], int | None]:
         """The next `limit` memories, oldest first, to re-embed for the space (model_id, dimension), and the
@@ -338,9 +340,7 @@ class SQLiteStore:
         one to the same space; passing a cursor records that every memory before it is done, so a crash
         repeats at most one page. An empty page records the new space and ends the reindex. Until then
         ensure_space() refuses the file, so nothing searches a half re-embedded store."""
-        if self._expected_dims is not None and int(self._expected_dims) != dimension:
-            raise DimensionMismatchError(
-                f"vector_store embedding_model_dims={self._expected_dims} but the embedder gives {dimension}")
+        self._check_expected_dims(dimension)
         target = f"{dimension}:{model_id}"
         with self._write() as conn:
             if cursor is None:
@@ -352,10 +352,8 @@ class SQLiteStore:
             rows = conn.execute(f"SELECT {MEMORY_COLUMNS}, pk FROM memories WHERE pk > ? ORDER BY pk LIMIT ?",
                                 (cursor, limit)).fetchall()
             if not rows:
-                conn.execute("DELETE FROM meta WHERE key IN ('reindex_target', 'reindex_cursor', "
-                             "'embedding_model', 'embedding_dims')")
-                conn.execute("INSERT INTO meta VALUES ('embedding_model', ?), ('embedding_dims', ?)",
-                             (model_id, str(dimension)))
+                _forget_space(conn)
+                _record_space(conn, model_id, dimension)
         self._dimension = dimension
         if not rows:
             return [], None
@@ -418,8 +416,7 @@ class SQLiteStore:
             for table in ("memories", "history", "messages"):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('delete-all')")
-            conn.execute("DELETE FROM meta WHERE key IN ('embedding_model', 'embedding_dims', 'reindex_target', "
-                         "'reindex_cursor')")
+            _forget_space(conn)
         self._dimension = None
 
     # ------------------------------------------------------------ reads
@@ -536,6 +533,16 @@ class SQLiteStore:
                     f"metadata FROM messages WHERE id IN ({marks}) ORDER BY pk", chunk):
                 out.append(MessageRecord(*r[:9], metadata=json.loads(r[9])))
         return out
+
+
+def _record_space(conn: sqlite3.Connection, model_id: str, dimension: int) -> None:
+    conn.execute("INSERT INTO meta VALUES ('embedding_model', ?), ('embedding_dims', ?)", (model_id, str(dimension)))
+
+
+def _forget_space(conn: sqlite3.Connection) -> None:
+    """Drop the recorded vector space and any unfinished reindex (the schema version stays)."""
+    conn.execute("DELETE FROM meta WHERE key IN ('embedding_model', 'embedding_dims', 'reindex_target', "
+                 "'reindex_cursor')")
 
 
 def _ranked(rows: list, sims: np.ndarray) -> tuple[list[int], list[float]]:
