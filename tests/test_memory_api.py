@@ -395,6 +395,18 @@ def test_deleted_turn_is_scrubbed_from_the_next_turns_context(memory, tmp_path):
     assert [h["event"] for h in memory.history(nxt["id"])] == ["ADD"]  # a re-index is not an edit
 
 
+def test_edited_turn_becomes_the_next_turns_context(memory, tmp_path):
+    passport, nxt = seed(memory, ["My passport number is X1234567", "brand new start"], user_id="alice")
+    before = {h["id"]: h["score"] for h in memory.search("passport number X1234567", user_id="alice")["results"]}
+    memory.update(passport, "I renewed my passport")
+    after = {h["id"]: h["score"] for h in memory.search("passport number X1234567", user_id="alice")["results"]}
+    with Memory(config_for(tmp_path / "control.db")) as control:  # the edited text added in the first place
+        _, control_next = seed(control, ["I renewed my passport", "brand new start"], user_id="alice")
+        clean = {h["id"]: h["score"] for h in control.search("passport number X1234567", user_id="alice")["results"]}
+    assert after[nxt] == pytest.approx(clean[control_next], abs=1e-6) != pytest.approx(before[nxt], abs=1e-3)
+    assert [h["event"] for h in memory.history(nxt)] == ["ADD"]  # a re-index is not an edit
+
+
 def test_context_comes_from_exactly_the_same_scope(memory, tmp_path):
     seed(memory, ["My passport number is X1234567"], user_id="alice", agent_id="travel-bot")
     seed(memory, ["brand new start"], user_id="alice")  # another scope: no context from the agent chat

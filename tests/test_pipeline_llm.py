@@ -1,7 +1,10 @@
 """Lifecycle of LLM-driven memory (extract + reconcile in one call) with a scripted LLM: the pipeline's
 logic, end to end through Memory / AsyncMemory and the real SQLite store and embedder."""
 import json
+import sqlite3
+from contextlib import closing
 
+import numpy as np
 import pytest
 
 from mnema import AsyncMemory, LLMError, Memory, MemoryConfig, ProviderConfig, ProviderError, register_provider
@@ -49,6 +52,35 @@ def test_preference_stated_changed_and_retracted(mem):
     assert mem.get(liked["id"]) is None
     assert [h["event"] for h in mem.history(liked["id"])] == ["ADD", "DELETE"]
     assert semantic(mem, user_id="alice") == ["Favourite city is porto"]
+
+
+@pytest.mark.parametrize("said, then, becomes", [
+    ("Favourite city is lisbon", "My favourite city is Porto", "Favourite city is porto"),  # UPDATE
+    ("Likes sushi", "I don't like sushi anymore", None),  # DELETE
+])
+def test_llm_update_or_delete_of_a_turn_retells_the_next_turn(mem, tmp_path, said, then, becomes):
+    # turns stored verbatim are memories the LLM can update or delete; the turn after one kept its text as
+    # context, which must follow the change like update() and delete() make it follow
+    _, nxt = [r["id"] for r in mem.add([{"role": "user", "content": said}, {"role": "user", "content": "brand new"
+                                        " start"}], user_id="alice", infer=False)["results"]]
+    event = mem.add(then, user_id="alice")["results"][0]["event"]
+    assert event == ("UPDATE" if becomes else "DELETE")
+    with Memory(MemoryConfig(vector_store=ProviderConfig(provider="sqlite", config={
+            "path": str(tmp_path / "control.db")}))) as control:  # as if the change had been there at first
+        turns = ([becomes] if becomes else []) + ["brand new start"]
+        control_next = control.add([{"role": "user", "content": t} for t in turns], user_id="alice",
+                                   infer=False)["results"][-1]["id"]
+        expected = stored(control, control_next)
+    got = stored(mem, nxt)
+    assert got[1] == expected[1] == becomes  # its context: the new text, or none after a delete
+    np.testing.assert_allclose(got[0], expected[0], atol=1e-6)
+
+
+def stored(m, mid):
+    """(vector, context) of a memory, as the SQLite store holds them."""
+    with closing(sqlite3.connect(m.config.database_path())) as conn:
+        blob, context = conn.execute("SELECT embedding, context FROM memories WHERE id = ?", (mid,)).fetchone()
+    return np.frombuffer(blob, dtype=np.float32), context
 
 
 def test_duplicate_fact_is_none_and_one_call_per_add(mem):

@@ -72,12 +72,14 @@ def test_stored_vectors_follow_the_setting(tmp_path, pooling):
     assert np.allclose(got, expected, atol=1e-5)
 
 
-def test_update_re_embeds_with_pooling_and_the_speaker(memory):
+def test_update_re_embeds_with_pooling_and_without_the_speaker(memory):
+    # an edited turn is no longer what was said (its text differs from its source message), so it is
+    # embedded like an extracted fact, as add() and reindex() embed one: pooled, without "Mel: "
     mid = memory.add([{"role": "user", "content": "First text.", "name": "Mel"}], user_id="u",
                      infer=False)["results"][0]["id"]
     memory.update(mid, "I adopted a dog. His name is Oscar.")
     got = stored_vectors(memory)["I adopted a dog. His name is Oscar."]
-    parts = LocalEmbedder({}).embed(["Mel: I adopted a dog.", "Mel: His name is Oscar."])
+    parts = LocalEmbedder({}).embed(["I adopted a dog.", "His name is Oscar."])
     expected = parts.mean(axis=0) / np.linalg.norm(parts.mean(axis=0))
     assert np.allclose(got, expected, atol=1e-5)
 

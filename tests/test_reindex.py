@@ -74,6 +74,21 @@ def test_reindex_makes_the_vectors_add_made(tmp_path, batch_size):
         assert _found(m, "where does Tim surf", "alice") == found  # so did the float16 copy search scans
 
 
+def test_update_makes_the_vectors_reindex_makes(tmp_path):
+    path = tmp_path / "m.db"
+    with Memory(config_for(path)) as m:
+        _fill(m)
+        alice = m.get_all(user_id="alice")["results"]
+        m.update(alice[0]["id"], "Tim: I took up surfing two summers ago.")  # the next turn's context changes
+        m.update(alice[-1]["id"], "Nice, I should learn to surf.")  # the newest turn: no turn after it
+        edited = _vectors(path)
+        assert edited[alice[1]["id"]][1] == "Tim: I took up surfing two summers ago."
+        assert m.reindex()["reindexed"] == 6
+        for mid, (vector, context) in _vectors(path).items():
+            np.testing.assert_allclose(vector, edited[mid][0], atol=1e-5)
+            assert context == edited[mid][1]
+
+
 def test_a_memory_that_is_not_a_turn_is_embedded_without_speaker_or_context(tmp_path):
     path = tmp_path / "m.db"
     with Memory(config_for(path)) as m:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Generator, Optional
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from typing import Any, Generator, Optional, Sequence
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from .models import (ChangeSet, HistoryEntry, HistoryRecord, MemoryItem, MemoryR
                      text_hash)
 from .rerankers.base import checked
 from .scoring import FusionWeights, fuse, named_actor, query_terms
+from .vectors import memory_vectors, reembedded, scope_key, turn_vectors
 
 log = logging.getLogger("mnema")
 Op = Generator[Any, Any, Any]
@@ -238,6 +240,10 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
         changes.deletes.append(old.id)
         changes.history.append(history_row(old.id, "DELETE", old.memory, None, old.actor_id, old.role, at))
         results.append({"id": old.id, "memory": old.memory, "event": "DELETE"})
+    changed = [u.target for u in plan.updates] + list(plan.deletes)
+    if changed:
+        changes.reindex = yield from turns_after(settings, changed, [u.text for u in plan.updates]
+                                                 + [None] * len(plan.deletes))
     if settings.keep_episodic:
         turn_vecs, contexts = yield from turn_vectors(settings, [m.content for m, _ in convo],
                                                       [m.name for m, _ in convo], first_context, own=vectors)
@@ -284,68 +290,33 @@ def previous_turn(ids: dict[str, Optional[str]], memory_type: str) -> Op:
     return (last[0].memory, last[0].actor_id) if last else None
 
 
-def scrub_contexts(settings: Settings, deleted: list[MemoryRecord]) -> Op:
-    """Memories that kept a deleted turn as context, re-indexed without it (context cleared, own text
-    re-embedded), so deleted text stops steering search."""
-    deleted_ids = {d.id for d in deleted}
+def next_turns(records: list[MemoryRecord]) -> Op:
+    """The memories that keep one of these memories' text as their context (the turns right after them, in
+    exactly their scope), other than these memories themselves."""
+    own_ids = {r.id for r in records}
     groups: dict[tuple, set[str]] = {}
-    for d in deleted:
-        key = (d.user_id, d.agent_id, d.run_id, d.memory_type)
-        groups.setdefault(key, set()).add(d.memory)
-    stale: list[MemoryRecord] = []
+    for r in records:
+        groups.setdefault(scope_key(r), set()).add(r.memory)
+    found: list[str] = []
     for (user, agent, run, memory_type), texts in groups.items():
         scope = exact_scope({"user_id": user, "agent_id": agent, "run_id": run}, memory_type)
         texts_list = sorted(texts)
         for start in range(0, len(texts_list), 500):
             where = F.conjoin(scope, F.Cmp("context", "in", tuple(texts_list[start:start + 500])))
-            for mid in (yield StoreCall("ids", (where,))):
-                if mid not in deleted_ids:
-                    stale.append(mid)
-    if not stale:
-        return []
-    records = yield StoreCall("get", (stale,))
-    vectors = yield from memory_vectors(settings, [r.memory for r in records], [r.actor_id for r in records],
-                                        "update")
-    return [MemoryRecord(**{**r.__dict__, "context": None, "embedding": v}) for r, v in zip(records, vectors)]
+            found.extend(mid for mid in (yield StoreCall("ids", (where,))) if mid not in own_ids)
+    return (yield StoreCall("get", (found,))) if found else []
 
 
-def memory_vectors(settings: Settings, texts: list[str], speakers: Optional[list[Optional[str]]] = None,
-                   purpose: str = "add") -> Op:
-    """The stored vector of each memory text: sentence-pooled (pooling.py) unless turned off."""
-    if not texts:
-        return np.zeros((0, settings.dimension or 0), dtype=np.float32)
-    if not settings.sentence_pooling:
-        return (yield Embed(list(texts), purpose))
-    parts, owners = pooling.pieces(texts, speakers)
-    return pooling.pool((yield Embed(parts, purpose)), owners, len(texts))
-
-
-def turn_vectors(settings: Settings, texts: list[str], speakers: list[Optional[str]],
-                 first_context: Optional[tuple[str, Optional[str]]], own: Optional[np.ndarray] = None) -> Op:
-    """Vectors and contexts for consecutive turns: each turn's context is the turn before it, and its vector
-    takes `context_weight` of that turn's own embedding (as good as embedding the pair on LOCOMO, at no
-    extra embedding cost)."""
-    contexts = [first_context[0] if first_context else None, *texts[:-1]]
-    w = settings.context_weight
-    extra = [first_context] if first_context and w > 0 else []
-    if own is None:
-        embedded = yield from memory_vectors(settings, [c[0] for c in extra] + texts,
-                                             [c[1] for c in extra] + list(speakers))
-        own, before = embedded[len(extra):], (embedded[0] if extra else None)
-    else:
-        before = (yield from memory_vectors(settings, [extra[0][0]], [extra[0][1]]))[0] if extra else None
-    if w <= 0:
-        return own, [None] * len(texts)
-    vectors = np.array(own, dtype=np.float32, copy=True)
-    vectors[1:] = with_context(vectors[1:], np.asarray(own[:-1]), w)
-    if before is not None and len(vectors):
-        vectors[0] = with_context(vectors[0], before, w)
-    return vectors, contexts
-
-
-def with_context(own: np.ndarray, before: np.ndarray, w: float) -> np.ndarray:
-    """A turn's stored vector (or rows of them): its own embedding with share `w` of the turn before it."""
-    return (1 - w) * own + w * before
+def turns_after(settings: Settings, olds: list[MemoryRecord], new_texts: list[Optional[str]],
+                lead: Sequence[MemoryRecord] = ()) -> Op:
+    """The turns right after these memories, re-indexed with each memory's new text as their context (None:
+    it was deleted, so they keep no context), so old or deleted text stops steering search. `lead` (edited
+    memories) is re-embedded first in the same pass, so a turn after an edited turn is blended with that
+    turn's new vector, as reindex() would. Returns lead + those turns, with new vectors."""
+    after = yield from next_turns(olds)
+    context = {(scope_key(o), o.memory): text for o, text in zip(olds, new_texts)}
+    retold = [replace(r, context=context[(scope_key(r), r.context)]) for r in after]
+    return (yield from reembedded(settings, [*lead, *retold], OrderedDict()))
 
 
 def add_verbatim(settings: Settings, req: AddRequest, logged: list[MessageRecord]) -> Op:
@@ -458,15 +429,14 @@ def update(settings: Settings, memory_id: Any, text: Any = None, metadata: Any =
     meta = inputs.metadata(metadata) if metadata is not None else None
     old = yield from _existing(mid, with_embeddings=True)
     at = inputs.now_iso()
-    vector = (old.embedding if text is None or text == old.memory
-              else (yield from memory_vectors(settings, [text], [old.actor_id], "update"))[0])
     changed = text is not None and text != old.memory
-    new = MemoryRecord(**{**old.__dict__, "memory": text if text is not None else old.memory,
-                          "metadata": meta if meta is not None else old.metadata, "updated_at": at,
-                          "embedding": vector, "context": None if changed else old.context})
-    new.hash = text_hash(new.memory)
+    new = replace(old, memory=text if changed else old.memory, hash=text_hash(text) if changed else old.hash,
+                  metadata=meta if meta is not None else old.metadata, updated_at=at)
+    retold: list[MemoryRecord] = []
+    if changed:  # embedded as add() or reindex() would embed it now (vectors.py)
+        new, *retold = yield from turns_after(settings, [old], [text], lead=[new])
     row = history_row(mid, "UPDATE", old.memory, new.memory, old.actor_id, old.role, at)
-    yield StoreCall("apply", (ChangeSet(updates=[new], history=[row]),))
+    yield StoreCall("apply", (ChangeSet(updates=[new], history=[row], reindex=retold),))
     return {"message": "Memory updated successfully!", "id": mid, "memory": new.memory}
 
 
@@ -474,7 +444,7 @@ def delete(settings: Settings, memory_id: Any) -> Op:
     mid = inputs.memory_id(memory_id)
     old = yield from _existing(mid)
     row = history_row(mid, "DELETE", old.memory, None, old.actor_id, old.role, inputs.now_iso())
-    reindexed = yield from scrub_contexts(settings, [old])
+    reindexed = yield from turns_after(settings, [old], [None])
     yield StoreCall("apply", (ChangeSet(deletes=[mid], history=[row], reindex=reindexed),))
     return {"message": "Memory deleted successfully!", "id": mid}
 
@@ -486,7 +456,7 @@ def delete_all(settings: Settings, *, user_id: Any = None, agent_id: Any = None,
     olds = yield StoreCall("get", (mids,))
     at = inputs.now_iso()
     rows = [history_row(o.id, "DELETE", o.memory, None, o.actor_id, o.role, at) for o in olds]
-    reindexed = yield from scrub_contexts(settings, olds)
+    reindexed = yield from turns_after(settings, olds, [None] * len(olds))
     yield StoreCall("apply", (ChangeSet(deletes=[o.id for o in olds], history=rows, reindex=reindexed),))
     return {"message": f"{len(olds)} memories deleted", "deleted": len(olds)}
 
