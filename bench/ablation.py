@@ -41,8 +41,9 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
                                           **NO_POOL)),
     ("+ contextual indexing (previous turn)", dict(dense_weight=0.5, keyword_weight=0.5, actor_weight=0,
                                                    **NO_POOL)),
-    ("+ actor named in the query", dict(NO_POOL)),
-    ("+ sentence pooling (default)", {}),
+    ("+ actor named in the query", dict(date_weight=0, **NO_POOL)),
+    ("+ sentence pooling", dict(date_weight=0)),
+    ("+ dates named in the query (default)", {}),
     ("default, wider candidate pool (100)", dict(min_candidates=100)),
 ]
 
@@ -94,6 +95,9 @@ def ingest_observations(memory: Memory, data_dir: Path, convs: list) -> dict[str
         for key, value in raw.items():
             if not re.fullmatch(r"session_\d+_observation", key) or not isinstance(value, dict):
                 continue
+            session = int(key.split("_")[1])
+            turns = conv.sessions.get(session) or [None]
+            when = turns[0].timestamp if turns[0] else None  # the session's date, as for raw turns
             for speaker, facts in value.items():
                 messages, sources = [], []
                 for fact, evidence in facts:
@@ -102,7 +106,7 @@ def ingest_observations(memory: Memory, data_dir: Path, convs: list) -> dict[str
                     messages.append({"role": "user", "content": fact, "name": speaker})
                     sources.append(dias)
                 if messages:
-                    res = memory.add(messages, user_id=conv.id, infer=False)["results"]
+                    res = memory.add(messages, user_id=conv.id, infer=False, timestamp=when)["results"]
                     for r, dias in zip(res, sources, strict=True):
                         dia_of[r["id"]] = dias
     return dia_of

@@ -1,10 +1,14 @@
-"""The pure parts of ranking: fusion bounds, relative keyword evidence, actor naming, and contextual
-indexing observed through search."""
+"""The pure parts of ranking: fusion bounds, relative keyword evidence, actor naming, dates named in a query,
+and contextual indexing and the date boost observed through search."""
+from datetime import datetime
+
 import pytest
 
-from mnema.scoring import FusionWeights, fuse, keyword_score, named_actor, query_terms
+from mnema import Memory
+from mnema.config import RetrievalConfig
+from mnema.scoring import FusionWeights, date_share, fuse, keyword_score, named_actor, named_dates, query_terms
 
-from conftest import seed
+from conftest import config_for, seed
 
 
 def test_fused_scores_stay_in_unit_interval_and_order_by_evidence():
@@ -45,3 +49,61 @@ def test_a_reply_is_found_through_the_turn_before_it(memory):
     scores = {h["id"]: h["score"] for h in memory.search("Japan trips", user_id="ctx", limit=3)["results"]}
     # without contextual indexing the two score alike (0.044 vs 0.038); with it the reply is clearly ahead
     assert scores[ids[1]] > scores[ids[2]] + 0.1
+
+
+@pytest.mark.parametrize("query, spans", [
+    ("What did Gina find on 1 February, 2023?", [("2023-02-01", "2023-02-01", 1.0)]),
+    ("the painting shown on October 13th, 2023", [("2023-10-13", "2023-10-13", 1.0)]),
+    ("on the 3rd of Sept. 2024", [("2024-09-03", "2024-09-03", 1.0)]),
+    ("between 2023-07-07 and 2024-02", [("2023-07-07", "2023-07-07", 1.0), ("2024-02-01", "2024-02-29", 0.5)]),
+    ("which class did she start in December 2023?", [("2023-12-01", "2023-12-31", 0.5)]),
+    ("in Feb 2023", [("2023-02-01", "2023-02-28", 0.5)]),
+    ("on 30 February 2023", []),  # no such day, and not taken as the month either
+    ("what did I do in May, or last week, or in 2023?", []),  # no year, relative, a year alone
+])
+def test_named_dates_are_the_absolute_days_and_months_a_query_names(query, spans):
+    assert named_dates(query) == spans
+
+
+def test_date_share_is_the_best_span_containing_the_day():
+    spans = [("2023-07-01", "2023-07-31", 0.5), ("2023-07-07", "2023-07-07", 1.0)]
+    assert [date_share(d, spans) for d in ("2023-07-07", "2023-07-08", "2023-08-01")] == [1.0, 0.5, 0.0]
+
+
+def test_the_date_weight_counts_only_when_the_query_names_a_date():
+    w = FusionWeights()
+    dense, keyword = {"a": 0.8, "b": 0.6}, {"b": 2.0}
+    plain = fuse(dense, keyword, set(), w)
+    undated = FusionWeights(date=0.0)
+    assert plain == fuse(dense, keyword, set(), undated)  # scores of undated queries do not change
+    dated = fuse(dense, keyword, set(), w, {"a": 0.0, "b": 1.0})
+    assert all(0.0 <= s <= 1.0 for s in dated.values())
+    assert dated["b"] == pytest.approx((plain["b"] * (w.dense + w.keyword + w.actor) + w.date)
+                                       / (w.dense + w.keyword + w.actor + w.date))
+    assert fuse({"a": 1.0}, {"a": 1e9}, {"a"}, w, {"a": 1.0})["a"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_memory_from_the_day_the_query_names_ranks_first(tmp_path):
+    def ranked(date_weight):
+        config = config_for(tmp_path / f"m{date_weight}.db")
+        config.retrieval = RetrievalConfig(date_weight=date_weight)
+        with Memory(config) as m:
+            m.add("I went hiking in the hills with my friends", user_id="u", infer=False,
+                  timestamp="2023-08-01T10:00:00+00:00")
+            m.add("We went hiking in the hills", user_id="u", infer=False, timestamp="2023-07-07T18:30:00+00:00")
+            return [[r["memory"] for r in m.search(q, user_id="u")["results"]]
+                    for q in ("Where did I go hiking with friends on 7 July, 2023?",
+                              "Where did I go hiking with friends in July 2023?")]
+    on_day, in_month = ranked(0.0)
+    assert on_day[0] == in_month[0] == "I went hiking in the hills with my friends"
+    on_day, in_month = ranked(FusionWeights.date)
+    assert on_day[0] == in_month[0] == "We went hiking in the hills"
+
+
+def test_a_memory_without_event_time_is_dated_by_when_it_was_stored(memory):
+    memory.add("I went hiking in the hills with my friends", user_id="u", infer=False,
+               timestamp="2023-08-01T10:00:00+00:00")
+    [stored] = memory.add("We went hiking in the hills", user_id="u", infer=False)["results"]  # no event time
+    today = datetime.fromisoformat(memory.get(stored["id"])["created_at"])
+    query = f"Where did I go hiking with friends on {today.day} {today:%B}, {today.year}?"
+    assert memory.search(query, user_id="u")["results"][0]["memory"] == "We went hiking in the hills"

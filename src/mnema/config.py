@@ -38,6 +38,8 @@ class RetrievalConfig(BaseModel):
     keyword_weight: float = Field(default=FusionWeights.keyword, ge=0)
     # share for memories said by the person the query names
     actor_weight: float = Field(default=FusionWeights.actor, ge=0)
+    # share for memories whose event time is a day the query names (half within a named month)
+    date_weight: float = Field(default=FusionWeights.date, ge=0)
     # BM25 value that maps to a keyword score of 0.5
     bm25_half: float = Field(default=FusionWeights.bm25_half, gt=0)
     # share of a turn's vector taken from the previous turn's; 0 turns contextual indexing off

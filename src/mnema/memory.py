@@ -55,7 +55,7 @@ def _finish(config: MemoryConfig, embedder: Any, store: Any,
         llm = registry.create("llm", llm_config.provider, llm_config.config)
     instructions = "\n".join(p for p in (config.custom_instructions, config.custom_fact_extraction_prompt) if p)
     weights = FusionWeights(dense=r.dense_weight, keyword=r.keyword_weight, actor=r.actor_weight,
-                            bm25_half=r.bm25_half)
+                            date=r.date_weight, bm25_half=r.bm25_half)
     if weights.dense + weights.keyword + weights.actor <= 0:
         raise ConfigurationError("retrieval weights must not all be zero")
     settings = pipeline.Settings(max_message_chars=config.max_message_chars, llm_configured=llm is not None,
