@@ -30,19 +30,21 @@ from mnema.config import MemoryConfig, ProviderConfig, RetrievalConfig  # noqa: 
 # (label, retrieval settings). Search-only settings reuse the database ingested with the same indexing
 # settings (context_weight, sentence_pooling).
 NO_POOL = dict(sentence_pooling=False)
+NO_DATE = dict(date_weight=0)  # every row before the date row leaves it out
 ROWS: list[tuple[str, dict[str, Any]]] = [
-    ("dense only", dict(dense_weight=1, keyword_weight=0, actor_weight=0, context_weight=0, **NO_POOL)),
-    ("dense only, sentence-pooled", dict(dense_weight=1, keyword_weight=0, actor_weight=0, context_weight=0)),
+    ("dense only", dict(dense_weight=1, keyword_weight=0, actor_weight=0, context_weight=0, **NO_POOL, **NO_DATE)),
+    ("dense only, sentence-pooled", dict(dense_weight=1, keyword_weight=0, actor_weight=0, context_weight=0,
+                                         **NO_DATE)),
     ("keyword only (FTS5 BM25)", dict(dense_weight=0, keyword_weight=1, actor_weight=0, context_weight=0,
-                                      **NO_POOL)),
+                                      **NO_POOL, **NO_DATE)),
     ("hybrid 0.7/0.3, bm25_half 6 (first default)", dict(dense_weight=0.7, keyword_weight=0.3, actor_weight=0,
-                                                         bm25_half=6, context_weight=0, **NO_POOL)),
+                                                         bm25_half=6, context_weight=0, **NO_POOL, **NO_DATE)),
     ("hybrid 0.5/0.5, bm25_half 12", dict(dense_weight=0.5, keyword_weight=0.5, actor_weight=0, context_weight=0,
-                                          **NO_POOL)),
+                                          **NO_POOL, **NO_DATE)),
     ("+ contextual indexing (previous turn)", dict(dense_weight=0.5, keyword_weight=0.5, actor_weight=0,
-                                                   **NO_POOL)),
-    ("+ actor named in the query", dict(date_weight=0, **NO_POOL)),
-    ("+ sentence pooling", dict(date_weight=0)),
+                                                   **NO_POOL, **NO_DATE)),
+    ("+ actor named in the query", dict(**NO_POOL, **NO_DATE)),
+    ("+ sentence pooling", dict(NO_DATE)),
     ("+ dates named in the query (default)", {}),
     ("default, wider candidate pool (100)", dict(min_candidates=100)),
 ]
