@@ -148,7 +148,11 @@ class LocalEmbedder:
 
     def _run(self, tokens: list[list[int]]) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
         """Token states of each length-sorted batch: (indices into tokens, states, attention mask)."""
-        batches = token_batches([len(t) for t in tokens])
+        lengths = [len(t) for t in tokens]
+        budget = BATCH_TOKENS
+        if self._workers > 1 and len(tokens) > 1:  # a small call still gives every core a batch
+            budget = min(BATCH_TOKENS, max(max(lengths), -(-sum(lengths) // self._workers)))
+        batches = token_batches(lengths, budget)
 
         def run(idx: list[int]) -> tuple[list[int], np.ndarray, np.ndarray]:
             width = max(len(tokens[i]) for i in idx)
