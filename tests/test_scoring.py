@@ -1,12 +1,13 @@
 """The pure parts of ranking: fusion bounds, relative keyword evidence, actor naming, dates named in a query,
 and contextual indexing and the date boost observed through search."""
-from datetime import datetime
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
 from mnema import Memory
 from mnema.config import RetrievalConfig
-from mnema.scoring import FusionWeights, date_share, fuse, keyword_score, named_actor, named_dates, query_terms
+from mnema.query_dates import date_share, named_dates
+from mnema.scoring import FusionWeights, fuse, keyword_score, named_actor, query_terms
 
 from conftest import config_for, seed
 
@@ -65,6 +66,32 @@ def test_named_dates_are_the_absolute_days_and_months_a_query_names(query, spans
     assert named_dates(query) == spans
 
 
+@pytest.mark.parametrize("query, spans", [  # today: Wednesday 2 December 2026
+    ("what did I say yesterday?", [("2026-12-01", "2026-12-01", 1.0)]),
+    ("what did we plan today", [("2026-12-02", "2026-12-02", 1.0)]),
+    ("three days ago", [("2026-11-29", "2026-11-29", 1.0)]),
+    ("something from 10 days ago", [("2026-11-22", "2026-11-22", 1.0)]),
+    ("last week", [("2026-11-23", "2026-11-29", 0.5)]),  # the calendar week before, Monday to Sunday
+    ("this week", [("2026-11-30", "2026-12-06", 0.5)]),
+    ("two weeks ago", [("2026-11-16", "2026-11-22", 0.5)]),
+    ("last month", [("2026-11-01", "2026-11-30", 0.5)]),
+    ("this month", [("2026-12-01", "2026-12-31", 0.5)]),
+    ("last weekend", [("2026-11-28", "2026-11-29", 1.0)]),
+    ("this weekend", [("2026-11-28", "2026-11-29", 1.0)]),  # on a Wednesday: the one just gone
+    # an absolute date anchors the relative words, so they are not read against today
+    ("What did Maria do last weekend before April 10, 2023?", [("2023-04-10", "2023-04-10", 1.0)]),
+    ("the weekly meeting, an hour ago", []),
+])
+def test_relative_dates_are_read_against_today(query, spans):
+    assert named_dates(query, date(2026, 12, 2)) == spans
+    assert named_dates(query) == [s for s in spans if s[0].startswith("2023")]  # no today: absolute only
+
+
+def test_a_sunday_has_this_weekend_and_january_has_last_december():
+    assert named_dates("this weekend", date(2026, 11, 29)) == [("2026-11-28", "2026-11-29", 1.0)]
+    assert named_dates("last month", date(2027, 1, 15)) == [("2026-12-01", "2026-12-31", 0.5)]
+
+
 def test_date_share_is_the_best_span_containing_the_day():
     spans = [("2023-07-01", "2023-07-31", 0.5), ("2023-07-07", "2023-07-07", 1.0)]
     assert [date_share(d, spans) for d in ("2023-07-07", "2023-07-08", "2023-08-01")] == [1.0, 0.5, 0.0]
@@ -107,3 +134,12 @@ def test_a_memory_without_event_time_is_dated_by_when_it_was_stored(memory):
     today = datetime.fromisoformat(memory.get(stored["id"])["created_at"])
     query = f"Where did I go hiking with friends on {today.day} {today:%B}, {today.year}?"
     assert memory.search(query, user_id="u")["results"][0]["memory"] == "We went hiking in the hills"
+
+
+def test_yesterday_is_read_against_the_clock(memory):
+    yesterday = datetime.now(timezone.utc) - timedelta(days=1)
+    memory.add("I went hiking in the hills with my friends", user_id="u", infer=False,
+               timestamp="2023-08-01T10:00:00+00:00")
+    memory.add("We went hiking in the hills", user_id="u", infer=False, timestamp=yesterday.isoformat())
+    top = memory.search("Where did I go hiking with friends yesterday?", user_id="u")["results"][0]
+    assert top["memory"] == "We went hiking in the hills"

@@ -7,6 +7,7 @@ import json
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any, Generator, Optional, Sequence
 
 import numpy as np
@@ -19,7 +20,8 @@ from .errors import ConfigurationError, LLMError, NotFoundError, ValidationError
 from .models import (ChangeSet, HistoryEntry, HistoryRecord, MemoryItem, MemoryRecord, MessageRecord,
                      text_hash)
 from .rerankers.base import checked
-from .scoring import FusionWeights, date_share, fuse, named_actor, named_dates, query_terms
+from .query_dates import date_share, named_dates
+from .scoring import FusionWeights, fuse, named_actor, query_terms
 from .vectors import memory_vectors, reembedded, scope_key, turn_vectors
 
 log = logging.getLogger("mnema")
@@ -369,7 +371,8 @@ def search(settings: Settings, query: Any, *, user_id: Any = None, agent_id: Any
     dense = {mid: float(np.dot(records[mid].embedding, vector)) for mid in candidates if mid in records}
     actor = named_actor(text, {r.actor_id for r in records.values() if r.actor_id})
     actor_match = {mid for mid, r in records.items() if actor is not None and r.actor_id == actor}
-    spans = named_dates(text) if settings.weights.date > 0 else []
+    today = date.fromisoformat(inputs.now_iso()[:10])  # UTC, as created_at
+    spans = named_dates(text, today) if settings.weights.date > 0 else []
     # a memory's day is its event time (when it was said), else when it was stored
     dated = {mid: date_share((r.timestamp or r.created_at)[:10], spans) for mid, r in records.items()} if spans \
         else None

@@ -2,10 +2,8 @@
 every backend and `threshold` is meaningful. Pure functions."""
 from __future__ import annotations
 
-import calendar
 import re
 from dataclasses import dataclass
-from datetime import date
 from typing import Optional
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -61,7 +59,7 @@ def fuse(dense: dict[str, float], keyword: dict[str, float], actor_match: set[st
     Keyword evidence is half absolute (BM25 saturated at bm25_half) and half relative to the query's best
     keyword match: BM25 magnitudes depend on the corpus (small scopes give small values), and the relative
     half keeps a clear keyword winner from drowning there. LOCOMO: +0.003 R@10, +0.011 R@5 over absolute.
-    `dated` (only when the query names a date) maps ids to their date_share."""
+    `dated` (only when the query names a date) maps ids to their share (query_dates.date_share)."""
     total = weights.dense + weights.keyword + weights.actor + (weights.date if dated is not None else 0.0)
     best = max(keyword.values(), default=0.0)
     out = {}
@@ -73,53 +71,3 @@ def fuse(dense: dict[str, float], keyword: dict[str, float], actor_match: set[st
         t = dated.get(key, 0.0) if dated is not None else 0.0
         out[key] = (weights.dense * d + weights.keyword * k + weights.actor * a + weights.date * t) / total
     return out
-
-
-# ------------------------------------------------------------------ dates named in a query
-
-_MONTH = (r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
-          r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
-_ORD = r"(?:st|nd|rd|th)?"
-_DAY_MONTH_YEAR = re.compile(rf"\b(\d{{1,2}}){_ORD}(?:\s+of)?\s+{_MONTH},?\s+(\d{{4}})\b", re.I)
-_MONTH_DAY_YEAR = re.compile(rf"\b{_MONTH}\s+(\d{{1,2}}){_ORD},?\s+(\d{{4}})\b", re.I)
-_MONTH_YEAR = re.compile(rf"\b{_MONTH},?\s+(\d{{4}})\b", re.I)
-_ISO_DAY = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
-_ISO_MONTH = re.compile(r"\b(\d{4})-(\d{2})\b(?!-\d)")
-_MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec".split()
-DateSpan = tuple[str, str, float]  # first day, last day (ISO), share
-
-
-def named_dates(query: str) -> list[DateSpan]:
-    """The calendar days and months a query names, as (first day, last day, share): a day 1.0, a month 0.5.
-    Only absolute dates count; "last week" or "in May" need a reference time and a year search lacks."""
-    spans: list[DateSpan] = []
-    rest = query
-    for pattern, order in ((_DAY_MONTH_YEAR, "dmy"), (_MONTH_DAY_YEAR, "mdy"), (_ISO_DAY, "ymd")):
-        for m in pattern.finditer(rest):
-            parts = dict(zip(order, m.groups()))
-            day = _day(parts["y"], parts["m"], parts["d"])
-            if day:
-                spans.append((day, day, 1.0))
-        rest = pattern.sub(" ", rest)  # a day's month is not named again as a month
-    for pattern, order in ((_MONTH_YEAR, "my"), (_ISO_MONTH, "ym")):
-        for m in pattern.finditer(rest):
-            parts = dict(zip(order, m.groups()))
-            first = _day(parts["y"], parts["m"], "1")
-            if first:
-                last = calendar.monthrange(int(parts["y"]), int(first[5:7]))[1]
-                spans.append((first, first[:8] + f"{last:02d}", 0.5))
-        rest = pattern.sub(" ", rest)
-    return spans
-
-
-def _day(year: str, month: str, day: str) -> Optional[str]:
-    month_no = int(month) if month.isdigit() else _MONTHS.index(month[:3].lower()) + 1
-    try:
-        return date(int(year), month_no, int(day)).isoformat()
-    except ValueError:  # 30 February, month 13
-        return None
-
-
-def date_share(day: str, spans: list[DateSpan]) -> float:
-    """How much of the date weight a memory whose event time falls on `day` (ISO) gets."""
-    return max((share for first, last, share in spans if first <= day <= last), default=0.0)
