@@ -66,8 +66,8 @@ def with_context(own: np.ndarray, before: np.ndarray, w: float) -> np.ndarray:
     return (1 - w) * own + w * before
 
 
-
 def scope_key(r: MemoryRecord) -> tuple:
+    """The exact scope a turn's context comes from: its ids and memory type."""
     return (r.user_id, r.agent_id, r.run_id, r.memory_type)
 
 
