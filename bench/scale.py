@@ -628,6 +628,8 @@ def run_worker(kind: str, size: Optional[int], args: argparse.Namespace) -> dict
         cmd += ["--size", str(size)]
     if args.profile_all:
         cmd.append("--profile-all")
+    if args.keep:
+        cmd.append("--keep")
     subprocess.run(cmd, check=True)
     data = json.loads(out.read_text())
     out.unlink()
