@@ -95,7 +95,68 @@ def test_maxsim_reranker_config_is_checked():
         MaxSimReranker({"colour": "red"})
     with pytest.raises(ConfigurationError, match="match_threshold"):
         MaxSimReranker({"match_threshold": 2})
+    for bad in (-1, 2.5, True, "10"):
+        with pytest.raises(ConfigurationError, match="cache_size"):
+            MaxSimReranker({"cache_size": bad})
     assert MaxSimReranker().rerank("anything", []) == []
+
+
+class CountingEncoder:
+    """The real local encoder, recording which texts each call encodes."""
+
+    def __init__(self, encoder):
+        self.encoder, self.calls = encoder, []
+
+    def token_states(self, texts):
+        self.calls.append(list(texts))
+        return self.encoder.token_states(texts)
+
+
+def counting(reranker):
+    reranker._encoder = CountingEncoder(reranker._encoder)
+    return reranker._encoder
+
+
+def test_maxsim_reranker_encodes_a_candidate_once_and_scores_it_alike_from_the_cache():
+    docs = [text for _, text in FACTS]
+    cold = MaxSimReranker({"cache_size": 0})
+    cached = MaxSimReranker()
+    seen = counting(cached)
+    query = "What instrument does Caroline play?"
+    first = cached.rerank(query, docs)
+    assert seen.calls == [[query, *docs]]
+    again = cached.rerank(query, docs)
+    assert seen.calls[-1] == [query]  # every candidate came from the cache
+    other = "What did Melanie paint?"
+    mixed = cached.rerank(other, docs[:2] + ["A brand new memory about pottery."])
+    assert seen.calls[-1] == [other, "A brand new memory about pottery."]
+    np.testing.assert_allclose(first, cold.rerank(query, docs), atol=1e-3)
+    assert again == first
+    np.testing.assert_allclose(mixed, cold.rerank(other, docs[:2] + ["A brand new memory about pottery."]),
+                               atol=1e-3)
+
+
+def test_maxsim_reranker_cache_is_bounded_and_can_be_turned_off():
+    docs = [text for _, text in FACTS]
+    small = MaxSimReranker({"cache_size": 2})
+    seen = counting(small)
+    scores = small.rerank("Who plays the violin?", docs)
+    assert len(small._cache) == 2
+    small.rerank("Who plays the violin?", docs)
+    assert seen.calls[-1] == ["Who plays the violin?", *docs[:3]]  # the two newest were kept
+    np.testing.assert_allclose(small.rerank("Who plays the violin?", docs), scores, atol=1e-3)
+    off = MaxSimReranker({"cache_size": 0})
+    seen_off = counting(off)
+    off.rerank("Who plays the violin?", docs)
+    off.rerank("Who plays the violin?", docs)
+    assert seen_off.calls == [["Who plays the violin?", *docs]] * 2 and not off._cache
+
+
+def test_maxsim_reranker_scores_repeated_candidates_each_time():
+    r = MaxSimReranker()
+    docs = [FACTS[0][1], FACTS[1][1], FACTS[0][1]]
+    scores = r.rerank("What instrument does Caroline play?", docs)
+    assert len(scores) == 3 and scores[0] == scores[2] and scores[0] > scores[1]
 
 
 # ------------------------------------------------------------------ search with a reranker

@@ -7,11 +7,17 @@ frequency over the candidates themselves: a query token that matches well in mos
 person everyone's memories mention, "favorite", ...) separates nothing, one that matches in a few does.
 On LOCOMO this lifts recall@10 by 0.015 over fused search (README, bench/results/locomo-rerank.json).
 
-Cost: the candidates are re-encoded at query time, about 12 ms per candidate of ~40 tokens on 2 cores
-without AVX-512, so the pool size (`retrieval.rerank_pool`) is the latency knob.
+Cost: a candidate is encoded at query time, about 12 ms per candidate of ~40 tokens on 2 cores without
+AVX-512, so the pool size (`retrieval.rerank_pool`) is the latency knob. Its content-token states depend on
+its text alone, so they are kept in a bounded in-process cache keyed by the text (float16, the form they
+are always scored in, so a cached and a fresh candidate score alike): searches of one user's memories
+meet the same candidates again and skip their encoding.
 """
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -21,6 +27,8 @@ from ..scoring import STOPWORDS
 
 # A query token counts as present in a candidate when its best cosine there exceeds this (for the IDF).
 MATCH_THRESHOLD = 0.7
+# Candidates whose token states are kept (~5-10 KB each as float16); 0 turns the cache off.
+CACHE_SIZE = 4096
 _SPECIAL = frozenset({"[CLS]", "[SEP]", "[PAD]", "[UNK]"})
 
 
@@ -49,7 +57,8 @@ def relevance(query: np.ndarray, documents: list[np.ndarray], match_threshold: f
 
 
 class MaxSimReranker:
-    """Config: `match_threshold` (default 0.7), and the local embedder's `model_path` and `threads`."""
+    """Config: `match_threshold` (default 0.7), `cache_size` (candidates whose token states are kept,
+    default 4096; 0 turns it off), and the local embedder's `model_path` and `threads`."""
 
     def __init__(self, config: dict[str, Any] | None = None):
         from ..embeddings.local import LocalEmbedder
@@ -58,14 +67,39 @@ class MaxSimReranker:
         if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not -1 <= threshold <= 1:
             raise ConfigurationError("maxsim reranker: match_threshold must be a number in [-1, 1]")
         self.match_threshold = float(threshold)
+        cache_size = config.pop("cache_size", CACHE_SIZE)
+        if not isinstance(cache_size, int) or isinstance(cache_size, bool) or cache_size < 0:
+            raise ConfigurationError("maxsim reranker: cache_size must be a whole number >= 0")
+        self.cache_size = cache_size
         model = {k: config.pop(k) for k in ("model_path", "threads") if k in config}
         if config:
             raise ConfigurationError(f"unknown maxsim reranker config keys: {', '.join(sorted(config))}")
         self._encoder = LocalEmbedder(model)  # shares the embedder's onnxruntime session when both are local
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()  # AsyncMemory reranks in worker threads
 
     def rerank(self, query: str, documents: list[str]) -> list[float]:
         if not documents:
             return []
-        encoded = self._encoder.token_states([query, *documents])
-        matrices = [unit_rows(states[content_rows(tokens)]) for tokens, states in encoded]
-        return relevance(matrices[0], matrices[1:], self.match_threshold)
+        keys = [hashlib.blake2b(d.encode("utf-8"), digest_size=16).digest() for d in documents]
+        with self._lock:
+            known = {k: self._cache[k] for k in keys if k in self._cache}
+            for k in known:
+                self._cache.move_to_end(k)
+        missing = list({k: d for k, d in zip(keys, documents) if k not in known}.items())
+        encoded = self._encoder.token_states([query, *(d for _, d in missing)])
+        tokens, states = encoded[0]
+        fresh = {k: _document_matrix(t, st) for (k, _), (t, st) in zip(missing, encoded[1:])}
+        if self.cache_size:
+            with self._lock:
+                self._cache.update(fresh)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        matrices = {**known, **fresh}
+        return relevance(unit_rows(states[content_rows(tokens)]),
+                         [matrices[k].astype(np.float32) for k in keys], self.match_threshold)
+
+
+def _document_matrix(tokens: list[str], states: np.ndarray) -> np.ndarray:
+    """A candidate's unit content-token states, in the float16 form they are kept and scored in."""
+    return unit_rows(states[content_rows(tokens)]).astype(np.float16)
