@@ -14,7 +14,7 @@ import numpy as np
 
 from . import extraction as X
 from . import filters as F
-from . import inputs, pooling
+from . import inputs
 from .effects import Complete, Embed, Rerank, StoreCall
 from .errors import ConfigurationError, LLMError, NotFoundError, ValidationError
 from .models import (ChangeSet, HistoryEntry, HistoryRecord, MemoryItem, MemoryRecord, MessageRecord,
