@@ -19,6 +19,20 @@ class NotFoundError(MnemaError, KeyError):
         return str(self.args[0]) if self.args else "not found"
 
 
+class ConflictError(MnemaError):
+    """A write was planned against a state of the store that changed before it could commit (another
+    caller updated or deleted the same memory); nothing was written. `ids` names the memories involved."""
+
+    def __init__(self, message: str, *, ids: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.ids = tuple(ids)
+
+
+class InternalError(MnemaError):
+    """A bug in mnema or a dependency surfaced as an unexpected exception (kept as __cause__); nothing was
+    written. Please report it."""
+
+
 class ConfigurationError(MnemaError):
     """The configuration is invalid or names something that is not installed."""
 

@@ -51,12 +51,24 @@ Node = Union[Cmp, And, Or, Not]
 TRUE = And(())
 
 
-def _check_key(key: Any) -> str:
-    if not isinstance(key, str) or not key or len(key) > 200:
-        raise ValidationError(f"filter key must be a non-empty string, got {key!r}")
-    if any(c in key for c in '"\\') or any(ord(c) < 32 for c in key):
-        raise ValidationError(f"filter key {key!r} contains a quote, backslash or control character")
+MAX_KEY_CHARS = 200
+
+
+def check_key(key: Any, what: str = "filter key") -> str:
+    """The key grammar shared by filters and metadata: a string of 1 to MAX_KEY_CHARS characters, none of
+    them a double quote, backslash, control character or lone surrogate. A key only ever reaches SQL inside
+    a bound JSON path (`json_path`), so this grammar is what keeps that path well formed."""
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS:
+        raise ValidationError(f"{what} must be a string of 1 to {MAX_KEY_CHARS} characters, got {key!r}")
+    if any(c in key for c in '"\\') or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in key):
+        raise ValidationError(f"{what} {key!r} contains a double quote, backslash, control character or "
+                              "lone surrogate")
     return key
+
+
+def json_path(key: str) -> str:
+    """SQLite JSON path of a metadata key (bound as a parameter, never spliced into SQL)."""
+    return f'$."{key}"'
 
 
 def _check_number(key: str, op: str, value: Any) -> None:
@@ -120,7 +132,7 @@ def parse(filters: dict[str, Any] | None) -> Node:
             else:  # NOT of a list means none of them holds
                 nodes.append(Not(children[0] if len(children) == 1 else Or(children)))
             continue
-        key = _check_key(key)
+        key = check_key(key)
         if key.upper() in LOGICAL:
             raise ValidationError(f"logical operator {key!r} must be upper case: {key.upper()!r}")
         if isinstance(value, dict):
@@ -182,23 +194,19 @@ def _kinds(value: Any, ordered: bool = False) -> str:
     return "(" + ",".join(f"'{k}'" for k in kinds) + ")"
 
 
-def _type_of(expr: str, is_column: bool, metadata_column: str, path: str) -> str:
-    # For metadata, json_type: typeof(json_extract(...)) says 'text' for arrays and objects (their JSON
-    # text) and 'integer' for true/false, which would let strings match inside lists and bools in ranges.
-    if is_column:
-        return f"typeof({expr})"
-    return f"coalesce(json_type({metadata_column}, '{path}'), 'null')"
-
-
-def _type_guard(type_expr: str, value: Any, ordered: bool = False) -> str:
-    return f"{type_expr} IN {_kinds(value, ordered)}"
-
-
 def to_sql(node: Node, params: list[Any], metadata_column: str = "metadata", column_prefix: str = "") -> str:
     """Compile to a WHERE fragment for the SQLite store; appends bind values to `params`.
 
-    Uses the SQL function mnema_fold (str.casefold), registered on every connection, for icontains.
+    No caller text is ever spliced into the SQL: values and JSON paths are bound parameters (the paths are
+    built from keys that passed `check_key`), column names come from COLUMN_KEYS, and `metadata_column` /
+    `column_prefix` come from the store. Fragments are built left to right, so `params` follows the
+    placeholders' order. Uses the SQL function mnema_fold (str.casefold), registered on every connection,
+    for icontains.
     """
+    def bind(value: Any) -> str:
+        params.append(value)
+        return "?"
+
     if isinstance(node, And):
         if not node.children:
             return "1"
@@ -209,44 +217,48 @@ def to_sql(node: Node, params: list[Any], metadata_column: str = "metadata", col
         return "(NOT " + to_sql(node.child, params, metadata_column, column_prefix) + ")"
     key, op, value = node.key, node.op, node.value
     is_column = key in COLUMN_KEYS
-    path = f'$."{key}"'
-    expr = f"{column_prefix}{key}" if is_column else f"json_extract({metadata_column}, '{path}')"
-    type_expr = _type_of(expr, is_column, metadata_column, path)
+    path = json_path(key)
+
+    def expr() -> str:
+        return f"{column_prefix}{key}" if is_column else f"json_extract({metadata_column}, {bind(path)})"
+
+    def type_guard(v: Any, ordered: bool = False) -> str:
+        # For metadata, json_type: typeof(json_extract(...)) says 'text' for arrays and objects (their JSON
+        # text) and 'integer' for true/false, which would let strings match inside lists and bools in ranges.
+        kind = (f"typeof({expr()})" if is_column
+                else f"coalesce(json_type({metadata_column}, {bind(path)}), 'null')")
+        return f"{kind} IN {_kinds(v, ordered)}"
+
     if op == "exists":
-        return f"({expr} IS NOT NULL)"
+        return f"({expr()} IS NOT NULL)"
     if op in ("eq", "ne"):
         if value is None:
-            return f"({expr} IS {'NOT ' if op == 'ne' else ''}NULL)"  # eq null: the key is missing
-        params.append(_sql_value(value))
-        guard = _type_guard(type_expr, value)
-        if op == "eq":
-            return f"({guard} AND {expr} = ?)"
-        return f"(NOT ({guard} AND {expr} = ?))"
+            return f"({expr()} IS {'NOT ' if op == 'ne' else ''}NULL)"  # eq null: the key is missing
+        cond = f"({type_guard(value)} AND {expr()} = {bind(_sql_value(value))})"
+        return cond if op == "eq" else f"(NOT {cond})"
     if op in ("gt", "gte", "lt", "lte"):
-        params.append(value)
         sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
-        return f"({_type_guard(type_expr, value, ordered=True)} AND {expr} {sym} ?)"
+        return f"({type_guard(value, ordered=True)} AND {expr()} {sym} {bind(value)})"
     if op in ("in", "nin"):
-        values = [v for v in value if v is not None]
-        parts = []
-        for v in values:
-            params.append(_sql_value(v))
-            parts.append(f"({_type_guard(type_expr, v)} AND {expr} = ?)")
+        parts = [f"({type_guard(v)} AND {expr()} = {bind(_sql_value(v))})" for v in value if v is not None]
         if any(v is None for v in value):
-            parts.append(f"({expr} IS NULL)")
+            parts.append(f"({expr()} IS NULL)")
         cond = "(" + (" OR ".join(parts) or "0") + ")"
         return cond if op == "in" else f"(NOT {cond})"
     # contains / icontains: substring of a string, or an element of an array (metadata only)
     fold = op == "icontains"
-    params.append(value.casefold() if fold else value)
-    text = f"mnema_fold({expr})" if fold else expr
-    text_cond = f"({type_expr} = 'text' AND instr({text}, ?) > 0)"
+    needle = value.casefold() if fold else value
+
+    def text() -> str:
+        return f"mnema_fold({expr()})" if fold else expr()
+
     if is_column:
-        return text_cond
-    params.append(value.casefold() if fold else value)
+        return f"(typeof({expr()}) = 'text' AND instr({text()}, {bind(needle)}) > 0)"
+    text_cond = (f"(coalesce(json_type({metadata_column}, {bind(path)}), 'null') = 'text' "
+                 f"AND instr({text()}, {bind(needle)}) > 0)")
     elem = "mnema_fold(value)" if fold else "value"
-    array_cond = (f"(json_type({metadata_column}, '{path}') = 'array' AND EXISTS (SELECT 1 FROM "
-                  f"json_each({metadata_column}, '{path}') WHERE type = 'text' AND {elem} = ?))")
+    array_cond = (f"(json_type({metadata_column}, {bind(path)}) = 'array' AND EXISTS (SELECT 1 FROM "
+                  f"json_each({metadata_column}, {bind(path)}) WHERE type = 'text' AND {elem} = {bind(needle)}))")
     return f"({text_cond} OR {array_cond})"
 
 

@@ -125,12 +125,9 @@ def metadata(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValidationError(f"metadata must be a dict, got {type(value).__name__}")
     for key in value:
-        if not isinstance(key, str) or not key:
-            raise ValidationError(f"metadata keys must be non-empty strings, got {key!r}")
+        F.check_key(key, "metadata key")  # the filter grammar: every stored key can be filtered on
         if key in RESERVED_METADATA_KEYS:
             raise ValidationError(f"metadata key {key!r} is reserved (it is a field of the memory itself)")
-        if any(c in key for c in '"\\') or any(ord(c) < 32 for c in key):
-            raise ValidationError(f"metadata key {key!r} contains a quote, backslash or control character")
     try:
         encoded = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
