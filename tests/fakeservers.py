@@ -74,6 +74,7 @@ class Received:
     query: dict[str, str]
     headers: dict[str, str]  # names lower-cased
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when it arrived, to measure waits on the server side
 
     @property
     def json(self) -> Any:

@@ -5,10 +5,13 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from .errors import ConfigurationError
 from .scoring import FusionWeights
+
+# The one mem0 config `version` whose behaviour mnema implements.
+SUPPORTED_VERSION = "v1.1"
 
 
 def default_home() -> Path:
@@ -70,7 +73,6 @@ class MemoryConfig(BaseModel):
     embedder: ProviderConfig = Field(default_factory=lambda: ProviderConfig(provider="local"))
     vector_store: ProviderConfig = Field(default_factory=lambda: ProviderConfig(provider="sqlite"))
     llm: Optional[ProviderConfig] = None
-    graph_store: Optional[ProviderConfig] = None
     reranker: Optional[ProviderConfig] = None
     # mem0 keeps history in its own SQLite file; here it is the one embedded database file.
     history_db_path: Optional[str] = None
@@ -84,10 +86,30 @@ class MemoryConfig(BaseModel):
     # up to this many attempts; then the job is marked failed (retry_job() queues it again).
     job_max_attempts: int = Field(default=10, ge=1)
     job_retry_base_delay: float = Field(default=1.0, ge=0)
-    # mem0 config keys accepted and carried for compatibility.
-    version: str = "v1.1"
+    # mem0's name for extra extraction instructions (joined to custom_instructions).
     custom_fact_extraction_prompt: Optional[str] = None
+    # mem0 keys that name what mnema does not implement: a config setting them is refused, not quietly run
+    # without them. `version` is kept because pasted mem0 configs carry "v1.1", the API mnema follows.
+    version: Optional[str] = SUPPORTED_VERSION
+    graph_store: Optional[dict[str, Any]] = None
     custom_update_memory_prompt: Optional[str] = None
+
+    @field_validator("graph_store", "custom_update_memory_prompt", mode="before")
+    @classmethod
+    def _not_supported(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None:
+            raise ConfigurationError(f"{info.field_name} is not supported yet: remove it from the config "
+                                     "(mnema would otherwise run without it)")
+        return value
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _known_version(cls, value: Any) -> Any:
+        if value is not None and value != SUPPORTED_VERSION:
+            raise ConfigurationError(f"version {value!r} is not supported: mnema implements mem0's "
+                                     f"{SUPPORTED_VERSION!r} API only (set version to {SUPPORTED_VERSION!r} or "
+                                     "leave it out)")
+        return value
 
     @classmethod
     def from_mem0(cls, data: dict[str, Any]) -> "MemoryConfig":
@@ -96,6 +118,8 @@ class MemoryConfig(BaseModel):
             raise ConfigurationError("config must be a dict")
         try:
             return cls.model_validate(data)
+        except ConfigurationError:
+            raise
         except Exception as exc:  # pydantic's message is precise; re-type it
             raise ConfigurationError(f"invalid config: {exc}") from exc
 

@@ -1,9 +1,10 @@
 """Ollama embeddings: POST {base}/api/embed with {"model", "input": [...]} -> {"embeddings": [[...], ...]}.
 
-Config keys (mem0's names): `model` (default nomic-embed-text), `ollama_base_url` (else OLLAMA_HOST, else
-http://localhost:11434), `embedding_dims` (the size to expect; Ollama has no truncation parameter, so a
-mismatch is reported, not hidden), `model_kwargs` (extra body fields: options, truncate, keep_alive...),
-`api_key` (optional bearer token, for a proxy or ollama.com), `batch_size`, `timeout`, `max_retries`.
+Config keys (mem0's names): `model` (default nomic-embed-text), `ollama_base_url` (else OLLAMA_HOST, read
+by Ollama's rules as in mnema/ollama_host.py, else http://localhost:11434), `embedding_dims` (the size to
+expect; Ollama has no truncation parameter, so a mismatch is reported, not hidden), `model_kwargs` (extra
+body fields: options, truncate, keep_alive...), `api_key` (optional bearer token, for a proxy or
+ollama.com), `batch_size`, `timeout`, `max_retries`.
 """
 from __future__ import annotations
 
@@ -11,26 +12,14 @@ import os
 from typing import Any, Optional
 
 from ..http import HTTPCall, HTTPResult
+from ..ollama_host import ollama_base_url
 from .base import Purpose
 from .remote import RemoteEmbedder, finish_config, positive_int
 
 DEFAULT_MODEL = "nomic-embed-text"
-DEFAULT_HOST = "http://localhost:11434"
 KNOWN_DIMENSIONS = {"nomic-embed-text": 768, "mxbai-embed-large": 1024, "all-minilm": 384,
                     "snowflake-arctic-embed": 1024, "bge-m3": 1024, "bge-large": 1024,
                     "embeddinggemma": 768, "granite-embedding": 384, "paraphrase-multilingual": 768}
-
-
-def host_url(value: str) -> str:
-    """OLLAMA_HOST may be `host`, `host:port` or a URL; as Ollama's own client reads it, a bare host gets port
-    11434 and a URL keeps its scheme's default port."""
-    value = value.strip().rstrip("/")
-    if "://" in value:
-        return value
-    hostport = value.split("/", 1)[0]
-    if ":" not in hostport.rsplit("]", 1)[-1]:
-        value = f"{hostport}:11434" + value[len(hostport):]
-    return "http://" + value
 
 
 def known_dimension(model: str) -> Optional[int]:
@@ -46,8 +35,9 @@ class OllamaEmbedder(RemoteEmbedder):
         config = dict(config or {})
         super().__init__(config)
         self.model = config.pop("model", None) or DEFAULT_MODEL
-        base = config.pop("ollama_base_url", None) or config.pop("base_url", None) or os.environ.get("OLLAMA_HOST")
-        self.base_url = host_url(base) if base else DEFAULT_HOST
+        alias = config.pop("base_url", None)  # popped either way: both set is not an unknown key
+        base = config.pop("ollama_base_url", None) or alias
+        self.base_url = ollama_base_url(base)
         self.api_key = config.pop("api_key", None) or os.environ.get("OLLAMA_API_KEY")
         self.embedding_dims = positive_int(config.pop("embedding_dims", None), "embedding_dims")
         self.model_kwargs = dict(config.pop("model_kwargs", None) or {})

@@ -2,7 +2,9 @@
 
 litellm.completion / acompletion do the I/O; mnema keeps the retry decisions (LiteLLM's own retries are turned
 off) so that 429 with Retry-After, 5xx, timeouts and connection errors are retried with the same bounded,
-jittered backoff as mnema's HTTP providers, and other errors raise ProviderError at once.
+jittered backoff as mnema's HTTP providers, and other errors raise ProviderError at once. `timeout` is a
+deadline for each attempt as there: LiteLLM's own timeout bounds each socket read only, so the caller waits
+under asyncio.wait_for, or (sync) for a worker thread that runs the call.
 
 A schema is sent as response_format {"type": "json_schema"} when LiteLLM says the model supports it
 (structured_output "auto", the default), else as {"type": "json_object"}; "json_schema", "json_object",
@@ -19,14 +21,16 @@ LiteLLM reads (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Generator, Optional, Union
 
 from ..drive import adrive, drive
 from ..errors import ConfigurationError, LLMError, ProviderError, missing_extra
-from ..http import RETRY_STATUS, RetryPolicy, Sleep
+from ..http import RETRY_STATUS, DeadlineExceeded, RetryPolicy, Sleep
 from .base import LLMRequest, LLMResponse
 from .openai import is_reasoning_model
 
@@ -51,6 +55,30 @@ def _retry_after(exc: BaseException) -> Optional[str]:
         if value:
             return str(value)
     return None
+
+
+def _call_within(timeout: float, fn: Any, kwargs: dict[str, Any]) -> Any:
+    """fn(**kwargs), waited for at most `timeout` seconds. A blocking call cannot be interrupted, so it runs in
+    a thread of its own that is left to finish (LiteLLM's per-read timeout ends a stalled one) when the
+    deadline passes first."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+    context = contextvars.copy_context()  # LiteLLM's callbacks see the caller's context
+
+    def run() -> None:
+        try:
+            box["value"] = context.run(fn, **kwargs)
+        except BaseException as exc:  # handed to the caller, who decides
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="mnema-litellm-call", daemon=True).start()
+    if not done.wait(timeout):
+        raise DeadlineExceeded(timeout)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 class LiteLLM:
@@ -157,9 +185,9 @@ class LiteLLM:
         while True:
             try:
                 response = yield Completion(kwargs)
-            except (errors.Timeout, errors.APIConnectionError) as exc:
+            except (errors.Timeout, errors.APIConnectionError, DeadlineExceeded) as exc:
                 if attempt >= self.policy.max_retries:
-                    kind = "timed out" if isinstance(exc, errors.Timeout) else "failed"
+                    kind = "timed out" if isinstance(exc, (errors.Timeout, DeadlineExceeded)) else "failed"
                     raise ProviderError(f"litellm: request {kind} after {attempt + 1} attempts: {exc}",
                                         provider=self.name) from exc
                 yield Sleep(self.policy.delay(attempt, None))
@@ -184,7 +212,7 @@ class LiteLLM:
             if isinstance(step, Sleep):
                 time.sleep(step.seconds)
                 return None
-            return self._litellm.completion(**step.kwargs)
+            return _call_within(self.policy.timeout, self._litellm.completion, step.kwargs)
         return drive(self.exchange(self.build(request)), perform)
 
     async def agenerate(self, request: LLMRequest) -> LLMResponse:
@@ -192,5 +220,8 @@ class LiteLLM:
             if isinstance(step, Sleep):
                 await asyncio.sleep(step.seconds)
                 return None
-            return await self._litellm.acompletion(**step.kwargs)
+            try:
+                return await asyncio.wait_for(self._litellm.acompletion(**step.kwargs), self.policy.timeout)
+            except asyncio.TimeoutError as exc:  # wait_for's; LiteLLM raises its own Timeout type
+                raise DeadlineExceeded(self.policy.timeout) from exc
         return await adrive(self.exchange(self.build(request)), perform)

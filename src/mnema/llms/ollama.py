@@ -1,13 +1,13 @@
 """Ollama's native chat API: POST {base}/api/chat with stream false. A schema goes in `format` (Ollama
 constrains the output to it); temperature and max_tokens go in `options` (temperature, num_predict).
 
-Config keys (mem0's names): `model` (default llama3.1), `ollama_base_url` (else OLLAMA_HOST, which may be
-`host`, `host:port` or a URL, else http://localhost:11434), `temperature` (default 0), `max_tokens`
-(num_predict, default 2000), `top_p`, `top_k` (sent only when set), `options` (more Ollama options, e.g.
-{"num_ctx": 8192}: Ollama's default context is small and it truncates long prompts silently), `keep_alive`,
-`think` (for thinking models), `structured_output` ("schema" | "json" | "none"), `api_key` (optional bearer
-token for a proxy or ollama.com; else OLLAMA_API_KEY), `timeout`, `max_retries`, `retry_base_delay`,
-`retry_max_delay`. No API key is needed for a local server.
+Config keys (mem0's names): `model` (default llama3.1), `ollama_base_url` (else OLLAMA_HOST, read by
+Ollama's rules as in mnema/ollama_host.py, else http://localhost:11434), `temperature` (default 0),
+`max_tokens` (num_predict, default 2000), `top_p`, `top_k` (sent only when set), `options` (more Ollama
+options, e.g. {"num_ctx": 8192}: Ollama's default context is small and it truncates long prompts silently),
+`keep_alive`, `think` (for thinking models), `structured_output` ("schema" | "json" | "none"), `api_key`
+(optional bearer token for a proxy or ollama.com; else OLLAMA_API_KEY), `timeout`, `max_retries`,
+`retry_base_delay`, `retry_max_delay`. No API key is needed for a local server.
 """
 from __future__ import annotations
 
@@ -16,24 +16,12 @@ from typing import Any
 
 from ..errors import ConfigurationError, LLMError
 from ..http import HTTPCall, HTTPProvider, HTTPResult, RetryPolicy
+from ..ollama_host import ollama_base_url
 from .base import LLMRequest, LLMResponse
 
 DEFAULT_MODEL = "llama3.1"
-DEFAULT_HOST = "http://localhost:11434"
 STRUCTURED_MODES = ("schema", "json", "none")
 IGNORED_MEM0_KEYS = ("enable_vision", "vision_details", "http_client_proxies", "reasoning_effort")
-
-
-def host_url(value: str) -> str:
-    """OLLAMA_HOST may be `host`, `host:port` or a URL; the client needs a URL (port 11434 by default)."""
-    value = value.strip().rstrip("/")
-    if "://" not in value:
-        value = "http://" + value
-    scheme, rest = value.split("://", 1)
-    hostport = rest.split("/", 1)[0]
-    if ":" not in hostport.rsplit("]", 1)[-1]:
-        value = f"{scheme}://{hostport}:11434" + rest[len(hostport):]
-    return value
 
 
 class OllamaLLM(HTTPProvider):
@@ -43,8 +31,9 @@ class OllamaLLM(HTTPProvider):
         config = dict(config or {})
         super().__init__(RetryPolicy.from_config(config))
         self.model = config.pop("model", None) or DEFAULT_MODEL
-        base = config.pop("ollama_base_url", None) or config.pop("base_url", None) or os.environ.get("OLLAMA_HOST")
-        self.base_url = host_url(base) if base else DEFAULT_HOST
+        alias = config.pop("base_url", None)  # popped either way: both set is not an unknown key
+        base = config.pop("ollama_base_url", None) or alias
+        self.base_url = ollama_base_url(base)
         self.api_key = config.pop("api_key", None) or os.environ.get("OLLAMA_API_KEY")
         self.temperature = config.pop("temperature", 0.0)
         self.max_tokens = config.pop("max_tokens", 2000)
