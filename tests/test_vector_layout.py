@@ -11,6 +11,7 @@ from mnema import filters as F
 from mnema import inputs
 from mnema.models import ChangeSet
 from mnema.pipeline import new_memory
+from mnema.stores.sqlite import SCHEMA_VERSION
 from mnema.stores.sqlite import SQLiteStore
 
 from conftest import config_for
@@ -118,7 +119,7 @@ def test_a_schema_2_file_gets_its_vector_copy_on_open(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="mnema"), Memory(config_for(path)) as m:
         assert "copying 1 vectors into memory_vectors" in caplog.text
         conn = m._runtime.store._conn()
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
         assert len(_actual(conn)) == 2 and _actual(conn) == _expected(conn)
         assert [r["id"] for r in m.search("old motorbikes", user_id="alice")["results"]] == [kept]
 

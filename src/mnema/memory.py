@@ -108,7 +108,8 @@ class _Base:
         # The ingestion queue lives in the embedded database file (or history_db_path with another store).
         try:
             self._queue = JobQueue(config.database_path(), max_attempts=config.job_max_attempts,
-                                   base_delay=config.job_retry_base_delay)
+                                   base_delay=config.job_retry_base_delay,
+                                   lease_seconds=getattr(config, "job_lease_seconds", 60.0))
         except BaseException:
             self._runtime.store.close()
             raise
@@ -121,8 +122,10 @@ class _Base:
         if self._queue.pending():
             self._worker.start()
 
-    def _run_job(self, payload: dict[str, Any]) -> Any:
-        return run_sync(self._runtime, pipeline.execute_add(self._settings, pipeline.AddRequest.from_payload(payload)))
+    def _run_job(self, payload: dict[str, Any], job: tuple[str, str]) -> Any:
+        request = pipeline.AddRequest.from_payload(payload)
+        request.job = job  # its final write marks the job done, in the same transaction
+        return run_sync(self._runtime, pipeline.execute_add(self._settings, request))
 
     def _enqueue(self, messages: Any, **kwargs: Any) -> dict[str, Any]:
         request = pipeline.prepare_add(self._settings, messages, **kwargs)  # bad input fails here, not later

@@ -55,6 +55,9 @@ class MemoryRecord:
     # The turn before this one, for a memory stored verbatim from a conversation: it is indexed with the
     # memory (keyword index, and blended into the vector) because replies often only make sense with it.
     context: Optional[str] = None
+    # Bumped by the store on every write to the row; a ChangeSet names the version it was planned against
+    # (ChangeSet.expected), so a concurrent change is a ConflictError instead of a lost update.
+    version: int = 1
 
 
 @dataclass
@@ -68,6 +71,20 @@ class HistoryRecord:
     role: Optional[str]
     created_at: str
     updated_at: Optional[str]
+    # Set when an UPDATE was given metadata: the metadata before and after (text alone would not show it).
+    old_metadata: Optional[dict[str, Any]] = None
+    new_metadata: Optional[dict[str, Any]] = None
+
+
+@dataclass(frozen=True)
+class JobCompletion:
+    """Marks a background job done in the same transaction as its changes, so a crash can never leave its
+    memories committed and the job queued to run again. `owner` is the lease holder: a worker whose lease
+    was taken over commits nothing."""
+
+    job_id: str
+    owner: str
+    result: Any
 
 
 @dataclass
@@ -82,10 +99,14 @@ class ChangeSet:
     # New (context, embedding) for rows whose text is still `memory`; a row deleted or edited meanwhile is
     # left alone (a re-index must never undo a concurrent change).
     reindex: list[MemoryRecord] = field(default_factory=list)
+    # memory id -> the version the updates and deletes were planned against; any other version (or a
+    # missing row) makes the store raise ConflictError naming those ids and write nothing.
+    expected: dict[str, int] = field(default_factory=dict)
+    job: Optional[JobCompletion] = None
 
     def is_empty(self) -> bool:
         return not (self.messages or self.inserts or self.updates or self.deletes or self.history
-                    or self.reindex)
+                    or self.reindex or self.job)
 
 
 class MemoryItem(BaseModel):
@@ -134,10 +155,14 @@ class HistoryEntry(BaseModel):
     created_at: str
     updated_at: Optional[str] = None
     is_deleted: bool = False
+    # Only for an UPDATE that was given metadata (None otherwise).
+    old_metadata: Optional[dict[str, Any]] = None
+    new_metadata: Optional[dict[str, Any]] = None
 
     @classmethod
     def from_record(cls, rec: HistoryRecord) -> "HistoryEntry":
         return cls(id=rec.id, memory_id=rec.memory_id, event=rec.event, old_memory=rec.old_memory,
                    new_memory=rec.new_memory, actor_id=rec.actor_id, role=rec.role,
                    created_at=rec.created_at, updated_at=rec.updated_at,
-                   is_deleted=rec.event == "DELETE")
+                   is_deleted=rec.event == "DELETE", old_metadata=rec.old_metadata,
+                   new_metadata=rec.new_metadata)

@@ -8,7 +8,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any, Generator, Optional, Sequence
+from typing import Any, Callable, Generator, Optional, Sequence
 
 import numpy as np
 
@@ -16,9 +16,9 @@ from . import extraction as X
 from . import filters as F
 from . import inputs
 from .effects import Complete, Embed, Rerank, StoreCall
-from .errors import ConfigurationError, LLMError, NotFoundError, ValidationError
-from .models import (ChangeSet, HistoryEntry, HistoryRecord, MemoryItem, MemoryRecord, MessageRecord,
-                     text_hash)
+from .errors import ConfigurationError, ConflictError, LLMError, NotFoundError, ValidationError
+from .models import (ChangeSet, HistoryEntry, HistoryRecord, JobCompletion, MemoryItem, MemoryRecord,
+                     MessageRecord, text_hash)
 from .rerankers.base import checked
 from .query_dates import date_share, named_dates
 from .scoring import FusionWeights, fuse, named_actor, query_terms
@@ -61,10 +61,29 @@ class Settings:
     rerank_weight: float = 0.5
 
 
+# A mutation re-reads and re-plans when another call changed its memories first (compare-and-set); each
+# round means someone else committed, so this bounds only pathological contention on one memory.
+CONFLICT_ATTEMPTS = 20
+
+
 def history_row(memory_id: str, event: str, old: Optional[str], new: Optional[str],
-                actor_id: Optional[str], role: Optional[str], at: str) -> HistoryRecord:
+                actor_id: Optional[str], role: Optional[str], at: str, old_metadata: Optional[dict] = None,
+                new_metadata: Optional[dict] = None) -> HistoryRecord:
     return HistoryRecord(id=inputs.new_id(), memory_id=memory_id, event=event, old_memory=old, new_memory=new,
-                         actor_id=actor_id, role=role, created_at=at, updated_at=None if event == "ADD" else at)
+                         actor_id=actor_id, role=role, created_at=at, updated_at=None if event == "ADD" else at,
+                         old_metadata=old_metadata, new_metadata=new_metadata)
+
+
+def retrying(attempt: Callable[[], Op]) -> Op:
+    """Run a read-plan-write operation, starting over from its reads when its write hits a ConflictError.
+    Each attempt takes its time stamps after its reads, so history follows commit order."""
+    for n in range(CONFLICT_ATTEMPTS):
+        try:
+            return (yield from attempt())
+        except ConflictError:
+            if n == CONFLICT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def message_records(msgs: list[inputs.Message], ids: dict[str, Optional[str]], event_time: Optional[str],
@@ -98,6 +117,14 @@ class AddRequest:
     memory_type: Optional[str]
     instructions: Optional[str]
     message_ids: list[str]
+    # (job id, lease owner) when a background worker runs it: the job is marked done in the final write.
+    job: Optional[tuple[str, str]] = None
+
+    def finish(self, changes: ChangeSet, result: dict[str, Any]) -> ChangeSet:
+        """The final write of an add, carrying the job's completion when it runs as a background job."""
+        if self.job is not None:
+            changes.job = JobCompletion(self.job[0], self.job[1], result)
+        return changes
 
     def to_payload(self) -> dict[str, Any]:
         return {"messages": [m.__dict__ for m in self.messages], "ids": self.ids, "metadata": self.metadata,
@@ -189,7 +216,6 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
     """Extract facts and reconcile them with related memories in one LLM call, then apply the plan in one
     transaction. The messages are logged first, in their own transaction, so a failed add loses no input."""
     msgs, ids, meta, event_time, instructions = req.messages, req.ids, req.metadata, req.timestamp, req.instructions
-    at = inputs.now_iso()
     first_context = (yield from previous_turn(ids, "episodic_memory")) if settings.keep_episodic else None
     yield StoreCall("apply", (ChangeSet(messages=logged),))
     convo = [(m, rec) for m, rec in zip(msgs, logged) if m.role != "system"]
@@ -201,19 +227,69 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
             best[mid] = max(score, best.get(mid, -1.0))
     related_ids = sorted(best, key=lambda i: -best[i])[:settings.max_related]
     found = {r.id: r for r in (yield StoreCall("get", (related_ids,)))}
+    at = inputs.now_iso()  # after the reads: an update it plans is stamped later than the state it saw
     ctx = X.Context(messages=[m for m, _ in convo], existing=[found[i] for i in related_ids if i in found],
                     conversation_date=(event_time or at)[:10], agent_mode=X.use_agent_prompt(msgs, ids["agent_id"]),
                     custom_instructions=instructions)
     usage = Usage()
     answer = yield from ask(X.build_request(ctx), X.Answer, usage)
     plan = X.plan(answer, ctx)
+    texts = [a.text for a in plan.adds] + [u.text for u in plan.updates]
+    new_vectors = (yield from memory_vectors(settings, texts)) if texts else []
+    add_vectors = list(new_vectors[:len(plan.adds)])
+    update_vectors = {id(u): v for u, v in zip(plan.updates, new_vectors[len(plan.adds):])}
+    episodes: list[MemoryRecord] = []
+    if settings.keep_episodic:
+        turn_vecs, contexts = yield from turn_vectors(settings, [m.content for m, _ in convo],
+                                                      [m.name for m, _ in convo], first_context, own=vectors)
+        for (m, rec), vec, context in zip(convo, turn_vecs, contexts):
+            episode = new_memory(m.content, vec, ids, meta, actor_id=m.name, role=m.role, event_time=event_time,
+                                 sources=[rec.id], at=at, memory_type="episodic_memory")
+            episode.context = context
+            episodes.append(episode)
+    source_ids = [rec.id for _, rec in convo]
+    # Nothing but the store's answer changes between rounds: a decision on a memory that another call
+    # changed or deleted since it was shown to the LLM is dropped (reported under "rejected"), the rest
+    # is written.
+    while True:
+        changes, results = yield from inferred_changes(settings, plan, add_vectors, update_vectors, episodes,
+                                                       convo, source_ids, ids, meta, event_time, at)
+        out: dict[str, Any] = {"results": results, "relations": [], "usage": usage.as_dict()}
+        if plan.rejected:
+            out["rejected"] = plan.rejected
+        try:
+            yield StoreCall("apply", (req.finish(changes, out),))
+        except ConflictError as exc:
+            if not drop_conflicts(plan, set(exc.ids)):
+                raise
+            continue
+        break
     if plan.rejected:
         log.warning("mnema: rejected %d LLM decision(s): %s", len(plan.rejected),
                     "; ".join(r["reason"] for r in plan.rejected))
-    texts = [a.text for a in plan.adds] + [u.text for u in plan.updates]
-    new_vectors = (yield from memory_vectors(settings, texts)) if texts else []
-    source_ids = [rec.id for _, rec in convo]
+    return out
 
+
+def drop_conflicts(plan: X.Plan, stale: set[str]) -> bool:
+    """Move the plan's updates and deletes of `stale` memories to its rejected decisions; False if none."""
+    conflicted = [u for u in plan.updates if u.target.id in stale] + [d for d in plan.deletes if d.id in stale]
+    for item in conflicted:
+        update = isinstance(item, X.PlannedUpdate)
+        target = item.target if update else item
+        plan.rejected.append({"decision": {"event": "UPDATE" if update else "DELETE", "memory_id": target.id,
+                                           "text": item.text if update else None},
+                              "reason": f"conflict: memory {target.id} was changed or deleted by another "
+                                        "call after it was shown to the LLM"})
+    plan.updates = [u for u in plan.updates if u.target.id not in stale]
+    plan.deletes = [d for d in plan.deletes if d.id not in stale]
+    return bool(conflicted)
+
+
+def inferred_changes(settings: Settings, plan: X.Plan, add_vectors: list, update_vectors: dict[int, Any],
+                     episodes: list[MemoryRecord], convo: list, source_ids: list[str],
+                     ids: dict[str, Optional[str]], meta: dict[str, Any], event_time: Optional[str],
+                     at: str) -> Op:
+    """The ChangeSet and results of an LLM plan, each update and delete expecting the version shown."""
     def sources(indices: list[int]) -> list[str]:
         return [source_ids[i] for i in indices] if indices else list(source_ids)
 
@@ -223,42 +299,36 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
 
     changes = ChangeSet()
     results: list[dict[str, Any]] = []
-    for add_, vec in zip(plan.adds, new_vectors[:len(plan.adds)]):
+    for add_, vec in zip(plan.adds, add_vectors):
         rec = new_memory(add_.text, vec, ids, meta, actor_id=speaker(add_.sources, add_.attributed_to),
                          role=add_.attributed_to, event_time=event_time, sources=sources(add_.sources), at=at)
         changes.inserts.append(rec)
         changes.history.append(history_row(rec.id, "ADD", None, rec.memory, rec.actor_id, rec.role, at))
         results.append({"id": rec.id, "memory": rec.memory, "event": "ADD"})
-    for upd, vec in zip(plan.updates, new_vectors[len(plan.adds):]):
+    for upd in plan.updates:
         old = upd.target
         merged_sources = list(dict.fromkeys(old.source_message_ids + sources(upd.sources)))
-        new = MemoryRecord(**{**old.__dict__, "memory": upd.text, "hash": text_hash(upd.text),
-                              "metadata": {**old.metadata, **meta}, "updated_at": at, "embedding": vec,
-                              "timestamp": event_time or old.timestamp, "source_message_ids": merged_sources})
+        new = replace(old, memory=upd.text, hash=text_hash(upd.text), metadata={**old.metadata, **meta},
+                      updated_at=at, embedding=update_vectors[id(upd)], timestamp=event_time or old.timestamp,
+                      source_message_ids=merged_sources)
         changes.updates.append(new)
+        changes.expected[old.id] = old.version
         changes.history.append(history_row(old.id, "UPDATE", old.memory, upd.text, old.actor_id, old.role, at))
         results.append({"id": old.id, "memory": upd.text, "event": "UPDATE", "previous_memory": old.memory})
     for old in plan.deletes:
         changes.deletes.append(old.id)
+        changes.expected[old.id] = old.version
         changes.history.append(history_row(old.id, "DELETE", old.memory, None, old.actor_id, old.role, at))
         results.append({"id": old.id, "memory": old.memory, "event": "DELETE"})
     changed = [u.target for u in plan.updates] + list(plan.deletes)
     if changed:
         changes.reindex = yield from turns_after(settings, changed, [u.text for u in plan.updates]
                                                  + [None] * len(plan.deletes))
-    if settings.keep_episodic:
-        turn_vecs, contexts = yield from turn_vectors(settings, [m.content for m, _ in convo],
-                                                      [m.name for m, _ in convo], first_context, own=vectors)
-        for (m, rec), vec, context in zip(convo, turn_vecs, contexts):
-            episode = new_memory(m.content, vec, ids, meta, actor_id=m.name, role=m.role, event_time=event_time,
-                                 sources=[rec.id], at=at, memory_type="episodic_memory")
-            episode.context = context
-            changes.inserts.append(episode)
-    yield StoreCall("apply", (changes,))
-    out: dict[str, Any] = {"results": results, "relations": [], "usage": usage.as_dict()}
-    if plan.rejected:
-        out["rejected"] = plan.rejected
-    return out
+    for episode in episodes:  # the raw turns kept beside the facts are audited like any other memory
+        changes.inserts.append(episode)
+        changes.history.append(history_row(episode.id, "ADD", None, episode.memory, episode.actor_id,
+                                           episode.role, at))
+    return changes, results
 
 
 def add_procedural(req: AddRequest, logged: list[MessageRecord]) -> Op:
@@ -275,9 +345,10 @@ def add_procedural(req: AddRequest, logged: list[MessageRecord]) -> Op:
     rec = new_memory(summary, vector, ids, meta, actor_id=None, role="assistant", event_time=event_time,
                      sources=[r.id for r in logged], at=at, memory_type="procedural_memory")
     row = history_row(rec.id, "ADD", None, summary, None, "assistant", at)
-    yield StoreCall("apply", (ChangeSet(inserts=[rec], history=[row]),))
-    return {"results": [{"id": rec.id, "memory": summary, "event": "ADD"}], "relations": [],
-            "usage": usage.as_dict()}
+    out = {"results": [{"id": rec.id, "memory": summary, "event": "ADD"}], "relations": [],
+           "usage": usage.as_dict()}
+    yield StoreCall("apply", (req.finish(ChangeSet(inserts=[rec], history=[row]), out),))
+    return out
 
 
 def exact_scope(ids: dict[str, Optional[str]], memory_type: str) -> F.Node:
@@ -334,9 +405,10 @@ def add_verbatim(settings: Settings, req: AddRequest, logged: list[MessageRecord
     for rec, context in zip(records, contexts):
         rec.context = context
     history = [history_row(r.id, "ADD", None, r.memory, r.actor_id, r.role, at) for r in records]
-    yield StoreCall("apply", (ChangeSet(messages=logged, inserts=records, history=history),))
-    return {"results": [{"id": r.id, "memory": r.memory, "event": "ADD", "actor_id": r.actor_id,
-                         "role": r.role} for r in records], "relations": []}
+    out = {"results": [{"id": r.id, "memory": r.memory, "event": "ADD", "actor_id": r.actor_id,
+                        "role": r.role} for r in records], "relations": []}
+    yield StoreCall("apply", (req.finish(ChangeSet(messages=logged, inserts=records, history=history), out),))
+    return out
 
 
 # ------------------------------------------------------------------ search
@@ -434,6 +506,11 @@ def update(settings: Settings, memory_id: Any, text: Any = None, metadata: Any =
     if text is not None:
         text = inputs.messages([{"role": "user", "content": text}], settings.max_message_chars)[0].content
     meta = inputs.metadata(metadata) if metadata is not None else None
+    return (yield from retrying(lambda: update_once(settings, mid, text, meta)))
+
+
+def update_once(settings: Settings, mid: str, text: Optional[str], meta: Optional[dict[str, Any]]) -> Op:
+    """One read-plan-write round of update(): the write expects the version it read."""
     old = yield from _existing(mid, with_embeddings=True)
     at = inputs.now_iso()
     changed = text is not None and text != old.memory
@@ -442,29 +519,42 @@ def update(settings: Settings, memory_id: Any, text: Any = None, metadata: Any =
     retold: list[MemoryRecord] = []
     if changed:  # embedded as add() or reindex() would embed it now (vectors.py)
         new, *retold = yield from turns_after(settings, [old], [text], lead=[new])
-    row = history_row(mid, "UPDATE", old.memory, new.memory, old.actor_id, old.role, at)
-    yield StoreCall("apply", (ChangeSet(updates=[new], history=[row], reindex=retold),))
+    row = history_row(mid, "UPDATE", old.memory, new.memory, old.actor_id, old.role, at,
+                      old_metadata=old.metadata if meta is not None else None, new_metadata=meta)
+    yield StoreCall("apply", (ChangeSet(updates=[new], history=[row], reindex=retold,
+                                        expected={mid: old.version}),))
     return {"message": "Memory updated successfully!", "id": mid, "memory": new.memory}
 
 
 def delete(settings: Settings, memory_id: Any) -> Op:
     mid = inputs.memory_id(memory_id)
+    return (yield from retrying(lambda: delete_once(settings, mid)))
+
+
+def delete_once(settings: Settings, mid: str) -> Op:
+    """One round of delete(): a memory deleted meanwhile is a NotFoundError on the next round's read."""
     old = yield from _existing(mid)
     row = history_row(mid, "DELETE", old.memory, None, old.actor_id, old.role, inputs.now_iso())
     reindexed = yield from turns_after(settings, [old], [None])
-    yield StoreCall("apply", (ChangeSet(deletes=[mid], history=[row], reindex=reindexed),))
+    yield StoreCall("apply", (ChangeSet(deletes=[mid], history=[row], reindex=reindexed,
+                                        expected={mid: old.version}),))
     return {"message": "Memory deleted successfully!", "id": mid}
 
 
 def delete_all(settings: Settings, *, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
                filters: Any = None) -> Op:
     where = inputs.scoped_filter(user_id, agent_id, run_id, filters)
+    return (yield from retrying(lambda: delete_all_once(settings, where)))
+
+
+def delete_all_once(settings: Settings, where: F.Node) -> Op:
     mids = yield StoreCall("ids", (where,))
     olds = yield StoreCall("get", (mids,))
     at = inputs.now_iso()
     rows = [history_row(o.id, "DELETE", o.memory, None, o.actor_id, o.role, at) for o in olds]
     reindexed = yield from turns_after(settings, olds, [None] * len(olds))
-    yield StoreCall("apply", (ChangeSet(deletes=[o.id for o in olds], history=rows, reindex=reindexed),))
+    yield StoreCall("apply", (ChangeSet(deletes=[o.id for o in olds], history=rows, reindex=reindexed,
+                                        expected={o.id: o.version for o in olds}),))
     return {"message": f"{len(olds)} memories deleted", "deleted": len(olds)}
 
 

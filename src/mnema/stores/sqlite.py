@@ -18,21 +18,22 @@ import logging
 import sqlite3
 import threading
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Optional
 
 import numpy as np
 
 from .. import filters as F
-from ..errors import ConfigurationError, DimensionMismatchError, ProviderError, ValidationError
-from ..models import ChangeSet, HistoryRecord, MemoryRecord, MessageRecord
+from ..errors import ConfigurationError, ConflictError, DimensionMismatchError, ProviderError, ValidationError
+from ..models import ChangeSet, HistoryRecord, JobCompletion, MemoryRecord, MessageRecord
 from ..pooling import POOLED_SUFFIX
 from .scope_bm25 import fts5_idf, fts5_row_count, scope_idf
 from .scoped_terms import keyed_text, phrases, scope_key, search_scope
 
 log = logging.getLogger("mnema")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 30_000
 
 SCHEMA = """
@@ -48,7 +49,8 @@ CREATE TABLE IF NOT EXISTS memories (
     created_at TEXT NOT NULL, updated_at TEXT, timestamp TEXT,
     source_message_ids TEXT NOT NULL DEFAULT '[]',
     context TEXT,
-    embedding BLOB NOT NULL
+    embedding BLOB NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS memories_user ON memories(user_id);
 CREATE INDEX IF NOT EXISTS memories_agent ON memories(agent_id);
@@ -87,7 +89,8 @@ CREATE TABLE IF NOT EXISTS history (
     memory_id TEXT NOT NULL,
     event TEXT NOT NULL CHECK (event IN ('ADD', 'UPDATE', 'DELETE')),
     old_memory TEXT, new_memory TEXT, actor_id TEXT, role TEXT,
-    created_at TEXT NOT NULL, updated_at TEXT
+    created_at TEXT NOT NULL, updated_at TEXT,
+    old_metadata TEXT, new_metadata TEXT
 );
 CREATE INDEX IF NOT EXISTS history_memory ON history(memory_id);
 CREATE TABLE IF NOT EXISTS messages (
@@ -135,6 +138,13 @@ INSERT INTO memory_vectors (scope, pk, embedding) SELECT scope, pk, mnema_half(e
     UNION ALL SELECT 'run_id:' || run_id, pk, embedding FROM memories WHERE run_id IS NOT NULL)
 """
 
+# Columns added after a table was first created: (table, column, definition); added on open where missing.
+ADDED_COLUMNS = (
+    ("memories", "version", "INTEGER NOT NULL DEFAULT 1"),  # schema 4: compare-and-set
+    ("history", "old_metadata", "TEXT"),  # schema 4: metadata-only updates leave a useful record
+    ("history", "new_metadata", "TEXT"),
+)
+
 MIGRATE_1_TO_2 = """
 DROP TRIGGER IF EXISTS memories_ai;
 DROP TRIGGER IF EXISTS memories_bd;
@@ -159,8 +169,10 @@ def _statements(script: str) -> list[str]:
 
 
 MEMORY_COLUMNS = ("id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, memory_type, "
-                  "created_at, updated_at, timestamp, source_message_ids, context")
-EMBEDDING_INDEX = 15  # position of the embedding after MEMORY_COLUMNS
+                  "created_at, updated_at, timestamp, source_message_ids, context, version")
+EMBEDDING_INDEX = 16  # position of the embedding after MEMORY_COLUMNS
+HISTORY_COLUMNS = ("id, memory_id, event, old_memory, new_memory, actor_id, role, created_at, updated_at, "
+                   "old_metadata, new_metadata")
 # A term found in the previous turn counts half as much as one in the memory itself (LOCOMO ablation, README).
 CONTEXT_BM25_WEIGHT = 0.5
 
@@ -184,8 +196,18 @@ def _row_to_record(row: sqlite3.Row | tuple, embedding: bytes | None = None) -> 
         id=row[0], memory=row[1], hash=row[2], metadata=json.loads(row[3]), user_id=row[4],
         agent_id=row[5], run_id=row[6], actor_id=row[7], role=row[8], memory_type=row[9],
         created_at=row[10], updated_at=row[11], timestamp=row[12], source_message_ids=json.loads(row[13]),
-        context=row[14], embedding=None if embedding is None else np.frombuffer(embedding, dtype=np.float32),
+        context=row[14], version=row[15],
+        embedding=None if embedding is None else np.frombuffer(embedding, dtype=np.float32),
     )
+
+
+def _json_or_none(value: Any) -> Optional[str]:
+    return None if value is None else json.dumps(value)
+
+
+def _history_record(row: tuple) -> HistoryRecord:
+    return HistoryRecord(*row[:9], old_metadata=None if row[9] is None else json.loads(row[9]),
+                         new_metadata=None if row[10] is None else json.loads(row[10]))
 
 
 def _pooling_hint(stored: str, configured: str) -> str:
@@ -267,6 +289,9 @@ class SQLiteStore:
             had_vectors = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'memory_vectors'").fetchone()
             for statement in _statements(SCHEMA):
                 conn.execute(statement)
+            for table, column, definition in ADDED_COLUMNS:
+                if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             if version == 1:
                 conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
             if version is not None and not had_vectors:
@@ -376,36 +401,44 @@ class SQLiteStore:
                 rec.timestamp, json.dumps(rec.source_message_ids), rec.context, blob)
 
     def apply(self, changes: ChangeSet) -> None:
+        """Write the whole ChangeSet in one IMMEDIATE transaction, or nothing: ConflictError when a memory
+        in `changes.expected` is gone or at another version, or the job's lease was taken over."""
         if changes.is_empty():
             return
         inserts = [self._memory_values(r, self._blob(r)) for r in changes.inserts]
         updates = [self._memory_values(r, self._blob(r)) for r in changes.updates]
         try:
             with self._write() as conn:
+                _check_expected(conn, changes.expected)
                 conn.executemany(
                     # OR IGNORE: a retried background job logs the same (pre-assigned) message ids again.
                     "INSERT OR IGNORE INTO messages (id, role, content, actor_id, user_id, agent_id, run_id, timestamp,"
                     " created_at, metadata) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     [(m.id, m.role, m.content, m.actor_id, m.user_id, m.agent_id, m.run_id, m.timestamp,
                       m.created_at, json.dumps(m.metadata)) for m in changes.messages])
-                conn.executemany(f"INSERT INTO memories ({MEMORY_COLUMNS}, embedding) VALUES "
-                                 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inserts)
+                conn.executemany(f"INSERT INTO memories ({MEMORY_COLUMNS.removesuffix(', version')}, embedding) "
+                                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inserts)
                 for values in updates:
                     cur = conn.execute(
                         "UPDATE memories SET memory=?, hash=?, metadata=?, user_id=?, agent_id=?, run_id=?, "
                         "actor_id=?, role=?, memory_type=?, created_at=?, updated_at=?, timestamp=?, "
-                        "source_message_ids=?, context=?, embedding=? WHERE id=?", values[1:] + (values[0],))
+                        "source_message_ids=?, context=?, embedding=?, version = version + 1 WHERE id=?",
+                        values[1:] + (values[0],))
                     if cur.rowcount != 1:
-                        raise ValidationError(f"memory {values[0]} does not exist (deleted concurrently?)")
-                conn.executemany("UPDATE memories SET context = ?, embedding = ? WHERE id = ? AND memory = ?",
+                        raise ConflictError(f"memory {values[0]} was deleted by another call", ids=(values[0],))
+                conn.executemany("UPDATE memories SET context = ?, embedding = ?, version = version + 1 "
+                                 "WHERE id = ? AND memory = ?",
                                  [(r.context, self._blob(r), r.id, r.memory) for r in changes.reindex])
                 for memory_id in changes.deletes:
-                    conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,))
+                    if conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,)).rowcount != 1:
+                        raise ConflictError(f"memory {memory_id} was deleted by another call", ids=(memory_id,))
                 conn.executemany(
-                    "INSERT INTO history (id, memory_id, event, old_memory, new_memory, actor_id, role, "
-                    "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO history ({HISTORY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     [(h.id, h.memory_id, h.event, h.old_memory, h.new_memory, h.actor_id, h.role,
-                      h.created_at, h.updated_at) for h in changes.history])
+                      h.created_at, h.updated_at, _json_or_none(h.old_metadata), _json_or_none(h.new_metadata))
+                     for h in changes.history])
+                if changes.job is not None:
+                    _complete_job(conn, changes.job)
         except sqlite3.IntegrityError as exc:
             raise ValidationError(f"write rejected by the store: {exc}") from exc
         except sqlite3.OperationalError as exc:
@@ -510,10 +543,9 @@ class SQLiteStore:
             return self._first_matching(conn, [r[0] for r in ranked], [float(r[1]) for r in ranked], where, k)
 
     def history(self, memory_id: str) -> list[HistoryRecord]:
-        rows = self._conn().execute(
-            "SELECT id, memory_id, event, old_memory, new_memory, actor_id, role, created_at, updated_at "
-            "FROM history WHERE memory_id = ? ORDER BY pk", (memory_id,)).fetchall()
-        return [HistoryRecord(*r) for r in rows]
+        rows = self._conn().execute(f"SELECT {HISTORY_COLUMNS} FROM history WHERE memory_id = ? ORDER BY pk",
+                                    (memory_id,)).fetchall()
+        return [_history_record(r) for r in rows]
 
     def list_messages(self, where: F.Node, limit: int, offset: int) -> tuple[list[MessageRecord], int]:
         sql, params = self._where(where)
@@ -533,6 +565,28 @@ class SQLiteStore:
                     f"metadata FROM messages WHERE id IN ({marks}) ORDER BY pk", chunk):
                 out.append(MessageRecord(*r[:9], metadata=json.loads(r[9])))
         return out
+
+
+def _check_expected(conn: sqlite3.Connection, expected: dict[str, int]) -> None:
+    """Compare-and-set: every memory the ChangeSet was planned against is still at that version."""
+    stale = []
+    for memory_id, version in expected.items():
+        row = conn.execute("SELECT version FROM memories WHERE id = ?", (memory_id,)).fetchone()
+        if row is None or row[0] != version:
+            stale.append(memory_id)
+    if stale:
+        raise ConflictError(f"{len(stale)} memor{'y' if len(stale) == 1 else 'ies'} changed or deleted by "
+                            f"another call since this one read {'it' if len(stale) == 1 else 'them'}: "
+                            f"{', '.join(stale[:5])}", ids=tuple(stale))
+
+
+def _complete_job(conn: sqlite3.Connection, job: JobCompletion) -> None:
+    """Mark a background job done with its changes (jobs.py owns the table; the same file holds it)."""
+    cur = conn.execute("UPDATE jobs SET status = 'done', result = ?, last_error = NULL, updated_at = ? "
+                       "WHERE id = ? AND status = 'running' AND lease_owner = ?",
+                       (json.dumps(job.result), datetime.now(timezone.utc).isoformat(), job.job_id, job.owner))
+    if cur.rowcount != 1:
+        raise ConflictError(f"job {job.job_id}: the lease was taken over by another worker", ids=(job.job_id,))
 
 
 def _record_space(conn: sqlite3.Connection, model_id: str, dimension: int) -> None:
