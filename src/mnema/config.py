@@ -86,6 +86,9 @@ class MemoryConfig(BaseModel):
     # up to this many attempts; then the job is marked failed (retry_job() queues it again).
     job_max_attempts: int = Field(default=10, ge=1)
     job_retry_base_delay: float = Field(default=1.0, ge=0)
+    # A running job's lease, renewed every third of it; a worker that stops renewing loses the job when it
+    # expires (at once when it was a process on this host that has exited).
+    job_lease_seconds: float = Field(default=60.0, gt=0)
     # mem0's name for extra extraction instructions (joined to custom_instructions).
     custom_fact_extraction_prompt: Optional[str] = None
     # mem0 keys that name what mnema does not implement: a config setting them is refused, not quietly run

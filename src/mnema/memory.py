@@ -109,7 +109,7 @@ class _Base:
         try:
             self._queue = JobQueue(config.database_path(), max_attempts=config.job_max_attempts,
                                    base_delay=config.job_retry_base_delay,
-                                   lease_seconds=getattr(config, "job_lease_seconds", 60.0))
+                                   lease_seconds=config.job_lease_seconds)
         except BaseException:
             self._runtime.store.close()
             raise
