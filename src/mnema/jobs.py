@@ -85,7 +85,14 @@ class JobQueue:
         self.base_delay = base_delay
         self.max_delay = max_delay
         self._local = threading.local()
-        conn = self._conn()
+        try:
+            self._create(self._conn())
+        except (OSError, sqlite3.Error) as exc:
+            self.close()
+            raise ConfigurationError(f"cannot open the job queue in {self.path}: {exc}") from exc
+
+    @staticmethod
+    def _create(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in SCHEMA.strip().split(";\n"):
@@ -96,7 +103,8 @@ class JobQueue:
                     conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {definition}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
     def _conn(self) -> sqlite3.Connection:

@@ -235,12 +235,21 @@ class SQLiteStore:
         self.path = Path(path) if str(path) != ":memory:" else None
         if self.path is None:
             raise ConfigurationError("the sqlite store needs a file path (several connections share it)")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._dimension: int | None = None
-        self._create(self._conn())
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._conn()
+        except (OSError, sqlite3.Error) as exc:
+            self.close()
+            raise ConfigurationError(f"cannot open {self.path} as a mnema database: {exc}") from exc
+        try:
+            self._create(conn)
+        except BaseException:
+            self.close()
+            raise
 
     # ------------------------------------------------------------ connections
 
