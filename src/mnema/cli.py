@@ -1,4 +1,4 @@
-"""`mnema` command line: add, search, list, get, update, delete, history, reindex, demo.
+"""`mnema` command line: add, search, list, get, update, delete, history, reindex, doctor, demo.
 
 Human output is a table; --json prints the API's result as JSON. The database is the embedded default
 ($MNEMA_HOME/mnema.db) unless --db names another file.
@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import shutil
+import sqlite3
 import sys
 import tempfile
 import textwrap
@@ -138,6 +139,26 @@ def cmd_demo(args: argparse.Namespace) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """0: no violations; 1: some (after --repair: some remain); 2 (raised): not a mnema database."""
+    from .config import MemoryConfig, ProviderConfig
+    from .stores import sqlite_doctor
+    config = MemoryConfig()
+    if args.db:
+        config.vector_store = ProviderConfig(provider="sqlite", config={"path": args.db})
+    path = config.database_path()
+    try:
+        report = sqlite_doctor.repair(path) if args.repair else sqlite_doctor.check(path)
+    except sqlite3.OperationalError as exc:  # e.g. locked past the busy timeout
+        print(f"error: {path}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"ok": report.ok, **report.model_dump()}, indent=2, ensure_ascii=False))
+    else:
+        print(report.summary())
+    return sqlite_doctor.exit_code(report)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="mnema", description="Long-term memory for LLM applications.")
     parser.add_argument("--db", help="SQLite database file (default: $MNEMA_HOME/mnema.db)")
@@ -189,6 +210,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     p = command("reindex", help="embed every memory again with the packaged embedder (after an upgrade, or to "
                                 "move a file made with another embedder onto it)")
     p.add_argument("--batch-size", type=int, default=256)
+    p = command("doctor", help="check the database's invariants (exit 1 on violations, 2 if it is not one); "
+                               "--repair mends what can be derived")
+    p.add_argument("--repair", action="store_true", help="rebuild the full-text index and vector copies, "
+                                                          "settle jobs already applied, then check again")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
 
@@ -196,6 +221,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.command == "demo":
             cmd_demo(args)
             return 0
+        if args.command == "doctor":
+            return cmd_doctor(args)
         if args.command == "reindex":
             m = _memory(args, reindexing=True)
             try:
