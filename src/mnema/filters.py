@@ -7,10 +7,19 @@ key is present. Keys are the scope/system fields or metadata keys. Unknown opera
 
 Semantics are the same in SQL and in Python: a missing key never matches eq/gt/gte/lt/lte/in/contains
 and always matches ne/nin; range operators only compare numbers with numbers and strings with strings.
+
+Limits (checked by `parse`, so every filter that parses also compiles and runs in SQLite, with the scope and
+memory type ANDed on): MAX_DEPTH levels of AND / OR / NOT, MAX_TERMS conditions (each comparison and each
+filter dict inside AND / OR / NOT counts one), MAX_IN_VALUES values in all in/nin lists together,
+MAX_VALUE_CHARS characters of string values in all. They keep clear of SQLite's parser stack (measured with
+SQLite 3.40: nested NOT overflows it from 35 levels, AND / OR from 67), its expression depth (1000: an AND /
+OR chain of ~990 conditions) and its bound-parameter limit (32,766 by default; an in/nin value binds one or
+two). tests/test_input_limits.py runs filters at every limit through get_all, search and delete_all.
 """
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -52,6 +61,33 @@ TRUE = And(())
 
 
 MAX_KEY_CHARS = 200
+MAX_DEPTH = 10  # AND / OR / NOT nested in one another
+MAX_TERMS = 100  # comparisons and filter dicts in one filter
+MAX_IN_VALUES = 1000  # values of all in / nin lists in one filter
+MAX_VALUE_CHARS = 1_000_000  # characters of all string values in one filter
+
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 80
+_short.maxlist = _short.maxtuple = _short.maxdict = 6
+_short.maxlevel = 3
+
+
+def show(value: Any) -> str:
+    """repr() cut to a readable length, for error messages about caller input of any size."""
+    try:
+        return _short.repr(value)
+    except Exception:  # a caller's object whose __repr__ fails
+        return f"<{type(value).__name__}>"
+
+
+def encodable(text: str) -> bool:
+    """Whether `text` is valid Unicode text (no lone UTF-16 surrogate, which no UTF-8 encoder accepts: the
+    database, the tokenizer and every HTTP provider would fail on it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_key(key: Any, what: str = "filter key") -> str:
@@ -59,9 +95,9 @@ def check_key(key: Any, what: str = "filter key") -> str:
     them a double quote, backslash, control character or lone surrogate. A key only ever reaches SQL inside
     a bound JSON path (`json_path`), so this grammar is what keeps that path well formed."""
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS:
-        raise ValidationError(f"{what} must be a string of 1 to {MAX_KEY_CHARS} characters, got {key!r}")
+        raise ValidationError(f"{what} must be a string of 1 to {MAX_KEY_CHARS} characters, got {show(key)}")
     if any(c in key for c in '"\\') or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in key):
-        raise ValidationError(f"{what} {key!r} contains a double quote, backslash, control character or "
+        raise ValidationError(f"{what} {show(key)} contains a double quote, backslash, control character or "
                               "lone surrogate")
     return key
 
@@ -71,60 +107,106 @@ def json_path(key: str) -> str:
     return f'$."{key}"'
 
 
+class _Budget:
+    """What one filter may hold in all (see the limits above); counted while parsing."""
+
+    def __init__(self) -> None:
+        self.terms = 0
+        self.chars = 0
+        self.in_values = 0
+
+    def values(self, key: str, op: str, count: int) -> None:
+        self.in_values += count
+        if self.in_values > MAX_IN_VALUES:
+            raise ValidationError(f"filter {key!r}: {op!r} lists hold more than {MAX_IN_VALUES} values in all")
+
+    def term(self) -> None:
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            raise ValidationError(f"filters hold more than {MAX_TERMS} conditions (each comparison and each "
+                                  "filter dict counts one); split the query or use 'in'")
+
+    def text(self, key: str, value: str) -> None:
+        if not encodable(value):
+            raise ValidationError(f"filter {key!r}: value {show(value)} contains a lone surrogate (not valid "
+                                  "Unicode text)")
+        self.chars += len(value)
+        if self.chars > MAX_VALUE_CHARS:
+            raise ValidationError(f"filter values hold more than {MAX_VALUE_CHARS:,} characters in all")
+
+
 def _check_number(key: str, op: str, value: Any) -> None:
     # NaN/inf have no JSON form (metadata cannot hold them; SQLite binds NaN as NULL) and SQLite integers
     # are 64-bit: both would make the SQL and Python paths disagree or fail at query time.
     if isinstance(value, float) and not math.isfinite(value):
         raise ValidationError(f"filter {key!r}: operator {op!r} takes a finite number, got {value!r}")
     if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
-        raise ValidationError(f"filter {key!r}: integer {value} is out of the 64-bit range")
+        raise ValidationError(f"filter {key!r}: integer {show(value)} is out of the 64-bit range")
 
 
-def _check_scalar(key: str, op: str, value: Any) -> Scalar:
+def _check_scalar(key: str, op: str, value: Any, budget: _Budget) -> Scalar:
     if value is None or isinstance(value, (str, int, float, bool)):
         _check_number(key, op, value)
+        if isinstance(value, str):
+            budget.text(key, value)
         return value
     raise ValidationError(f"filter {key!r}: operator {op!r} takes a string, number, boolean or null, "
                           f"got {type(value).__name__}")
 
 
-def _parse_ops(key: str, spec: dict[str, Any]) -> Node:
+def _parse_ops(key: str, spec: dict[Any, Any], budget: _Budget) -> Node:
     if not spec:
         raise ValidationError(f"filter {key!r}: empty operator dict")
     nodes: list[Node] = []
     for op, value in spec.items():
         if op not in OPERATORS:
-            raise ValidationError(f"filter {key!r}: unknown operator {op!r}; supported: {', '.join(OPERATORS)}")
+            raise ValidationError(f"filter {key!r}: unknown operator {show(op)}; supported: {', '.join(OPERATORS)}")
+        budget.term()
         if op in ("in", "nin"):
             if not isinstance(value, (list, tuple)):
                 raise ValidationError(f"filter {key!r}: {op!r} takes a list, got {type(value).__name__}")
-            value = tuple(_check_scalar(key, op, v) for v in value)
+            budget.values(key, op, len(value))
+            value = tuple(_check_scalar(key, op, v, budget) for v in value)
         elif op in ("contains", "icontains"):
             if not isinstance(value, str):
                 raise ValidationError(f"filter {key!r}: {op!r} takes a string, got {type(value).__name__}")
+            budget.text(key, value)
         elif op in ("gt", "gte", "lt", "lte"):
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise ValidationError(f"filter {key!r}: {op!r} takes a number or a string, got {value!r}")
+                raise ValidationError(f"filter {key!r}: {op!r} takes a number or a string, got {show(value)}")
             _check_number(key, op, value)
+            if isinstance(value, str):
+                budget.text(key, value)
         else:
-            value = _check_scalar(key, op, value)
+            value = _check_scalar(key, op, value, budget)
         nodes.append(Cmp(key, op, value))
     return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
 
 
 def parse(filters: dict[str, Any] | None) -> Node:
-    """Parse a filter dict into a tree, raising ValidationError on anything malformed."""
+    """Parse a filter dict into a tree, raising ValidationError on anything malformed or over the limits
+    (MAX_DEPTH, MAX_TERMS, MAX_IN_VALUES, MAX_VALUE_CHARS)."""
     if filters is None:
         return TRUE
+    return _parse(filters, 0, _Budget())
+
+
+def _parse(filters: Any, depth: int, budget: _Budget) -> Node:
     if not isinstance(filters, dict):
         raise ValidationError(f"filters must be a dict, got {type(filters).__name__}")
+    if depth:  # a filter dict inside AND / OR / NOT
+        budget.term()
     nodes: list[Node] = []
     for key, value in filters.items():
         if key in LOGICAL:
             items = value if isinstance(value, (list, tuple)) else [value] if key == "NOT" else None
             if items is None or not items or not all(isinstance(v, dict) for v in items):
                 raise ValidationError(f"filter {key!r} takes a non-empty list of filter dicts")
-            children = tuple(parse(v) for v in items)
+            if depth >= MAX_DEPTH:  # checked before descending: recursion stays this shallow
+                raise ValidationError(f"filters nest AND / OR / NOT more than {MAX_DEPTH} deep")
+            if len(items) > MAX_TERMS:
+                raise ValidationError(f"filter {key!r} takes at most {MAX_TERMS} filter dicts, got {len(items)}")
+            children = tuple(_parse(v, depth + 1, budget) for v in items)
             if key == "AND":
                 nodes.append(And(children))
             elif key == "OR":
@@ -136,13 +218,15 @@ def parse(filters: dict[str, Any] | None) -> Node:
         if key.upper() in LOGICAL:
             raise ValidationError(f"logical operator {key!r} must be upper case: {key.upper()!r}")
         if isinstance(value, dict):
-            nodes.append(_parse_ops(key, value))
-        elif value == "*":
+            nodes.append(_parse_ops(key, value, budget))
+        elif isinstance(value, str) and value == "*":
+            budget.term()
             nodes.append(Cmp(key, "exists"))
         elif isinstance(value, (list, tuple)):
             raise ValidationError(f"filter {key!r}: a list needs an operator, e.g. {{{key!r}: {{'in': [...]}}}}")
         else:
-            nodes.append(Cmp(key, "eq", _check_scalar(key, "eq", value)))
+            budget.term()
+            nodes.append(Cmp(key, "eq", _check_scalar(key, "eq", value, budget)))
     return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
 
 
@@ -194,6 +278,29 @@ def _kinds(value: Any, ordered: bool = False) -> str:
     return "(" + ",".join(f"'{k}'" for k in kinds) + ")"
 
 
+def _in_groups(values: tuple) -> list[tuple[str, Any]]:
+    """For an in/nin list: (stored SQLite type, what a stored value of that type must be among) pairs,
+    mirroring `_same_kind`/`_equal`: a string equals strings; an integer equals numbers and booleans (1/0);
+    a real equals numbers, never a boolean; a stored true/false (json_type; json_extract gives 1/0) equals
+    booleans and integers, never a real, so whether it is in the list is known here."""
+    strings = [v for v in values if isinstance(v, str)]
+    ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+    floats = [v for v in values if isinstance(v, float)]
+    bools = [int(v) for v in values if isinstance(v, bool)]
+    groups: list[tuple[str, Any]] = []
+    if strings:
+        groups.append(("text", strings))
+    if ints or floats or bools:
+        groups.append(("integer", ints + floats + bools))
+    if ints or floats:
+        groups.append(("real", ints + floats))
+    if 1 in ints + bools:
+        groups.append(("true", True))
+    if 0 in ints + bools:
+        groups.append(("false", True))
+    return groups
+
+
 def to_sql(node: Node, params: list[Any], metadata_column: str = "metadata", column_prefix: str = "") -> str:
     """Compile to a WHERE fragment for the SQLite store; appends bind values to `params`.
 
@@ -240,7 +347,20 @@ def to_sql(node: Node, params: list[Any], metadata_column: str = "metadata", col
         sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
         return f"({type_guard(value, ordered=True)} AND {expr()} {sym} {bind(value)})"
     if op in ("in", "nin"):
-        parts = [f"({type_guard(v)} AND {expr()} = {bind(_sql_value(v))})" for v in value if v is not None]
+        # One CASE on the stored value's type, each branch an IN list of the values of a kind it may equal
+        # (as `_same_kind`): a list costs one expression level and a bound parameter or two per value, where
+        # an OR of equalities nested one level per value (SQLite's expression depth limit is 1000).
+        groups = _in_groups(value)
+        parts = []
+        if groups:
+            kind = f"typeof({expr()})" if is_column else f"json_type({metadata_column}, {bind(path)})"
+            branches = []
+            for stored, values in groups:
+                if isinstance(values, bool):  # true / false: the answer does not depend on the row
+                    branches.append(f"WHEN '{stored}' THEN {int(values)}")
+                else:
+                    branches.append(f"WHEN '{stored}' THEN {expr()} IN ({','.join(bind(v) for v in values)})")
+            parts.append(f"(CASE {kind} {' '.join(branches)} ELSE 0 END)")
         if any(v is None for v in value):
             parts.append(f"({expr()} IS NULL)")
         cond = "(" + (" OR ".join(parts) or "0") + ")"

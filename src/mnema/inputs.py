@@ -1,21 +1,39 @@
 """Validation and normalisation of what callers pass in. Pure functions; every failure is a ValidationError
-that says what was wrong, raised before anything is written."""
+that says what was wrong, raised before anything is written.
+
+Limits (README "Limits"): text is valid Unicode (no lone UTF-16 surrogate, "\\ud800": no UTF-8 encoder takes
+one, so the database, the tokenizer and the HTTP providers would fail on it); U+0000 is kept in message
+text, queries and prompts (a TEXT column stores it whole) but not in metadata, where SQLite's JSON
+functions cut a string at it and filters would see another value than get() returns; ids are at most
+MAX_ID_CHARS printable characters; metadata is at most MAX_METADATA_BYTES of JSON nested at most
+MAX_METADATA_DEPTH deep, its integers 64-bit; offsets at most MAX_OFFSET; timestamps within years 1-9999."""
 from __future__ import annotations
 
 import json
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
 from . import filters as F
 from .errors import ValidationError
+from .filters import encodable, show
 from .models import SCOPE_KEYS
 
 ROLES = ("user", "assistant", "system")
 MAX_ID_CHARS = 255
 MAX_METADATA_BYTES = 64_000
+MAX_METADATA_DEPTH = 20  # dicts and lists nested in one another, the metadata dict itself being level 1
+MAX_OFFSET = 10**9
+MAX_MESSAGE_IDS = 10_000  # ids in one messages() call
+MAX_WAIT_SECONDS = 10**9  # wait(timeout=...): finite (NaN would never pass, inf is None spelt oddly)
+INT64 = (-2**63, 2**63 - 1)
+# Event times: what datetime holds in UTC (years 1 to 9999); as epoch seconds, this range.
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MIN_EPOCH_SECONDS = -62_135_596_800  # 0001-01-01T00:00:00Z
+MAX_EPOCH_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
+MEMORY_TYPES = ("semantic_memory", "procedural_memory")
 # Keys that are fields of a memory; letting metadata shadow them would make filters ambiguous.
 RESERVED_METADATA_KEYS = frozenset(F.COLUMN_KEYS + ("memory", "score", "metadata", "source_message_ids",
                                                     "event", "previous_memory"))
@@ -36,23 +54,53 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def memory_id(value: Any) -> str:
-    """A memory id must be a UUID string; anything else is a caller bug, not a miss."""
+def text(value: Any, what: str) -> str:
+    """A string that is valid Unicode text (no lone surrogate)."""
     if not isinstance(value, str):
-        raise ValidationError(f"memory id must be a string, got {type(value).__name__}")
+        raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
+    if not encodable(value):
+        raise ValidationError(f"{what} contains a lone UTF-16 surrogate (not valid Unicode text)")
+    return value
+
+
+def _uuid(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise ValidationError(f"invalid memory id {value!r}: expected a UUID") from None
+        raise ValidationError(f"invalid {what} {show(value)}: expected a UUID") from None
+
+
+def memory_id(value: Any) -> str:
+    """A memory id must be a UUID string; anything else is a caller bug, not a miss."""
+    return _uuid(value, "memory id")
+
+
+def job_id(value: Any) -> str:
+    """A background job's id (a UUID string, as add(background=True) returns it)."""
+    return _uuid(value, "job id")
+
+
+def message_ids(value: Any) -> list[str]:
+    """The ids messages() takes: one id or a list of them (UUID strings, as source_message_ids holds)."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ValidationError(f"message ids must be a list of strings, got {type(value).__name__}")
+    if len(value) > MAX_MESSAGE_IDS:
+        raise ValidationError(f"messages() takes at most {MAX_MESSAGE_IDS} ids at once, got {len(value)}")
+    return [_uuid(v, "message id") for v in value]
 
 
 def _scope_value(key: str, value: Any) -> Optional[str]:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"{key} must be a non-empty string, got {value!r}")
-    if len(value) > MAX_ID_CHARS or any(ord(c) < 32 for c in value):
-        raise ValidationError(f"{key} must be at most {MAX_ID_CHARS} printable characters")
+        raise ValidationError(f"{key} must be a non-empty string, got {show(value)}")
+    if len(value) > MAX_ID_CHARS or any(ord(c) < 32 for c in value) or not encodable(value):
+        raise ValidationError(f"{key} must be at most {MAX_ID_CHARS} printable characters (valid Unicode), "
+                              f"got {show(value)}")
     return value
 
 
@@ -77,7 +125,7 @@ def scoped_filter(user_id: Any, agent_id: Any, run_id: Any, filters: Optional[di
         for value in in_filters.get(key, []):
             _scope_value(key, value)
             if ids[key] is not None and value != ids[key]:
-                raise ValidationError(f"{key}={ids[key]!r} conflicts with filters {key}={value!r}")
+                raise ValidationError(f"{key}={ids[key]!r} conflicts with filters {key}={show(value)}")
     # A null equality ({"user_id": None}) selects the rows *without* that id, across every tenant: not a scope.
     if not any(ids.values()) and not any(v is not None for k in SCOPE_KEYS for v in in_filters.get(k, [])):
         raise ValidationError("at least one of user_id, agent_id, run_id is required "
@@ -102,8 +150,8 @@ def messages(value: Any, max_chars: int) -> list[Message]:
         if not isinstance(msg, dict):
             raise ValidationError(f"message {i} must be a dict with 'role' and 'content'")
         role, content, name = msg.get("role"), msg.get("content"), msg.get("name")
-        if role not in ROLES:
-            raise ValidationError(f"message {i}: role must be one of {', '.join(ROLES)}, got {role!r}")
+        if not isinstance(role, str) or role not in ROLES:
+            raise ValidationError(f"message {i}: role must be one of {', '.join(ROLES)}, got {show(role)}")
         if not isinstance(content, str):
             raise ValidationError(f"message {i}: content must be a string, got {type(content).__name__}")
         if not content.strip():
@@ -111,12 +159,70 @@ def messages(value: Any, max_chars: int) -> list[Message]:
         if len(content) > max_chars:
             raise ValidationError(f"message {i}: {len(content)} characters exceeds max_message_chars="
                                   f"{max_chars} (split it, or raise the limit in MemoryConfig)")
-        if name is not None and (not isinstance(name, str) or not name.strip()):
-            raise ValidationError(f"message {i}: name must be a non-empty string")
+        text(content, f"message {i}: content")
+        if name is not None:
+            if not isinstance(name, str) or not name.strip():
+                raise ValidationError(f"message {i}: name must be a non-empty string")
+            if len(name) > MAX_ID_CHARS or any(ord(c) < 32 for c in name) or not encodable(name):
+                raise ValidationError(f"message {i}: name must be at most {MAX_ID_CHARS} printable characters "
+                                      f"(valid Unicode), got {show(name)}")
         out.append(Message(role=role, content=content, name=name))
     if all(m.role == "system" for m in out):
         raise ValidationError("messages hold only system messages; there is nothing to remember")
     return out
+
+
+def _at(where: str) -> str:
+    return where if len(where) <= 100 else where[:60] + "..." + where[-30:]
+
+
+def _metadata_string(value: str, where: str, what: str) -> None:
+    if not encodable(value):
+        raise ValidationError(f"metadata {what} at {_at(where)} contains a lone UTF-16 surrogate "
+                              "(not valid Unicode text)")
+    if "\x00" in value:
+        raise ValidationError(f"metadata {what} at {_at(where)} contains U+0000 (SQLite's JSON functions cut a "
+                              "string there, so filters would not see it)")
+
+
+def _check_metadata_tree(value: dict[str, Any]) -> None:
+    """Walk the metadata without recursion (so no depth can blow the stack) and check every key and value:
+    at most MAX_METADATA_DEPTH levels, string keys, valid Unicode without U+0000, finite floats, 64-bit
+    integers, only JSON types. Stops as soon as the walk has seen more than JSON's size limit could hold."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, "metadata")]
+    size = 0  # a lower bound of its JSON length: every value takes a character or more
+    while stack:
+        node, depth, where = stack.pop()
+        size += 1 + (len(node) if isinstance(node, (dict, list, tuple)) else 0)  # a separator per item
+        if size > MAX_METADATA_BYTES:
+            raise ValidationError(f"metadata is larger than the limit of {MAX_METADATA_BYTES} bytes as JSON")
+        if isinstance(node, dict):
+            if depth > MAX_METADATA_DEPTH:
+                raise ValidationError(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels (at {_at(where)})")
+            for key, child in node.items():
+                if not isinstance(key, str):
+                    raise ValidationError(f"metadata key {show(key)} at {_at(where)} must be a string")
+                _metadata_string(key, where, "key")
+                size += len(key)
+                stack.append((child, depth + 1, f"{where}[{show(key)}]"))
+        elif isinstance(node, (list, tuple)):
+            if depth > MAX_METADATA_DEPTH:
+                raise ValidationError(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels (at {_at(where)})")
+            stack.extend((child, depth + 1, f"{where}[{i}]") for i, child in enumerate(node))
+        elif isinstance(node, str):
+            _metadata_string(node, where, "value")
+            size += len(node)
+        elif isinstance(node, bool) or node is None:
+            pass
+        elif isinstance(node, int):
+            if not INT64[0] <= node <= INT64[1]:
+                raise ValidationError(f"metadata integer at {_at(where)} is out of the 64-bit range SQLite stores")
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                raise ValidationError(f"metadata must be JSON-serialisable (no NaN/inf): {node!r} at {_at(where)}")
+        else:
+            raise ValidationError(f"metadata must be JSON-serialisable: {type(node).__name__} at {_at(where)} is not "
+                                  "a string, number, boolean, null, list or dict")
 
 
 def metadata(value: Any) -> dict[str, Any]:
@@ -128,6 +234,7 @@ def metadata(value: Any) -> dict[str, Any]:
         F.check_key(key, "metadata key")  # the filter grammar: every stored key can be filtered on
         if key in RESERVED_METADATA_KEYS:
             raise ValidationError(f"metadata key {key!r} is reserved (it is a field of the memory itself)")
+    _check_metadata_tree(value)
     try:
         encoded = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -137,46 +244,76 @@ def metadata(value: Any) -> dict[str, Any]:
     return json.loads(encoded)  # a detached copy, with tuples as lists, as it will be stored
 
 
+TIMESTAMP_FORMS = ("timestamp must be an ISO 8601 string, a datetime or epoch seconds (years 1 to 9999, "
+                   f"epoch {MIN_EPOCH_SECONDS} to {MAX_EPOCH_SECONDS})")
+
+
 def timestamp(value: Any) -> Optional[str]:
-    """Event time (when the conversation happened) as ISO 8601; naive datetimes are taken as UTC."""
+    """Event time (when the conversation happened) as ISO 8601, its UTC offset kept; naive datetimes are
+    taken as UTC. Accepted: years 1 to 9999 (the instant in UTC too), i.e. epoch seconds from
+    MIN_EPOCH_SECONDS to MAX_EPOCH_SECONDS."""
     if value is None:
         return None
+    given = value
     if isinstance(value, bool):
-        raise ValidationError("timestamp must be an ISO string, a datetime or epoch seconds")
+        raise ValidationError(TIMESTAMP_FORMS)
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise ValidationError("timestamp must be finite")
-        value = datetime.fromtimestamp(value, tz=timezone.utc)
+        if not MIN_EPOCH_SECONDS <= value <= MAX_EPOCH_SECONDS:
+            raise ValidationError(f"timestamp {show(value)} is out of range: {TIMESTAMP_FORMS}")
+        try:  # not datetime.fromtimestamp: its range depends on the platform's time_t
+            value = EPOCH + timedelta(seconds=value)
+        except OverflowError:
+            raise ValidationError(f"timestamp {show(value)} is out of range: {TIMESTAMP_FORMS}") from None
     elif isinstance(value, str):
         try:
+            if any(ord(c) < 32 for c in value.strip()):  # fromisoformat stops at U+0000 and ignores the rest
+                raise ValueError(value)
             value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise ValidationError(f"timestamp {value!r} is not ISO 8601") from None
+            raise ValidationError(f"timestamp {show(value)} is not ISO 8601") from None
     if not isinstance(value, datetime):
-        raise ValidationError("timestamp must be an ISO string, a datetime or epoch seconds")
+        raise ValidationError(TIMESTAMP_FORMS)
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.isoformat()
+    try:  # a caller's tzinfo may answer anything; the instant must exist in UTC and read back the same
+        value.astimezone(timezone.utc)
+        out = value.isoformat()
+        same = datetime.fromisoformat(out) == value
+    except Exception as exc:  # noqa: BLE001 - OverflowError, ValueError, or whatever a tzinfo raises
+        raise ValidationError(f"timestamp {show(given)} is out of range or unreadable ({exc}): "
+                              f"{TIMESTAMP_FORMS}") from None
+    if not same:
+        raise ValidationError(f"timestamp {show(given)} does not survive ISO 8601: {TIMESTAMP_FORMS}")
+    return out
 
 
 def limit(value: Any, name: str = "limit", maximum: int = 10_000) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value > maximum:
-        raise ValidationError(f"{name} must be an integer from 1 to {maximum}, got {value!r}")
-    return value
+        raise ValidationError(f"{name} must be an integer from 1 to {maximum}, got {show(value)}")
+    return int(value)
 
 
 def offset(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError(f"offset must be a non-negative integer, got {value!r}")
-    return value
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_OFFSET:
+        raise ValidationError(f"offset must be an integer from 0 to {MAX_OFFSET:,}, got {show(value)}")
+    return int(value)
 
 
 def threshold(value: Any) -> Optional[float]:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValidationError(f"threshold must be a number in [0, 1] (scores are in [0, 1]), got {value!r}")
+        raise ValidationError(f"threshold must be a number in [0, 1] (scores are in [0, 1]), got {show(value)}")
     return float(value)
+
+
+def flag(value: Any, name: str) -> bool:
+    """A boolean parameter: True or False, nothing merely truthy ("no" is not False)."""
+    if not isinstance(value, bool):
+        raise ValidationError(f"{name} must be True or False, got {show(value)}")
+    return value
 
 
 def query(value: Any, max_chars: int) -> str:
@@ -184,4 +321,32 @@ def query(value: Any, max_chars: int) -> str:
         raise ValidationError("query must be a non-empty string")
     if len(value) > max_chars:
         raise ValidationError(f"query of {len(value)} characters exceeds max_message_chars={max_chars}")
+    return text(value, "query")
+
+
+def prompt(value: Any, max_chars: int) -> Optional[str]:
+    """add(prompt=...): extra extraction instructions for one call."""
+    if value is None:
+        return None
+    text(value, "prompt")
+    if len(value) > max_chars:
+        raise ValidationError(f"prompt of {len(value)} characters exceeds max_message_chars={max_chars}")
     return value
+
+
+def memory_type(value: Any) -> Optional[str]:
+    """add(memory_type=...): None, 'semantic_memory' or 'procedural_memory'."""
+    if value is not None and (not isinstance(value, str) or value not in MEMORY_TYPES):
+        raise ValidationError(f"memory_type must be 'semantic_memory' or 'procedural_memory', got {show(value)}"
+                              " (episodic memories are the logged turns themselves)")
+    return value
+
+
+def wait_timeout(value: Any) -> Optional[float]:
+    """wait(timeout=...): None (no deadline) or a finite number of seconds, 0 or more."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_WAIT_SECONDS:
+        raise ValidationError(f"timeout must be None or a number of seconds from 0 to {MAX_WAIT_SECONDS:,}, "
+                              f"got {show(value)}")
+    return float(value)
