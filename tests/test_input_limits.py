@@ -345,12 +345,8 @@ def test_other_parameters_are_checked(m, call):
     rejects(m, lambda: call(m))
 
 
-NEEDS_PIPELINE = pytest.mark.xfail(strict=False, reason=(
-    "the check exists (inputs.flag / prompt / memory_type / message_ids / job_id / wait_timeout, "
-    "drivers.safe) but pipeline.py / memory.py do not call it yet"))
 
 
-@NEEDS_PIPELINE
 @pytest.mark.parametrize("call", [
     lambda m: m.add("hi", user_id="alice", infer="no"),
     lambda m: m.add("hi", user_id="alice", infer=None),

@@ -443,14 +443,10 @@ def test_async_api(aharness, op, msgs, user_id, filters, limit, offset, threshol
         assert all(0 <= r["score"] <= 1 for r in got["results"] if "score" in r)
 
 
-# ------------------------------------------------------------------ not wired in yet (pipeline.py, memory.py)
-
-NOT_WIRED = pytest.mark.xfail(strict=False, reason=(
-    "messages() and job()/wait()/retry_job() pass ids straight to SQLite (pipeline.messages, jobs.py via "
-    "memory.py): inputs.message_ids / inputs.job_id / inputs.wait_timeout and drivers.safe are not called yet"))
+# ------------------------------------------------------------------ message ids and job ids
 
 
-@NOT_WIRED
+
 @settings(max_examples=40, **SETTINGS)
 @given(ids=st.one_of(st.lists(uuid_like, max_size=3), uuid_like, st.sampled_from(SURROGATES),
                     st.lists(st.sampled_from(SURROGATES), min_size=1, max_size=2)))
@@ -461,7 +457,6 @@ def test_messages(harness, ids):
         assert {r["id"] for r in got} <= set([ids] if isinstance(ids, str) else ids)
 
 
-@NOT_WIRED
 @settings(max_examples=40, **SETTINGS)
 @given(job_id=uuid_like, timeout=st.one_of(st.just(0), st.floats(allow_nan=True), junk))
 def test_job_ids(harness, job_id, timeout):

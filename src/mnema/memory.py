@@ -6,10 +6,10 @@ import os
 import time
 from typing import Any, Optional, Union
 
-from . import pipeline, pooling, registry, reindex
+from . import inputs, pipeline, pooling, registry, reindex
 from .config import MemoryConfig, ProviderConfig
-from .drivers import Runtime, run_async, run_sync
-from .errors import ConfigurationError
+from .drivers import Runtime, run_async, run_sync, safe
+from .errors import ConfigurationError, ValidationError
 from .jobs import JobQueue, Worker
 from .progress import ProgressBar
 from .scoring import FusionWeights
@@ -21,7 +21,12 @@ Progress = reindex.Progress
 def _progress(progress: Union[bool, Progress, None]) -> Optional[Progress]:
     if progress is True:
         return ProgressBar("reindex")
-    return progress or None
+    if progress is None or progress is False:
+        return None
+    if not callable(progress):
+        raise ValidationError(f"progress must be True, False, None or a callable (done, total), "
+                              f"got {type(progress).__name__}")
+    return progress
 
 
 def _build(config: MemoryConfig, check_space: bool = True) -> tuple[Runtime, pipeline.Settings]:
@@ -127,6 +132,9 @@ class _Base:
         request.job = job  # its final write marks the job done, in the same transaction
         return run_sync(self._runtime, pipeline.execute_add(self._settings, request))
 
+    def _background(self, background: Any) -> bool:
+        return inputs.flag(background, "background")
+
     def _enqueue(self, messages: Any, **kwargs: Any) -> dict[str, Any]:
         request = pipeline.prepare_add(self._settings, messages, **kwargs)  # bad input fails here, not later
         job_id = self._queue.enqueue(request.to_payload())
@@ -158,6 +166,7 @@ class Memory(_Base):
     def _run(self, op: pipeline.Op) -> Any:
         return run_sync(self._runtime, op)
 
+    @safe
     def add(self, messages: Messages, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
             run_id: Optional[str] = None, metadata: Optional[dict[str, Any]] = None, infer: bool = True,
             timestamp: Any = None, memory_type: Optional[str] = None, prompt: Optional[str] = None,
@@ -169,7 +178,7 @@ class Memory(_Base):
         conversation happened; `prompt` extends the extraction instructions for this call;
         memory_type="procedural_memory" (with agent_id) summarises an agent's run into one memory.
         background=True persists the work and returns {"job_id", "status"} at once (see job()/wait())."""
-        if background:
+        if self._background(background):
             return self._enqueue(messages, user_id=user_id, agent_id=agent_id, run_id=run_id, metadata=metadata,
                                  infer=infer, timestamp=timestamp, memory_type=memory_type, prompt=prompt)
         return self._run(pipeline.add(self._settings, messages, user_id=user_id, agent_id=agent_id,
@@ -245,19 +254,23 @@ class Memory(_Base):
         memory._resume_jobs()
         return memory
 
+    @safe
     def job(self, job_id: str) -> dict[str, Any]:
         """A background add's state: status queued | running | done | failed, attempts, last_error, result."""
-        return self._queue.get(job_id)
+        return self._queue.get(inputs.job_id(job_id))
 
+    @safe
     def wait(self, job_id: str, timeout: Optional[float] = None) -> dict[str, Any]:
         """Block until the job is done or failed (or the timeout passes); returns its state."""
-        deadline = _deadline(timeout)
+        job_id, deadline = inputs.job_id(job_id), _deadline(inputs.wait_timeout(timeout))
         while not _settled(job := self._queue.get(job_id), deadline):
             time.sleep(0.05)
         return job
 
+    @safe
     def retry_job(self, job_id: str) -> dict[str, Any]:
         """Queue a failed job again."""
+        job_id = inputs.job_id(job_id)
         self._queue.retry(job_id)
         self._worker.start()
         return self._queue.get(job_id)
@@ -269,11 +282,12 @@ class AsyncMemory(_Base):
     async def _run(self, op: pipeline.Op) -> Any:
         return await run_async(self._runtime, op)
 
+    @safe
     async def add(self, messages: Messages, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                   run_id: Optional[str] = None, metadata: Optional[dict[str, Any]] = None, infer: bool = True,
                   timestamp: Any = None, memory_type: Optional[str] = None, prompt: Optional[str] = None,
                   background: bool = False) -> dict[str, Any]:
-        if background:
+        if self._background(background):
             return await asyncio.to_thread(self._enqueue, messages, user_id=user_id, agent_id=agent_id,
                                            run_id=run_id, metadata=metadata, infer=infer, timestamp=timestamp,
                                            memory_type=memory_type, prompt=prompt)
@@ -339,16 +353,20 @@ class AsyncMemory(_Base):
         memory._resume_jobs()
         return memory
 
+    @safe
     async def job(self, job_id: str) -> dict[str, Any]:
-        return await asyncio.to_thread(self._queue.get, job_id)
+        return await asyncio.to_thread(self._queue.get, inputs.job_id(job_id))
 
+    @safe
     async def wait(self, job_id: str, timeout: Optional[float] = None) -> dict[str, Any]:
-        deadline = _deadline(timeout)
+        job_id, deadline = inputs.job_id(job_id), _deadline(inputs.wait_timeout(timeout))
         while not _settled(job := await asyncio.to_thread(self._queue.get, job_id), deadline):
             await asyncio.sleep(0.05)
         return job
 
+    @safe
     async def retry_job(self, job_id: str) -> dict[str, Any]:
+        job_id = inputs.job_id(job_id)
         await asyncio.to_thread(self._queue.retry, job_id)
         self._worker.start()
         return await asyncio.to_thread(self._queue.get, job_id)

@@ -143,18 +143,16 @@ def prepare_add(settings: Settings, messages: Any, *, user_id: Any = None, agent
     msgs = inputs.messages(messages, settings.max_message_chars)
     ids = inputs.scope_ids(user_id, agent_id, run_id)
     inputs.require_scope(ids)
-    if prompt is not None and not isinstance(prompt, str):
-        raise ValidationError("prompt must be a string")
-    if memory_type not in (None, "semantic_memory", "procedural_memory"):
-        raise ValidationError(f"memory_type must be 'semantic_memory' or 'procedural_memory', got {memory_type!r}"
-                              " (episodic memories are the logged turns themselves)")
+    infer = inputs.flag(infer, "infer")
+    prompt = inputs.prompt(prompt, settings.max_message_chars)
+    memory_type = inputs.memory_type(memory_type)
     if memory_type == "procedural_memory":
         if ids["agent_id"] is None:
             raise ValidationError("procedural memory needs an agent_id")
         if not settings.llm_configured:
             raise ConfigurationError("procedural memory is summarised by an LLM; configure one first")
     return AddRequest(messages=msgs, ids=ids, metadata=inputs.metadata(metadata),
-                      timestamp=inputs.timestamp(timestamp), infer=bool(infer), memory_type=memory_type,
+                      timestamp=inputs.timestamp(timestamp), infer=infer, memory_type=memory_type,
                       instructions="\n".join(p for p in (settings.custom_instructions, prompt) if p) or None,
                       message_ids=[inputs.new_id() for _ in msgs])
 
@@ -571,11 +569,7 @@ def _message_dict(r: MessageRecord) -> dict[str, Any]:
 
 def messages(settings: Settings, ids: Any) -> Op:
     """Source messages of a memory (provenance), in log order."""
-    if isinstance(ids, str):
-        ids = [ids]
-    if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) for i in ids):
-        raise ValidationError("message ids must be a list of strings")
-    records = yield StoreCall("messages", (list(ids),))
+    records = yield StoreCall("messages", (inputs.message_ids(ids),))
     return [_message_dict(r) for r in records]
 
 

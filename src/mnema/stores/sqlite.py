@@ -13,6 +13,7 @@ Triggers keep the copy in step with memories in the same transaction.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
@@ -216,6 +217,20 @@ def _pooling_hint(stored: str, configured: str) -> str:
     wanted = stored.endswith(POOLED_SUFFIX)
     return (f" Only the way vectors are made differs: set retrieval sentence_pooling={wanted} to keep "
             "using this file.")
+
+
+def _reads(method):
+    """A read that SQLite could not answer (locked past the busy timeout, disk I/O, corruption) is a
+    ProviderError, as a failed write is, not a raw sqlite3 error."""
+    @functools.wraps(method)
+    def read(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            raise ProviderError(f"sqlite read failed: {exc}", provider="sqlite") from exc
+        except sqlite3.DatabaseError as exc:
+            raise ProviderError(f"sqlite read failed (is the file damaged?): {exc}", provider="sqlite") from exc
+    return read
 
 
 class SQLiteStore:
@@ -468,6 +483,7 @@ class SQLiteStore:
         sql = F.to_sql(node, params, metadata_column=f"{prefix}metadata", column_prefix=prefix)
         return sql, params
 
+    @_reads
     def get(self, ids: list[str], with_embeddings: bool = False) -> list[MemoryRecord]:
         out: list[MemoryRecord] = []
         conn = self._conn()
@@ -478,6 +494,7 @@ class SQLiteStore:
                 out.append(_row_to_record(row, row[EMBEDDING_INDEX] if with_embeddings else None))
         return out
 
+    @_reads
     def list(self, where: F.Node, limit: int, offset: int,
              newest_first: bool = False) -> tuple[list[MemoryRecord], int]:
         sql, params = self._where(where)
@@ -488,10 +505,12 @@ class SQLiteStore:
                             "LIMIT ? OFFSET ?", params + [limit, offset]).fetchall()
         return [_row_to_record(r) for r in rows], total
 
+    @_reads
     def ids(self, where: F.Node) -> list[str]:
         sql, params = self._where(where)
         return [r[0] for r in self._conn().execute(f"SELECT id FROM memories WHERE {sql}", params)]
 
+    @_reads
     def vector_search(self, vector: np.ndarray, where: F.Node, k: int) -> list[tuple[str, float]]:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         scope = search_scope(F.top_level_equalities(where))
@@ -522,6 +541,7 @@ class SQLiteStore:
             start, size = start + size, size * 4
         return out[:k]
 
+    @_reads
     def keyword_search(self, terms: list[str], where: F.Node, k: int) -> list[tuple[str, float]]:
         scope = search_scope(F.top_level_equalities(where))
         if scope is None:  # every read is scoped (inputs.scoped_filter); a store used directly may not be
@@ -551,11 +571,13 @@ class SQLiteStore:
                                   args).fetchall()
             return self._first_matching(conn, [r[0] for r in ranked], [float(r[1]) for r in ranked], where, k)
 
+    @_reads
     def history(self, memory_id: str) -> list[HistoryRecord]:
         rows = self._conn().execute(f"SELECT {HISTORY_COLUMNS} FROM history WHERE memory_id = ? ORDER BY pk",
                                     (memory_id,)).fetchall()
         return [_history_record(r) for r in rows]
 
+    @_reads
     def list_messages(self, where: F.Node, limit: int, offset: int) -> tuple[list[MessageRecord], int]:
         sql, params = self._where(where)
         conn = self._conn()
@@ -565,6 +587,7 @@ class SQLiteStore:
             f"FROM messages WHERE {sql} ORDER BY pk LIMIT ? OFFSET ?", params + [limit, offset]).fetchall()
         return [MessageRecord(*r[:9], metadata=json.loads(r[9])) for r in rows], total
 
+    @_reads
     def messages(self, ids: list[str]) -> list[MessageRecord]:
         out = []
         for chunk in _chunks(ids, 500):
