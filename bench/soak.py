@@ -19,7 +19,8 @@ run, queued jobs are drained by a fresh Memory and the ledgers are checked again
     NotFoundError is fine);
   - every background job is done, and its memories are stored once (exactly once);
   - `mnema doctor` (mnema.stores.sqlite_doctor.check) reports no violations;
-  - no exception other than a MnemaError was raised (typed errors are counted by type).
+  - no exception other than a MnemaError was raised (typed errors are counted by type), and no
+    InternalError either (mnema's wrapper for an unexpected exception: a bug by its own account).
 
 (b) Crash run: --kills SIGKILLs at random moments of victim processes (--parallel at a time, on a
 second file): "writer" victims run the mixed load; "jobs" victims enqueue background adds while their
@@ -121,14 +122,17 @@ class Actor:
         getattr(self, f"do_{op}")(op)
 
     def call(self, op: str, fn, record: dict[str, Any]) -> Any:
-        from mnema import MnemaError
+        import mnema
         start = time.time()
         t0 = time.perf_counter()
         try:
             out = fn()
-        except MnemaError as exc:
+        except mnema.MnemaError as exc:
             record.update(op=op, ok=False, error=type(exc).__name__, message=str(exc)[:300], t=start,
                           lat=time.perf_counter() - t0)
+            internal = getattr(mnema, "InternalError", None)
+            if internal is not None and isinstance(exc, internal):  # typed, but by its own account a bug
+                record.update(untyped=True, traceback="".join(traceback.format_exception(exc))[-3000:])
             self.ledger.write(record)
             return None
         except Exception as exc:  # a failure of the run: any exception mnema did not type
