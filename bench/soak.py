@@ -40,6 +40,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -587,6 +588,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--drain-timeout", type=float, default=180,
                    help="seconds to wait, after each run, for the jobs left queued to be done")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (ledgers) even when all passed")
     p.add_argument("--skip-load", action="store_true")
     p.add_argument("--skip-crash", action="store_true")
     # worker processes
@@ -622,8 +624,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    print("soak: " + ("ok" if results["ok"] else "FAILED") + (f" (results in {args.out})" if args.out else ""),
-          file=sys.stderr)
+    if results["ok"] and not args.keep:  # ledgers and stderr of every process: kept when something failed
+        shutil.rmtree(work, ignore_errors=True)
+    print("soak: " + ("ok" if results["ok"] else f"FAILED (ledgers in {work})")
+          + (f" (results in {args.out})" if args.out else ""), file=sys.stderr)
     return 0 if results["ok"] else 1
 
 
