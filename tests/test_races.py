@@ -237,3 +237,22 @@ def test_a_schema_3_file_gains_versions_and_history_metadata_on_open(tmp_path):
         m.update(mid, metadata={"k": 1})
         assert m.history(mid)[-1]["new_metadata"] == {"k": 1}
         assert m._runtime.store.get([mid])[0].version == 2
+
+
+def test_delete_racing_an_update_that_retells_the_next_turn(memory, monkeypatch):
+    # delete(A) finds the turn after A by its context; an update of A commits before delete reads that turn
+    first, second = seed(memory, ["I adopted a cat", "What is its name?"], user_id="u")
+    store = memory._runtime.store
+    real_get, raced = store.get, []
+
+    def get(ids, *args):
+        if ids == [second] and not raced:
+            raced.append(True)
+            memory.update(first, text="I adopted a dog")  # retells the next turn's context
+        return real_get(ids, *args)
+
+    monkeypatch.setattr(store, "get", get)
+    memory.delete(first)
+    assert raced and memory.get(first) is None
+    assert store.get([second])[0].context is None
+    assert [h["event"] for h in memory.history(first)] == ["ADD", "UPDATE", "DELETE"]

@@ -230,6 +230,12 @@ class Worker:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
+        try:
+            self._drain()
+        finally:
+            self.queue.close()  # this thread's connection, so the file's WAL can be checkpointed on close
+
+    def _drain(self) -> None:
         while not self._stop.is_set():
             claimed = self.queue.claim(self.owner)
             if claimed is None:

@@ -386,7 +386,10 @@ def turns_after(settings: Settings, olds: list[MemoryRecord], new_texts: list[Op
     turn's new vector, as reindex() would. Returns lead + those turns, with new vectors."""
     after = yield from next_turns(olds)
     context = {(scope_key(o), o.memory): text for o, text in zip(olds, new_texts)}
-    retold = [replace(r, context=context[(scope_key(r), r.context)]) for r in after]
+    # A turn whose context changed between the two reads was retold by a call that changed one of `olds`
+    # meanwhile; the write expecting that memory's version will conflict and re-plan, so it is left out.
+    retold = [replace(r, context=context[(scope_key(r), r.context)]) for r in after
+              if (scope_key(r), r.context) in context]
     return (yield from reembedded(settings, [*lead, *retold], OrderedDict()))
 
 
