@@ -37,3 +37,8 @@ bench-vector-layout: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+
+# 4 processes x 8 threads for 60 s, then 200 kill -9s each followed by `mnema doctor` (about 25 minutes).
+.PHONY: bench-soak
+bench-soak: $(STAMP)
+	MNEMA_LLM=none $(BIN)/python bench/soak.py --seed 2026 --out bench/results/soak.json
