@@ -533,7 +533,7 @@ def test_local_embedder_gives_the_same_vector_alone_or_in_any_batch():
              "Melanie: " + "We painted a sunrise by the lake together. " * 12, "ok!"]
     import threading
     from mnema.embeddings import local
-    e = LocalEmbedder({})
+    e = LocalEmbedder({"threads": 2})  # two workers whatever the runner's core count (1-CPU CI too)
     session, ran_on = e._session, []
 
     class Recording:  # the real session, noting which thread each run happens on

@@ -267,6 +267,7 @@ register_provider("reranker", "test-async", AsyncOnlyReranker)
 
 
 async def test_async_memory_reranks_with_arerank_or_in_a_thread(tmp_path):
+    AsyncOnlyReranker.seen.clear()  # class-level record: start empty however often this file runs
     m = AsyncMemory(config(tmp_path / "a.db", ProviderConfig(provider="test-async")))
     try:
         await m.add([{"role": "user", "content": t, "name": n} for n, t in FACTS], user_id="u", infer=False)
