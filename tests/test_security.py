@@ -96,3 +96,8 @@ def test_metacharacters_in_every_position_stay_data(tenants, text):
     assert len(m.get_all(user_id="alice")["results"]) == 2
     with pytest.raises(MnemaError):
         m.get(text)  # not a UUID
+
+
+def test_to_sql_refuses_an_operator_parse_never_makes():
+    with pytest.raises(MnemaError):
+        F.to_sql(F.Cmp("k", "like", "%"), [])

@@ -365,6 +365,8 @@ def to_sql(node: Node, params: list[Any], metadata_column: str = "metadata", col
             parts.append(f"({expr()} IS NULL)")
         cond = "(" + (" OR ".join(parts) or "0") + ")"
         return cond if op == "in" else f"(NOT {cond})"
+    if op not in ("contains", "icontains"):  # parse() admits only OPERATORS; a tree built by hand may not
+        raise ValidationError(f"filter {key!r}: unknown operator {op!r}")
     # contains / icontains: substring of a string, or an element of an array (metadata only)
     fold = op == "icontains"
     needle = value.casefold() if fold else value
