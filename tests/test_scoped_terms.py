@@ -6,6 +6,7 @@ import pytest
 
 from mnema import Memory
 from mnema.stores.scoped_terms import keyed_text, phrases, scope_key, search_scope, words
+from mnema.stores.sqlite import SCHEMA_VERSION
 
 from conftest import config_for
 
@@ -99,7 +100,7 @@ def test_a_schema_1_database_is_migrated_to_keyed_terms_on_open(tmp_path):
         from mnema import filters as F
         assert [i for i, _ in store.keyword_search(["motorcycles"], F.parse({"user_id": "alice"}), 5)] == [kept]
         conn = store._conn()
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
         conn.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")
         assert "scope" not in [r[1] for r in conn.execute("PRAGMA table_info(memories_fts)")]
 
