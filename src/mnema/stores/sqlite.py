@@ -467,6 +467,8 @@ class SQLiteStore:
             raise ValidationError(f"write rejected by the store: {exc}") from exc
         except sqlite3.OperationalError as exc:
             raise ProviderError(f"sqlite write failed: {exc}", provider="sqlite") from exc
+        except sqlite3.DatabaseError as exc:
+            raise ProviderError(f"sqlite write failed (is the file damaged?): {exc}", provider="sqlite") from exc
 
     def reset(self) -> None:
         with self._write() as conn:
