@@ -130,6 +130,14 @@ def _raised_in(exc: BaseException, codes: set[Any]) -> bool:
     return False
 
 
+def _escaped(op: Op, exc: Exception, callbacks: set[Any]) -> Exception:
+    """What a run raises for an exception that left the pipeline: a MnemaError, or one a callback of the
+    caller's raised, as it is; anything else as InternalError."""
+    if isinstance(exc, MnemaError) or (callbacks and _raised_in(exc, callbacks)):
+        return exc
+    return internal(op, exc)
+
+
 def run_sync(runtime: Runtime, op: Op) -> Any:
     """Run a pipeline op blocking. Only MnemaError subclasses leave it: anything else (an Exception, not
     KeyboardInterrupt / SystemExit) becomes InternalError with the original as __cause__, except what a
@@ -137,12 +145,11 @@ def run_sync(runtime: Runtime, op: Op) -> Any:
     callbacks = _callbacks(op)
     try:
         return drive(op, runtime.perform)
-    except MnemaError:
-        raise
     except Exception as exc:
-        if callbacks and _raised_in(exc, callbacks):
+        escaped = _escaped(op, exc, callbacks)
+        if escaped is exc:
             raise
-        raise internal(op, exc) from exc
+        raise escaped from exc
 
 
 async def run_async(runtime: Runtime, op: Op) -> Any:
@@ -150,12 +157,11 @@ async def run_async(runtime: Runtime, op: Op) -> Any:
     callbacks = _callbacks(op)
     try:
         return await adrive(op, runtime.aperform)
-    except MnemaError:
-        raise
     except Exception as exc:
-        if callbacks and _raised_in(exc, callbacks):
+        escaped = _escaped(op, exc, callbacks)
+        if escaped is exc:
             raise
-        raise internal(op, exc) from exc
+        raise escaped from exc
 
 
 def safe(method: F) -> F:
