@@ -34,7 +34,7 @@ class ProviderConfig(BaseModel):
 
 class RetrievalConfig(BaseModel):
     """How search scores and what add() indexes. The defaults are the best settings of the LOCOMO ablation
-    (README, bench/ablation.py); a score is always in [0, 1] whatever the weights."""
+    (docs/benchmarks.md, bench/ablation.py); a score is always in [0, 1] whatever the weights."""
 
     model_config = ConfigDict(extra="forbid")
     dense_weight: float = Field(default=FusionWeights.dense, ge=0)
@@ -48,7 +48,7 @@ class RetrievalConfig(BaseModel):
     # share of a turn's vector taken from the previous turn's; 0 turns contextual indexing off
     context_weight: float = Field(default=0.25, ge=0, le=1)
     # embed each sentence of a memory (prefixed with the speaker's name) and average (mnema/pooling.py).
-    # None = on for the packaged local embedder, where it was measured (README), off for the others.
+    # None = on for the packaged local embedder, where it was measured (docs/benchmarks.md), off for the others.
     # A store records which way its vectors were made; opening it the other way is an error.
     sentence_pooling: Optional[bool] = None
     # candidates each retriever contributes before fusion: max(min_candidates, candidate_factor * limit)

@@ -5,7 +5,7 @@ A conversation turn often holds several sentences ("Hey! Long week. I went to a 
 Embedded whole, the one sentence a question is about is diluted by the rest; embedded per sentence and
 averaged, each sentence counts equally. Each sentence is prefixed with the speaker's name when it is known,
 so "What did Caroline ..." finds Caroline's turns by meaning as well as by keyword. On LOCOMO this lifts
-dense-only recall@10 from 0.51 to 0.62 and the fused search by about +0.013 (README, bench/ablation.py).
+dense-only recall@10 from 0.51 to 0.62 and the fused search by about +0.013 (docs/benchmarks.md, bench/ablation.py).
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def pieces(texts: Sequence[str], speakers: Optional[Sequence[Optional[str]]] = N
 
 def _leads_with(sentence: str, name: str) -> bool:
     """Whether the sentence already opens with "<name>:" (transcripts often store "Tim: ..." with name="Tim");
-    repeating it adds tokens and, on LOCOMO, cost a little recall (README)."""
+    repeating it adds tokens and, on LOCOMO, cost a little recall (docs/benchmarks.md)."""
     head = sentence[:len(name) + 1]
     return head[:-1].casefold() == name.casefold() and head.endswith(":")
 

@@ -28,7 +28,7 @@ def query_terms(text: str, max_terms: int = 32) -> list[str]:
 
 @dataclass(frozen=True)
 class FusionWeights:
-    """Weights of the evidence behind a score; the defaults come from the LOCOMO ablation in the README."""
+    """Weights of the evidence behind a score; the defaults come from the LOCOMO ablation in docs/benchmarks.md."""
 
     dense: float = 0.47
     keyword: float = 0.48

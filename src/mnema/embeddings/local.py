@@ -36,7 +36,7 @@ _verified: set[str] = set()
 # inputs the threads of a multi-threaded run mostly wait on each other: 10-message add() calls ran ~20%
 # faster this way (2 cores), and a one-line query, ~1.5-2 ms slower on a quiet host, keeps a steady tail
 # when the hypervisor takes CPU time (at 13-28% steal, p95 12-14 ms against 24-26 ms for a spinning
-# two-thread run). README, Design notes.
+# two-thread run). docs/design.md.
 _sessions: dict[tuple[str, Any], tuple[Any, Any, Any, ThreadPoolExecutor]] = {}
 _sessions_lock = threading.Lock()
 MAX_PARALLEL_RUNS = 8

@@ -174,7 +174,7 @@ MEMORY_COLUMNS = ("id, memory, hash, metadata, user_id, agent_id, run_id, actor_
 EMBEDDING_INDEX = 16  # position of the embedding after MEMORY_COLUMNS
 HISTORY_COLUMNS = ("id, memory_id, event, old_memory, new_memory, actor_id, role, created_at, updated_at, "
                    "old_metadata, new_metadata")
-# A term found in the previous turn counts half as much as one in the memory itself (LOCOMO ablation, README).
+# A term found in the previous turn counts half as much as one in the memory itself (LOCOMO ablation, docs/benchmarks.md).
 CONTEXT_BM25_WEIGHT = 0.5
 
 
