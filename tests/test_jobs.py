@@ -65,15 +65,15 @@ def test_a_live_process_keeps_its_lease(queue):
 
 
 def test_heartbeat_keeps_a_long_job_leased(tmp_path):
-    q = JobQueue(tmp_path / "hb.db", lease_seconds=0.3)
-    other = JobQueue(tmp_path / "hb.db", lease_seconds=0.3)
+    q = JobQueue(tmp_path / "hb.db", lease_seconds=1.0)
+    other = JobQueue(tmp_path / "hb.db", lease_seconds=1.0)
     seen_by_other = []
     runs = []
 
     def run(payload, job):
         runs.append(job)
-        for _ in range(6):  # 1.2 s: four times the lease
-            time.sleep(0.2)
+        for _ in range(6):  # 3 s: three times the lease, renewed every third of it
+            time.sleep(0.5)
             seen_by_other.append(other.claim("other:1:x"))
         return {"ok": True}
 
