@@ -6,8 +6,6 @@ import asyncio
 import functools
 import inspect
 import logging
-import os
-import types
 from typing import Any, Callable, Generator, TypeVar
 
 from .drive import adrive, drive
@@ -87,81 +85,61 @@ def internal(op: Any, exc: Exception) -> InternalError:
     detail = str(exc)
     detail = detail if len(detail) <= 300 else detail[:300] + "..."
     log.error("mnema: %s() failed with an unexpected %s: %s", name, type(exc).__name__, detail, exc_info=exc)
-    return InternalError(f"{name}() failed with an unexpected {type(exc).__name__}: {detail} (a bug in mnema or "
-                         "a dependency; please report it)")
+    error = InternalError(f"{name}() failed with an unexpected {type(exc).__name__}: {detail} (a bug in mnema "
+                          "or a dependency; please report it)")
+    error.__cause__ = exc  # as `raise error from exc` would
+    return error
 
 
-_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+class CallerRaised(Exception):
+    """Carries what a callback the caller passed in (reindex's progress) raised out of the pipeline, so the
+    driver hands it back unchanged instead of taking it for a bug of mnema's."""
+
+    def __init__(self, original: Exception):
+        super().__init__(original)
+        self.original = original
 
 
-def _codes(value: Any, depth: int = 0) -> set[Any]:
-    """Code objects of a callable the caller passed in (a function, bound method, partial or object with
-    __call__), unless it is mnema's own (progress=True gives mnema's ProgressBar)."""
-    if depth > 3 or value is None or isinstance(value, (str, bytes, int, float, bool, dict, list, tuple)):
-        return set()
-    if isinstance(value, functools.partial):
-        return _codes(value.func, depth + 1)
-    func = getattr(value, "__func__", value)
-    code = getattr(func, "__code__", None)
-    if not isinstance(code, types.CodeType):
-        code = getattr(getattr(type(value), "__call__", None), "__code__", None)
-    if not isinstance(code, types.CodeType) or os.path.abspath(code.co_filename).startswith(_PACKAGE + os.sep):
-        return set()
-    return {code}
+def callers(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """`callback`, with whatever it raises marked as the caller's own (CallerRaised)."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except Exception as exc:
+            raise CallerRaised(exc) from exc
+    return call
 
 
-def _callbacks(op: Any) -> set[Any]:
-    """The callables among an op's arguments (read before it starts, while its frame holds just them)."""
-    try:
-        frame = getattr(op, "gi_frame", None)
-        if frame is None:
-            return set()
-        return set().union(set(), *(_codes(v) for v in frame.f_locals.values() if callable(v)))
-    except Exception:  # an argument that answers getattr strangely: then no callback is the caller's
-        return set()
-
-
-def _raised_in(exc: BaseException, codes: set[Any]) -> bool:
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code in codes:
-            return True
-        tb = tb.tb_next
-    return False
-
-
-def _escaped(op: Op, exc: Exception, callbacks: set[Any]) -> Exception:
-    """What a run raises for an exception that left the pipeline: a MnemaError, or one a callback of the
+def surfaced(op: Any, exc: Exception) -> Exception:
+    """What a public call raises for an exception that left it: a MnemaError, or what a callback of the
     caller's raised, as it is; anything else as InternalError."""
-    if isinstance(exc, MnemaError) or (callbacks and _raised_in(exc, callbacks)):
+    if isinstance(exc, CallerRaised):
+        return exc.original
+    if isinstance(exc, MnemaError):
         return exc
     return internal(op, exc)
 
 
+# Each raises `error` after its except block, so the exception it raises carries no extra context.
+
 def run_sync(runtime: Runtime, op: Op) -> Any:
     """Run a pipeline op blocking. Only MnemaError subclasses leave it: anything else (an Exception, not
     KeyboardInterrupt / SystemExit) becomes InternalError with the original as __cause__, except what a
-    callback the caller passed in raised (reindex's progress), which is the caller's and passes unchanged."""
-    callbacks = _callbacks(op)
+    callback the caller passed in raised, which passes unchanged."""
     try:
         return drive(op, runtime.perform)
     except Exception as exc:
-        escaped = _escaped(op, exc, callbacks)
-        if escaped is exc:
-            raise
-        raise escaped from exc
+        error = surfaced(op, exc)
+    raise error
 
 
 async def run_async(runtime: Runtime, op: Op) -> Any:
     """run_sync awaited; asyncio.CancelledError (a BaseException) passes through untouched."""
-    callbacks = _callbacks(op)
     try:
         return await adrive(op, runtime.aperform)
     except Exception as exc:
-        escaped = _escaped(op, exc, callbacks)
-        if escaped is exc:
-            raise
-        raise escaped from exc
+        error = surfaced(op, exc)
+    raise error
 
 
 def safe(method: F) -> F:
@@ -172,18 +150,16 @@ def safe(method: F) -> F:
         async def guarded_async(*args: Any, **kwargs: Any) -> Any:
             try:
                 return await method(*args, **kwargs)
-            except MnemaError:
-                raise
             except Exception as exc:
-                raise internal(method, exc) from exc
+                error = surfaced(method, exc)
+            raise error
         return guarded_async  # type: ignore[return-value]
 
     @functools.wraps(method)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
-        except MnemaError:
-            raise
         except Exception as exc:
-            raise internal(method, exc) from exc
+            error = surfaced(method, exc)
+        raise error
     return guarded  # type: ignore[return-value]

@@ -8,7 +8,7 @@ from typing import Any, Optional, Union
 
 from . import inputs, pipeline, pooling, registry, reindex
 from .config import MemoryConfig, ProviderConfig
-from .drivers import Runtime, run_async, run_sync, safe
+from .drivers import Runtime, callers, run_async, run_sync, safe
 from .errors import ConfigurationError, ValidationError
 from .jobs import JobQueue, Worker
 from .progress import ProgressBar
@@ -26,7 +26,7 @@ def _progress(progress: Union[bool, Progress, None]) -> Optional[Progress]:
     if not callable(progress):
         raise ValidationError(f"progress must be True, False, None or a callable (done, total), "
                               f"got {type(progress).__name__}")
-    return progress
+    return callers(progress)  # what it raises is the caller's, handed back as it is
 
 
 def _build(config: MemoryConfig, check_space: bool = True) -> tuple[Runtime, pipeline.Settings]:
