@@ -10,6 +10,7 @@ from contextlib import closing
 import pytest
 
 from mnema import ConflictError, Memory, NotFoundError, pipeline, register_provider
+from mnema.drive import drive
 from mnema.effects import Complete, StoreCall
 from mnema.models import ChangeSet, JobCompletion
 
@@ -23,20 +24,17 @@ register_provider("llm", "scripted", ScriptedLLM)
 def run_with(m, op, when, then):
     """Drive `op` to the end with m's runtime; right after the first effect for which when(effect) holds
     is performed, then() runs: another caller's turn between this call's read and its write."""
-    value, error, pending = None, None, True
-    while True:
+    pending = [True]
+
+    def perform(effect):
         try:
-            effect = op.throw(error) if error is not None else op.send(value)
-        except StopIteration as stop:
-            return stop.value
-        value, error = None, None
-        try:
-            value = m._runtime.perform(effect)
-        except Exception as exc:
-            error = exc
-        if pending and when(effect):
-            pending = False
-            then()
+            return m._runtime.perform(effect)
+        finally:
+            if pending and when(effect):
+                pending.clear()
+                then()
+
+    return drive(op, perform)
 
 
 def first_read(effect):

@@ -77,13 +77,12 @@ def history_row(memory_id: str, event: str, old: Optional[str], new: Optional[st
 def retrying(attempt: Callable[[], Op]) -> Op:
     """Run a read-plan-write operation, starting over from its reads when its write hits a ConflictError.
     Each attempt takes its time stamps after its reads, so history follows commit order."""
-    for n in range(CONFLICT_ATTEMPTS):
+    for _ in range(CONFLICT_ATTEMPTS - 1):
         try:
             return (yield from attempt())
         except ConflictError:
-            if n == CONFLICT_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+            pass
+    return (yield from attempt())  # the last round's conflict reaches the caller
 
 
 def message_records(msgs: list[inputs.Message], ids: dict[str, Optional[str]], event_time: Optional[str],
