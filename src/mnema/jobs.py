@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional
 
 from .errors import ConfigurationError, NotFoundError, ValidationError
 from .inputs import new_id, now_iso
+from .stores.sqlite import add_missing_columns
 
 log = logging.getLogger("mnema")
 
@@ -43,7 +44,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, not_before);
 """
-ADDED_COLUMNS = (("lease_owner", "TEXT"),)  # who holds a running job's lease: 'host:pid:token'
+ADDED_COLUMNS = (("jobs", "lease_owner", "TEXT"),)  # who holds a running job's lease: 'host:pid:token'
 PERMANENT = (ValidationError, ConfigurationError)
 HOST = socket.gethostname()
 
@@ -97,10 +98,7 @@ class JobQueue:
         try:
             for statement in SCHEMA.strip().split(";\n"):
                 conn.execute(statement)
-            have = {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
-            for column, definition in ADDED_COLUMNS:
-                if column not in have:
-                    conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {definition}")
+            add_missing_columns(conn, ADDED_COLUMNS)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

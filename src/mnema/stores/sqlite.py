@@ -156,6 +156,18 @@ DROP VIEW IF EXISTS memories_fts_source;
 """
 
 
+def table_columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def add_missing_columns(conn: sqlite3.Connection, columns: Iterable[tuple[str, str, str]]) -> None:
+    """Add each (table, column, definition) a file written by an older mnema lacks (inside the caller's
+    transaction; the names are this package's constants)."""
+    for table, column, definition in columns:
+        if column not in table_columns(conn, table):
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+
 def _statements(script: str) -> list[str]:
     """Split a schema script into statements (sqlite3.complete_statement knows about trigger bodies)."""
     out, current = [], ""
@@ -219,17 +231,21 @@ def _pooling_hint(stored: str, configured: str) -> str:
             "using this file.")
 
 
+def _failed(action: str, exc: sqlite3.DatabaseError) -> ProviderError:
+    """SQLite could not read or write (locked past the busy timeout, disk I/O, a damaged file)."""
+    hint = "" if isinstance(exc, sqlite3.OperationalError) else " (is the file damaged?)"
+    return ProviderError(f"sqlite {action} failed{hint}: {exc}", provider="sqlite")
+
+
 def _reads(method):
-    """A read that SQLite could not answer (locked past the busy timeout, disk I/O, corruption) is a
-    ProviderError, as a failed write is, not a raw sqlite3 error."""
+    """A read that SQLite could not answer is a ProviderError, as a failed write is, not a raw sqlite3
+    error."""
     @functools.wraps(method)
     def read(*args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
-        except sqlite3.OperationalError as exc:
-            raise ProviderError(f"sqlite read failed: {exc}", provider="sqlite") from exc
         except sqlite3.DatabaseError as exc:
-            raise ProviderError(f"sqlite read failed (is the file damaged?): {exc}", provider="sqlite") from exc
+            raise _failed("read", exc) from exc
     return read
 
 
@@ -313,9 +329,7 @@ class SQLiteStore:
             had_vectors = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'memory_vectors'").fetchone()
             for statement in _statements(SCHEMA):
                 conn.execute(statement)
-            for table, column, definition in ADDED_COLUMNS:
-                if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
-                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            add_missing_columns(conn, ADDED_COLUMNS)
             if version == 1:
                 conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
             if version is not None and not had_vectors:
@@ -465,10 +479,8 @@ class SQLiteStore:
                     _complete_job(conn, changes.job)
         except sqlite3.IntegrityError as exc:
             raise ValidationError(f"write rejected by the store: {exc}") from exc
-        except sqlite3.OperationalError as exc:
-            raise ProviderError(f"sqlite write failed: {exc}", provider="sqlite") from exc
         except sqlite3.DatabaseError as exc:
-            raise ProviderError(f"sqlite write failed (is the file damaged?): {exc}", provider="sqlite") from exc
+            raise _failed("write", exc) from exc
 
     def reset(self) -> None:
         with self._write() as conn:

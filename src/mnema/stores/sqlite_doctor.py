@@ -44,7 +44,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import ConfigurationError
 from ..models import text_hash
-from .sqlite import SQLiteStore, _fold, _half
+from .sqlite import SQLiteStore, _fold, _half, table_columns
 from .scoped_terms import keyed_text
 
 # kind -> what it means (the CLI prints these; the tests name violations by kind)
@@ -189,10 +189,6 @@ def _bad_vector(blob: Any, dims: Any) -> Optional[str]:
     if not np.isfinite(np.frombuffer(blob, dtype=np.float32)).all():
         return "holds NaN or infinity"
     return None
-
-
-def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
@@ -389,7 +385,7 @@ def _sorted_memories(conn: sqlite3.Connection) -> Iterator[tuple]:
 
 def _check_history(conn: sqlite3.Connection, version: Optional[int], out: _Collector) -> None:
     """Memories (by id) merged with their history (by memory_id, then order written), both streamed."""
-    has_meta = "new_metadata" in _columns(conn, "history")
+    has_meta = "new_metadata" in table_columns(conn, "history")
     # Before schema 4 the episodic turns kept beside extracted facts were stored without an ADD event.
     episodic_need_add = version is not None and version >= 4
     cols = "memory_id, event, old_memory, new_memory" + (", new_metadata" if has_meta else ", NULL")
