@@ -132,9 +132,6 @@ class _Base:
         request.job = job  # its final write marks the job done, in the same transaction
         return run_sync(self._runtime, pipeline.execute_add(self._settings, request))
 
-    def _background(self, background: Any) -> bool:
-        return inputs.flag(background, "background")
-
     def _enqueue(self, messages: Any, **kwargs: Any) -> dict[str, Any]:
         request = pipeline.prepare_add(self._settings, messages, **kwargs)  # bad input fails here, not later
         job_id = self._queue.enqueue(request.to_payload())
@@ -178,7 +175,7 @@ class Memory(_Base):
         conversation happened; `prompt` extends the extraction instructions for this call;
         memory_type="procedural_memory" (with agent_id) summarises an agent's run into one memory.
         background=True persists the work and returns {"job_id", "status"} at once (see job()/wait())."""
-        if self._background(background):
+        if inputs.flag(background, "background"):
             return self._enqueue(messages, user_id=user_id, agent_id=agent_id, run_id=run_id, metadata=metadata,
                                  infer=infer, timestamp=timestamp, memory_type=memory_type, prompt=prompt)
         return self._run(pipeline.add(self._settings, messages, user_id=user_id, agent_id=agent_id,
@@ -287,7 +284,7 @@ class AsyncMemory(_Base):
                   run_id: Optional[str] = None, metadata: Optional[dict[str, Any]] = None, infer: bool = True,
                   timestamp: Any = None, memory_type: Optional[str] = None, prompt: Optional[str] = None,
                   background: bool = False) -> dict[str, Any]:
-        if self._background(background):
+        if inputs.flag(background, "background"):
             return await asyncio.to_thread(self._enqueue, messages, user_id=user_id, agent_id=agent_id,
                                            run_id=run_id, metadata=metadata, infer=infer, timestamp=timestamp,
                                            memory_type=memory_type, prompt=prompt)
