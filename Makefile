@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mnema demo
+	$(BIN)/memlane demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -23,7 +23,7 @@ bench-locomo: $(STAMP)
 
 .PHONY: bench-locomo-rerank
 bench-locomo-rerank: $(STAMP)
-	$(BIN)/python bench/locomo.py --data ../shared/datasets/locomo --method mnema-rerank \
+	$(BIN)/python bench/locomo.py --data ../shared/datasets/locomo --method memlane-rerank \
 		--out bench/results/locomo-rerank.json
 
 .PHONY: bench-scale
@@ -38,7 +38,7 @@ bench-vector-layout: $(STAMP)
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
 
-# 4 processes x 8 threads for 60 s, then 200 kill -9s each followed by `mnema doctor` (about 25 minutes).
+# 4 processes x 8 threads for 60 s, then 200 kill -9s each followed by `memlane doctor` (about 25 minutes).
 .PHONY: bench-soak
 bench-soak: $(STAMP)
-	MNEMA_LLM=none $(BIN)/python bench/soak.py --seed 2026 --out bench/results/soak.json
+	MEMLANE_LLM=none $(BIN)/python bench/soak.py --seed 2026 --out bench/results/soak.json

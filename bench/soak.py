@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Soak test of the embedded store: many processes and threads on one SQLite file, then kill -9s.
 
-    MNEMA_LLM=none python bench/soak.py [--processes 4] [--threads 8] [--seconds 60] [--kills 200]
+    MEMLANE_LLM=none python bench/soak.py [--processes 4] [--threads 8] [--seconds 60] [--kills 200]
                                         [--parallel 2] [--db FILE] [--out bench/results/soak.json] [--seed N]
 
 (a) Mixed load: --processes worker processes with --threads threads each share one database file for
@@ -18,9 +18,9 @@ run, queued jobs are drained by a fresh Memory and the ledgers are checked again
   - a memory removed by an acknowledged delete is gone and has exactly one DELETE (a delete that raised
     NotFoundError is fine);
   - every background job is done, and its memories are stored once (exactly once);
-  - `mnema doctor` (mnema.stores.sqlite_doctor.check) reports no violations;
-  - no exception other than a MnemaError was raised (typed errors are counted by type), and no
-    InternalError either (mnema's wrapper for an unexpected exception: a bug by its own account).
+  - `memlane doctor` (memlane.stores.sqlite_doctor.check) reports no violations;
+  - no exception other than a MemlaneError was raised (typed errors are counted by type), and no
+    InternalError either (memlane's wrapper for an unexpected exception: a bug by its own account).
 
 (b) Crash run: --kills SIGKILLs at random moments of victim processes (--parallel at a time, on a
 second file): "writer" victims run the mixed load; "jobs" victims enqueue background adds while their
@@ -72,8 +72,8 @@ def config(db: Path) -> dict[str, Any]:
 
 
 def open_memory(db: Path):
-    os.environ["MNEMA_LLM"] = "none"
-    from mnema import Memory
+    os.environ["MEMLANE_LLM"] = "none"
+    from memlane import Memory
     return Memory.from_config(config(db))
 
 
@@ -123,20 +123,20 @@ class Actor:
         getattr(self, f"do_{op}")(op)
 
     def call(self, op: str, fn, record: dict[str, Any]) -> Any:
-        import mnema
+        import memlane
         start = time.time()
         t0 = time.perf_counter()
         try:
             out = fn()
-        except mnema.MnemaError as exc:
+        except memlane.MemlaneError as exc:
             record.update(op=op, ok=False, error=type(exc).__name__, message=str(exc)[:300], t=start,
                           lat=time.perf_counter() - t0)
-            internal = getattr(mnema, "InternalError", None)
+            internal = getattr(memlane, "InternalError", None)
             if internal is not None and isinstance(exc, internal):  # typed, but by its own account a bug
                 record.update(untyped=True, traceback="".join(traceback.format_exception(exc))[-3000:])
             self.ledger.write(record)
             return None
-        except Exception as exc:  # a failure of the run: any exception mnema did not type
+        except Exception as exc:  # a failure of the run: any exception memlane did not type
             record.update(op=op, ok=False, error=type(exc).__name__, untyped=True, message=str(exc)[:300],
                           traceback=traceback.format_exc()[-2000:], t=start, lat=time.perf_counter() - t0)
             self.ledger.write(record)
@@ -264,7 +264,7 @@ def spawn(role: str, db: Path, work: Path, tag: str, threads: int, seed: int, *,
         cmd += ["--go", str(go)]
     if stop:
         cmd += ["--stop", str(stop)]
-    env = {**os.environ, "MNEMA_LLM": "none"}
+    env = {**os.environ, "MEMLANE_LLM": "none"}
     err = open(work / f"stderr-{tag}.txt", "w")
     proc = subprocess.Popen(cmd, stdout=err, stderr=subprocess.STDOUT, env=env)
     err.close()
@@ -334,7 +334,7 @@ class Failures:
 def check_outcome(db: Path, records: list[dict[str, Any]], crashed: bool) -> dict[str, Any]:
     """The ledgers against the store. crashed: some processes were killed, so an intent without its
     acknowledgement may or may not have been applied."""
-    from mnema.stores import sqlite_doctor
+    from memlane.stores import sqlite_doctor
     fail, info = Failures(), Counter()
     with _connect_plain(db) as conn:
         live = {r[0]: r[1:] for r in conn.execute("SELECT id, memory, metadata, source_message_ids FROM memories")}
@@ -502,7 +502,7 @@ def run_load(db: Path, work: Path, processes: int, threads: int, seconds: float,
 
 def run_crash(db: Path, work: Path, kills: int, parallel: int, seed: int,
               drain_timeout: float = 180) -> dict[str, Any]:
-    from mnema.stores import sqlite_doctor
+    from memlane.stores import sqlite_doctor
     work.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     stop = work / "stop"
@@ -601,9 +601,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = p.parse_args(argv)
     if args.role:
         return worker_main(args)
-    os.environ["MNEMA_LLM"] = "none"
+    os.environ["MEMLANE_LLM"] = "none"
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
-    work = Path(tempfile.mkdtemp(prefix="mnema-soak-"))
+    work = Path(tempfile.mkdtemp(prefix="memlane-soak-"))
     db = Path(args.db) if args.db else work / "soak.db"
     crash_db = db.with_name(db.stem + "-crash" + db.suffix)
     for path in (db, crash_db):

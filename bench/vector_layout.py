@@ -11,7 +11,7 @@ tenants' writes do), stored three ways, and times reading one scope's vectors (S
                      scope column: one row per page, scattered over the file
   clustered_float32  a WITHOUT ROWID table keyed by (scope, pk), float32 BLOB: too big for an index page,
                      so every vector spills to its own overflow page
-  clustered_float16  the same with float16 (768 bytes, stored inside the index pages): what mnema reads
+  clustered_float16  the same with float16 (768 bytes, stored inside the index pages): what memlane reads
 
 For each layout, 100 random scopes are read twice: "first" (pages never read by this process; whatever the
 OS page cache still holds after the build) and "repeat" (the same scopes again). With --drop-caches (root

@@ -3,7 +3,7 @@ from contextlib import closing
 
 import pytest
 
-from mnema import AsyncMemory, Memory, MemoryConfig, ProviderConfig
+from memlane import AsyncMemory, Memory, MemoryConfig, ProviderConfig
 
 
 def config_for(path) -> MemoryConfig:
@@ -12,9 +12,9 @@ def config_for(path) -> MemoryConfig:
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
-    # No test may touch the real ~/.mnema, nor pick up an LLM from the environment it runs in.
-    monkeypatch.setenv("MNEMA_HOME", str(tmp_path / "home"))
-    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "OLLAMA_HOST", "MNEMA_LLM",
+    # No test may touch the real ~/.memlane, nor pick up an LLM from the environment it runs in.
+    monkeypatch.setenv("MEMLANE_HOME", str(tmp_path / "home"))
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "OLLAMA_HOST", "MEMLANE_LLM",
                      "OPENAI_BASE_URL"):
         monkeypatch.delenv(variable, raising=False)
 
@@ -59,7 +59,7 @@ def ids_of(result) -> list[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _warm_embedder():
-    # The ONNX session is shared per process (mnema.embeddings.local); load it once, up front, so no
+    # The ONNX session is shared per process (memlane.embeddings.local); load it once, up front, so no
     # single test pays for it and every Memory built afterwards reuses it.
-    from mnema.embeddings.local import LocalEmbedder
+    from memlane.embeddings.local import LocalEmbedder
     LocalEmbedder({}).embed(["warm up"])

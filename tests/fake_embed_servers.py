@@ -1,4 +1,4 @@
-"""Real local HTTP servers speaking the embedding APIs mnema's embedders call: OpenAI (/embeddings), Azure
+"""Real local HTTP servers speaking the embedding APIs memlane's embedders call: OpenAI (/embeddings), Azure
 OpenAI (/openai/deployments/{d}/embeddings), Ollama (/api/embed), Gemini (/v1beta/models/{m}:batchEmbedContents)
 and Bedrock InvokeModel (/model/{id}/invoke, SigV4 checked). One server answers all of them, on 127.0.0.1.
 
@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 import pytest
 
-from mnema.aws_sigv4 import sign
+from memlane.aws_sigv4 import sign
 
 WRONG_DIM = "wrong_dim"
 MALFORMED = "malformed"

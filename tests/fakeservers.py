@@ -25,7 +25,7 @@ step: OpenAI rejects max_tokens and temperature for reasoning models and non-str
 json_schema mode; Azure wants api-version and a key; Anthropic wants x-api-key, anthropic-version,
 max_tokens and only user/assistant roles; Gemini wants a key, user/model roles and a JSON mime type with a
 schema; Ollama streams NDJSON unless stream is false; Bedrock verifies the SigV4 signature (with botocore's
-signer when it is installed, an implementation independent of mnema's) and wants alternating roles.
+signer when it is installed, an implementation independent of memlane's) and wants alternating roles.
 """
 from __future__ import annotations
 
@@ -357,9 +357,9 @@ def _botocore_signature(req: Received, signed: list[str], access: str, secret: s
     return auth.signature(auth.string_to_sign(request, canonical), request)
 
 
-def _mnema_signature(req: Received, signed: list[str], secret: str, amz_date: str, region: str,
+def _memlane_signature(req: Received, signed: list[str], secret: str, amz_date: str, region: str,
                      service: str) -> str:
-    from mnema.aws_sigv4 import ALGORITHM, canonical_request, signing_key
+    from memlane.aws_sigv4 import ALGORITHM, canonical_request, signing_key
     url = f"http://{req.headers['host']}{req.raw_path}"
     canonical, _ = canonical_request(req.method, url, {name: req.headers.get(name, "") for name in signed},
                                      hashlib.sha256(req.body).hexdigest())
@@ -383,7 +383,7 @@ class FakeServer:
         self._stopping = threading.Event()
         self.aws_credentials: dict[str, str] = {AWS_ACCESS_KEY: AWS_SECRET_KEY}
         self.bedrock_tokens: set[str] = set()
-        self.sigv4_verifier = ""  # "botocore" or "mnema": who checked the last signature
+        self.sigv4_verifier = ""  # "botocore" or "memlane": who checked the last signature
         self.signature_checks = 0
         server = self
 
@@ -462,8 +462,8 @@ class FakeServer:
         expected = _botocore_signature(req, signed, access, secret, token, amz_date, region, service)
         self.sigv4_verifier = "botocore"
         if expected is None:
-            expected = _mnema_signature(req, signed, secret, amz_date, region, service)
-            self.sigv4_verifier = "mnema"
+            expected = _memlane_signature(req, signed, secret, amz_date, region, service)
+            self.sigv4_verifier = "memlane"
         self.signature_checks += 1
         if not hmac.compare_digest(expected, signature):
             return _error("bedrock", 403, "The request signature we calculated does not match the signature "

@@ -1,5 +1,5 @@
 """A small rule-based stand-in for an LLM, for lifecycle tests of the pipeline's logic. It reads the prompt
-mnema built (existing memories with integer ids, numbered new messages, conversation date) and answers the
+memlane built (existing memories with integer ids, numbered new messages, conversation date) and answers the
 way a good model would for a tiny language of statements:
 
   "I like X" / "I love X"                -> fact "Likes X" (NONE if already known)
@@ -10,7 +10,7 @@ way a good model would for a tiny language of statements:
   assistant "I recommend X"              -> fact "Assistant recommended X" (attributed to the assistant)
   assistant "My name is N" (agent mode)  -> fact "Name is N" (attributed to the assistant)
 
-It is not shipped with mnema; tests register it as an LLM provider or serve it over HTTP.
+It is not shipped with memlane; tests register it as an LLM provider or serve it over HTTP.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import json
 import re
 from typing import Any
 
-from mnema.llms.base import LLMRequest, LLMResponse
+from memlane.llms.base import LLMRequest, LLMResponse
 
 _EXISTING = re.compile(r"^(\d+): (.*)$")
 _NEW = re.compile(r"^\[(\d+)\] (\w+)(?: \(([^)]*)\))?: (.*)$")

@@ -4,7 +4,7 @@ import inspect
 
 import pytest
 
-from mnema import AsyncMemory, Memory, NotFoundError, ValidationError
+from memlane import AsyncMemory, Memory, NotFoundError, ValidationError
 
 from conftest import config_for
 

@@ -1,4 +1,4 @@
-"""The `mnema` command line, run as a real subprocess on a real database file."""
+"""The `memlane` command line, run as a real subprocess on a real database file."""
 import json
 import os
 import re
@@ -11,14 +11,14 @@ import pytest
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 
 
-def mnema(db, *args):
+def memlane(db, *args):
     env = {**os.environ, "COLUMNS": "200"}  # wide enough that no table cell is shortened
-    return subprocess.run([sys.executable, "-m", "mnema.cli", "--db", str(db), *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "memlane.cli", "--db", str(db), *args], capture_output=True,
                           text=True, timeout=120, env=env)
 
 
 def ok(db, *args):
-    proc = mnema(db, *args)
+    proc = memlane(db, *args)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -74,7 +74,7 @@ def test_lifecycle(tmp_path):
     assert out.split()[:2] == ["EVENT", "OLD_MEMORY"] and len(table_rows(out)) == 2
 
     assert sister_id in ok(db, "delete", sister_id)
-    gone = mnema(db, "get", sister_id)
+    gone = memlane(db, "get", sister_id)
     assert (gone.returncode, gone.stdout.strip()) == (1, "not found")
 
     assert as_json(db, "delete", "--all", "--user", "alice")["deleted"] == 1
@@ -98,7 +98,7 @@ def test_errors_exit_2_with_a_message_on_stderr(tmp_path):
     db = tmp_path / "err.db"
     ok(db, "add", "keep me", "--user", "alice", "--no-infer")
     with ThreadPoolExecutor(os.cpu_count()) as pool:  # independent processes: run them side by side
-        procs = dict(zip(ERRORS, pool.map(lambda case: mnema(db, *case[0]), ERRORS.values())))
+        procs = dict(zip(ERRORS, pool.map(lambda case: memlane(db, *case[0]), ERRORS.values())))
     for name, proc in procs.items():
         expected = ERRORS[name][1]
         assert proc.returncode == 2, (name, proc.returncode, proc.stderr)
@@ -109,7 +109,7 @@ def test_errors_exit_2_with_a_message_on_stderr(tmp_path):
 
 
 def test_demo_runs_and_prints_scores(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "mnema.cli", "demo"], capture_output=True, text=True, timeout=120,
+    proc = subprocess.run([sys.executable, "-m", "memlane.cli", "demo"], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
     assert "7 memories stored for demo-user" in proc.stdout
@@ -123,7 +123,7 @@ def test_demo_runs_and_prints_scores(tmp_path):
 @pytest.mark.parametrize("args", [["--help"], ["search", "--help"]])
 def test_help(tmp_path, args):
     out = ok(tmp_path / "h.db", *args)
-    assert "usage: mnema" in out
+    assert "usage: memlane" in out
 
 
 def test_search_with_the_packaged_reranker(tmp_path):
@@ -146,12 +146,12 @@ def test_reindex_moves_a_file_onto_the_packaged_embedders_space(tmp_path):
     with closing(sqlite3.connect(db)) as conn:
         conn.execute("UPDATE meta SET value = 'all-MiniLM-L6-v2' WHERE key = 'embedding_model'")
         conn.commit()
-    refused = mnema(db, "list", "--user", "bo")
-    assert refused.returncode == 2 and "mnema reindex" in refused.stderr
-    proc = mnema(db, "reindex", "--batch-size", "1")
+    refused = memlane(db, "list", "--user", "bo")
+    assert refused.returncode == 2 and "memlane reindex" in refused.stderr
+    proc = memlane(db, "reindex", "--batch-size", "1")
     assert proc.returncode == 0, proc.stderr
     assert "reindex [" in proc.stderr  # the progress bar
     assert table_rows(proc.stdout)[0].split() == ["1", "all-MiniLM-L6-v2+sentence-pooled", "384"]
     assert as_json(db, "search", "who keeps bees", "--user", "bo")["results"][0]["memory"].startswith("I keep bees")
-    bad = mnema(db, "reindex", "--batch-size", "0")
+    bad = memlane(db, "reindex", "--batch-size", "0")
     assert bad.returncode == 2 and "batch_size must be an integer" in bad.stderr

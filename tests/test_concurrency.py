@@ -8,9 +8,9 @@ from contextlib import closing
 import numpy as np
 import pytest
 
-from mnema import Memory, ValidationError
-from mnema.models import ChangeSet, HistoryRecord, MemoryRecord, MessageRecord
-from mnema.stores.scoped_terms import keyed_text
+from memlane import Memory, ValidationError
+from memlane.models import ChangeSet, HistoryRecord, MemoryRecord, MessageRecord
+from memlane.stores.scoped_terms import keyed_text
 
 from conftest import config_for, seed, snapshot
 
@@ -122,7 +122,7 @@ def test_a_write_that_fails_mid_transaction_leaves_nothing(memory, where):
     assert memory.get(keep)["memory"] == "I like tea"
     assert memory.search("brand new memory", user_id="alice")["results"][0]["id"] != new_id
     with closing(sqlite3.connect(memory.config.database_path())) as conn:  # the FTS index rolled back too
-        conn.create_function("mnema_keyed", 4, keyed_text, deterministic=True)  # the FTS source view uses it
+        conn.create_function("memlane_keyed", 4, keyed_text, deterministic=True)  # the FTS source view uses it
         conn.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")
     # and the store is still writable afterwards
     seed(memory, ["after the failure"], user_id="alice")

@@ -1,7 +1,7 @@
 """A database path that cannot be opened is a ConfigurationError naming it, never a raw sqlite3/OS error."""
 import pytest
 
-from mnema import ConfigurationError, Memory
+from memlane import ConfigurationError, Memory
 
 from conftest import config_for
 

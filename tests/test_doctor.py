@@ -1,4 +1,4 @@
-"""`mnema doctor`: a clean store after real adds, updates and deletes has no violations; each invariant,
+"""`memlane doctor`: a clean store after real adds, updates and deletes has no violations; each invariant,
 broken by hand with raw SQL on a copy, is reported with its kind and the ids involved; --repair mends the
 derivable ones; the CLI's exit codes."""
 import json
@@ -14,11 +14,11 @@ from contextlib import closing
 import numpy as np
 import pytest
 
-from mnema import Memory
-from mnema.models import text_hash
-from mnema.stores import sqlite_doctor as doctor
-from mnema.stores.scoped_terms import keyed_text
-from mnema.stores.sqlite import _fold, _half
+from memlane import Memory
+from memlane.models import text_hash
+from memlane.stores import sqlite_doctor as doctor
+from memlane.stores.scoped_terms import keyed_text
+from memlane.stores.sqlite import _fold, _half
 
 from conftest import config_for
 
@@ -65,11 +65,11 @@ def copy(base, tmp_path):
 
 
 def raw(path) -> sqlite3.Connection:
-    """A plain connection for corrupting a copy; the triggers need mnema's SQL functions."""
+    """A plain connection for corrupting a copy; the triggers need memlane's SQL functions."""
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.create_function("mnema_keyed", 4, keyed_text, deterministic=True)
-    conn.create_function("mnema_half", 1, _half, deterministic=True)
-    conn.create_function("mnema_fold", 1, _fold, deterministic=True)
+    conn.create_function("memlane_keyed", 4, keyed_text, deterministic=True)
+    conn.create_function("memlane_half", 1, _half, deterministic=True)
+    conn.create_function("memlane_fold", 1, _fold, deterministic=True)
     return conn
 
 
@@ -82,7 +82,7 @@ def kinds(report) -> dict[str, int]:
 
 
 def cli(db, *args, env=None):
-    return subprocess.run([sys.executable, "-m", "mnema.cli", "--db", str(db), "doctor", *args],
+    return subprocess.run([sys.executable, "-m", "memlane.cli", "--db", str(db), "doctor", *args],
                           capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
 
 
@@ -412,7 +412,7 @@ def test_cli_repair_exits_1_when_violations_remain(copy):
 
 
 @pytest.mark.parametrize("what", ["missing", "not sqlite", "other sqlite"])
-def test_cli_exit_2_when_the_file_is_not_a_mnema_database(tmp_path, what):
+def test_cli_exit_2_when_the_file_is_not_a_memlane_database(tmp_path, what):
     path = tmp_path / "x.db"
     if what == "not sqlite":
         path.write_bytes(b"this is not a database, just text" * 100)
@@ -423,7 +423,7 @@ def test_cli_exit_2_when_the_file_is_not_a_mnema_database(tmp_path, what):
     before = path.read_bytes() if path.exists() else None
     proc = cli(path)
     assert proc.returncode == 2
-    assert "cannot open" in proc.stderr and "mnema database" in proc.stderr
+    assert "cannot open" in proc.stderr and "memlane database" in proc.stderr
     assert (path.read_bytes() if path.exists() else None) == before  # left as it was, not created
-    with pytest.raises(doctor.NotAMnemaDatabase):
+    with pytest.raises(doctor.NotAMemlaneDatabase):
         doctor.check(path)

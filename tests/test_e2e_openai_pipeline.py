@@ -6,7 +6,7 @@ import pytest
 
 from fakeservers import Answer, Reply, fake_server  # noqa: F401  (fixture)
 
-from mnema import Memory, ProviderError
+from memlane import Memory, ProviderError
 
 
 def decision(event, text, mid=None):

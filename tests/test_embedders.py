@@ -8,14 +8,14 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from mnema import ConfigurationError, DimensionMismatchError, Memory, ProviderError, ValidationError
-from mnema import registry
-from mnema.aws_sigv4 import sign
-from mnema.embeddings.aws_bedrock import BedrockEmbedder
-from mnema.embeddings.azure_openai import AzureOpenAIEmbedder
-from mnema.embeddings.gemini import GeminiEmbedder
-from mnema.embeddings.ollama import OllamaEmbedder
-from mnema.embeddings.openai import OpenAIEmbedder
+from memlane import ConfigurationError, DimensionMismatchError, Memory, ProviderError, ValidationError
+from memlane import registry
+from memlane.aws_sigv4 import sign
+from memlane.embeddings.aws_bedrock import BedrockEmbedder
+from memlane.embeddings.azure_openai import AzureOpenAIEmbedder
+from memlane.embeddings.gemini import GeminiEmbedder
+from memlane.embeddings.ollama import OllamaEmbedder
+from memlane.embeddings.openai import OpenAIEmbedder
 
 from fake_embed_servers import AWS_SECRET, MALFORMED, WRONG_DIM, FakeEmbedServer, Reply, fake_embed, unit  # noqa: F401
 
@@ -462,13 +462,13 @@ def test_memory_end_to_end_with_openai_then_local_refuses_the_file(fake_embed, t
 
 def test_huggingface_without_the_extra_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
-    from mnema.embeddings.huggingface import HuggingFaceEmbedder
-    with pytest.raises(ConfigurationError, match=r"pip install 'mnema\[huggingface\]'"):
+    from memlane.embeddings.huggingface import HuggingFaceEmbedder
+    with pytest.raises(ConfigurationError, match=r"pip install 'memlane\[huggingface\]'"):
         HuggingFaceEmbedder({"model": "/nowhere"})
 
 
 def test_huggingface_tei_server(fake_embed):
-    from mnema.embeddings.huggingface import HuggingFaceEmbedder
+    from memlane.embeddings.huggingface import HuggingFaceEmbedder
     e = HuggingFaceEmbedder({"huggingface_base_url": fake_embed.url + "/v1", **FAST})
     assert e.model_id == "huggingface:tei" and e.dimension == 24
     assert_rows(e.embed(["a", "b"]), ["a", "b"], 24)
@@ -486,8 +486,8 @@ def minilm_path():
 
 
 def test_huggingface_matches_the_local_onnx_embedder(minilm_path):
-    from mnema.embeddings.huggingface import HuggingFaceEmbedder
-    from mnema.embeddings.local import LocalEmbedder
+    from memlane.embeddings.huggingface import HuggingFaceEmbedder
+    from memlane.embeddings.local import LocalEmbedder
     hf = HuggingFaceEmbedder({"model": minilm_path, "model_kwargs": {"device": "cpu"}})
     assert hf.dimension == 384 and hf.model_id.startswith("huggingface:")
     texts = ["I like green tea in the morning.", "My sister lives in Lisbon.", "Allergic to peanuts.",
@@ -502,7 +502,7 @@ def test_huggingface_matches_the_local_onnx_embedder(minilm_path):
 
 
 async def test_huggingface_aembed_and_offline_only(minilm_path, tmp_path):
-    from mnema.embeddings.huggingface import HuggingFaceEmbedder
+    from memlane.embeddings.huggingface import HuggingFaceEmbedder
     hf = HuggingFaceEmbedder({"model": minilm_path})
     out = await hf.aembed(["query text"], "search")
     assert out.shape == (1, 384)
@@ -514,7 +514,7 @@ async def test_huggingface_aembed_and_offline_only(minilm_path, tmp_path):
 # ------------------------------------------------------------------ packaged local embedder
 
 def test_token_batches_cover_every_text_once_within_the_budget():
-    from mnema.embeddings.local import token_batches
+    from memlane.embeddings.local import token_batches
     lengths = [7, 120, 3, 3, 64, 9, 250, 30, 31, 5]
     batches = token_batches(lengths, budget=100)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
@@ -528,11 +528,11 @@ def test_token_batches_cover_every_text_once_within_the_budget():
 
 def test_local_embedder_gives_the_same_vector_alone_or_in_any_batch():
     """Padding is per batch; it must never change a text's vector."""
-    from mnema.embeddings.local import LocalEmbedder
+    from memlane.embeddings.local import LocalEmbedder
     texts = ["hi", "Caroline: I went to the LGBTQ support group yesterday and it was so powerful.",
              "Melanie: " + "We painted a sunrise by the lake together. " * 12, "ok!"]
     import threading
-    from mnema.embeddings import local
+    from memlane.embeddings import local
     e = LocalEmbedder({"threads": 2})  # two workers whatever the runner's core count (1-CPU CI too)
     session, ran_on = e._session, []
 
@@ -544,7 +544,7 @@ def test_local_embedder_gives_the_same_vector_alone_or_in_any_batch():
     e._session = Recording()
     together = e.embed(texts)  # two batches, run at once on the embedder's worker threads
     assert len(local.token_batches([len(x.ids) for x in e._encode(texts)])) == 2
-    assert len(ran_on) == 2 and all(name.startswith("mnema-embed") for name in ran_on)
+    assert len(ran_on) == 2 and all(name.startswith("memlane-embed") for name in ran_on)
     ran_on.clear()
     alone = np.vstack([e.embed([t]) for t in texts])  # one batch each, in the caller's thread
     assert ran_on == [threading.current_thread().name] * 4
@@ -560,7 +560,7 @@ def test_a_small_call_of_several_texts_is_split_over_the_cores():
     """Texts that fit one batch are still spread over the workers (a one-message add() with its context
     turn: ~1.5x faster on 2 cores); one worker keeps them in the caller's thread."""
     import threading
-    from mnema.embeddings.local import LocalEmbedder
+    from memlane.embeddings.local import LocalEmbedder
     texts = ["Caroline: I went to the support group yesterday.", "Caroline: It was so powerful.",
              "Melanie: Wow, that sounds amazing!", "Melanie: How did it feel?"]
     for threads, expect_workers in ((2, True), (1, False)):
@@ -575,7 +575,7 @@ def test_a_small_call_of_several_texts_is_split_over_the_cores():
         e._session = Recording()
         got = e.embed(texts)
         if expect_workers:
-            assert len(ran_on) >= 2 and all(name.startswith("mnema-embed") for name in ran_on)
+            assert len(ran_on) >= 2 and all(name.startswith("memlane-embed") for name in ran_on)
         else:
             assert ran_on == [threading.current_thread().name]
         e._session = session
@@ -583,7 +583,7 @@ def test_a_small_call_of_several_texts_is_split_over_the_cores():
 
 
 def test_local_embedder_threads_config():
-    from mnema.embeddings.local import LocalEmbedder
+    from memlane.embeddings.local import LocalEmbedder
     assert LocalEmbedder({"threads": 1})._workers == 1
     for bad in (0, -2):
         with pytest.raises(ConfigurationError, match="at least 1"):
@@ -594,7 +594,7 @@ def test_local_embedder_threads_do_not_spin_between_calls():
     """No thread may keep a core busy between calls (onnxruntime's intra-op workers used to spin)."""
     import resource
     import time
-    from mnema.embeddings.local import LocalEmbedder
+    from memlane.embeddings.local import LocalEmbedder
 
     def cpu_seconds() -> float:
         usage = resource.getrusage(resource.RUSAGE_SELF)

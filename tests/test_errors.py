@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-import mnema
-from mnema import (ConfigurationError, DimensionMismatchError, Memory, MemoryConfig, MnemaError, NotFoundError,
+import memlane
+from memlane import (ConfigurationError, DimensionMismatchError, Memory, MemoryConfig, MemlaneError, NotFoundError,
                    ProviderConfig, ValidationError, register_provider)
 
 from conftest import config_for, seed, snapshot
@@ -34,7 +34,7 @@ def assert_fails_and_writes_nothing(m, error, call):
     totals = m.get_all(user_id="alice")["total"], m.get_all(user_id="bob")["total"]
     with pytest.raises(error) as caught:
         call()
-    assert isinstance(caught.value, MnemaError)
+    assert isinstance(caught.value, MemlaneError)
     assert str(caught.value)  # says what was wrong
     assert snapshot(m) == before
     assert (m.get_all(user_id="alice")["total"], m.get_all(user_id="bob")["total"]) == totals
@@ -175,9 +175,9 @@ def test_oversized_message_is_rejected_at_the_configured_limit(tmp_path):
 
 
 def test_error_hierarchy():
-    for cls in (ValidationError, NotFoundError, ConfigurationError, DimensionMismatchError, mnema.ProviderError,
-                mnema.LLMError):
-        assert issubclass(cls, MnemaError)
+    for cls in (ValidationError, NotFoundError, ConfigurationError, DimensionMismatchError, memlane.ProviderError,
+                memlane.LLMError):
+        assert issubclass(cls, MemlaneError)
     assert issubclass(DimensionMismatchError, ConfigurationError)
     assert issubclass(ValidationError, ValueError) and issubclass(NotFoundError, KeyError)
     assert str(NotFoundError("memory x not found")) == "memory x not found"

@@ -12,12 +12,12 @@ import httpx
 import numpy as np
 import pytest
 
-from mnema import Memory, MemoryConfig, ProviderConfig, ProviderError, ValidationError, register_provider
-from mnema import extraction as X
-from mnema.embeddings.openai import OpenAIEmbedder
-from mnema.inputs import Message
-from mnema.llms.base import LLMResponse
-from mnema.memory import detect_llm
+from memlane import Memory, MemoryConfig, ProviderConfig, ProviderError, ValidationError, register_provider
+from memlane import extraction as X
+from memlane.embeddings.openai import OpenAIEmbedder
+from memlane.inputs import Message
+from memlane.llms.base import LLMResponse
+from memlane.memory import detect_llm
 
 from conftest import seed, snapshot
 from fake_embed_servers import FakeEmbedServer, Reply, fake_embed  # noqa: F401
@@ -103,7 +103,7 @@ def test_an_update_without_text_does_not_use_up_the_memory(mem):
 
 
 def test_plan_rejects_negative_and_repeated_ids_directly():
-    from mnema.models import MemoryRecord
+    from memlane.models import MemoryRecord
     existing = [MemoryRecord(id=f"m{i}", memory=t, hash=str(i), metadata={}, user_id="u", agent_id=None,
                              run_id=None, actor_id=None, role="user", memory_type="semantic_memory",
                              created_at="2026-01-01T00:00:00+00:00", updated_at=None, timestamp=None,
@@ -122,7 +122,7 @@ def test_plan_rejects_negative_and_repeated_ids_directly():
 
 
 def _records(*texts):
-    from mnema.models import MemoryRecord, text_hash
+    from memlane.models import MemoryRecord, text_hash
     return [MemoryRecord(id=f"m{i}", memory=t, hash=text_hash(t), metadata={}, user_id="u", agent_id=None,
                          run_id=None, actor_id=None, role="user", memory_type="semantic_memory",
                          created_at="2026-01-01T00:00:00+00:00", updated_at=None, timestamp=None,
@@ -424,7 +424,7 @@ def test_history_db_path_picks_the_one_database_file(tmp_path):
         [mid] = seed(m, ["I keep bees"], user_id="u")
         assert m.config.database_path() == path
     assert path.is_file()
-    assert not (tmp_path / "home" / "mnema.db").exists()  # not the $MNEMA_HOME default
+    assert not (tmp_path / "home" / "memlane.db").exists()  # not the $MEMLANE_HOME default
     with Memory.from_config({"vector_store": {"provider": "sqlite", "config": {"path": str(path)}},
                              "history_db_path": str(path)}) as again:
         assert again.get(mid)["memory"] == "I keep bees"

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from mnema import Memory, MemoryConfig, ProviderConfig, ValidationError
-from mnema import filters as F
-from mnema.models import ChangeSet, MemoryItem, MemoryRecord
-from mnema.stores.sqlite import SQLiteStore
+from memlane import Memory, MemoryConfig, ProviderConfig, ValidationError
+from memlane import filters as F
+from memlane.models import ChangeSet, MemoryItem, MemoryRecord
+from memlane.stores.sqlite import SQLiteStore
 
 # label -> (message, scope kwargs, metadata)
 RECORDS = {

@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone, tzinfo
 
 import pytest
 
-from mnema import InternalError, Memory, MnemaError, ValidationError
-from mnema import filters as F
-from mnema import inputs
+from memlane import InternalError, Memory, MemlaneError, ValidationError
+from memlane import filters as F
+from memlane import inputs
 
 from conftest import config_for, seed
 
@@ -400,11 +400,11 @@ def broken_store(m, monkeypatch, exc):
 
 def test_an_unexpected_exception_becomes_internal_error(m, monkeypatch, caplog):
     broken_store(m, monkeypatch, ZeroDivisionError("boom"))
-    with caplog.at_level(logging.ERROR, logger="mnema"):
+    with caplog.at_level(logging.ERROR, logger="memlane"):
         with pytest.raises(InternalError, match="get_all.*ZeroDivisionError: boom") as caught:
             m.get_all(user_id="alice")
     assert isinstance(caught.value.__cause__, ZeroDivisionError)
-    assert isinstance(caught.value, MnemaError)
+    assert isinstance(caught.value, MemlaneError)
     assert any(r.levelno == logging.ERROR and "get_all" in r.getMessage() for r in caplog.records)
     with pytest.raises(InternalError, match="get\\(\\)"):
         m.get("00000000-0000-4000-8000-000000000000")
@@ -428,7 +428,7 @@ async def test_an_unexpected_exception_becomes_internal_error_async(amemory, mon
 
 
 def test_safe_guards_methods_outside_the_drivers():
-    from mnema.drivers import safe
+    from memlane.drivers import safe
 
     @safe
     def job(job_id):

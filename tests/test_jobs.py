@@ -8,8 +8,8 @@ from contextlib import closing
 
 import pytest
 
-from mnema import ConfigurationError, Memory, ProviderError, ValidationError
-from mnema.jobs import HOST, JobQueue, Worker, owner_is_dead
+from memlane import ConfigurationError, Memory, ProviderError, ValidationError
+from memlane.jobs import HOST, JobQueue, Worker, owner_is_dead
 
 from conftest import config_for
 
@@ -119,7 +119,7 @@ def test_job_left_by_a_killed_process_is_resumed_at_once_and_done_once(tmp_path)
     path = tmp_path / "killed.db"
     with Memory(config_for(path)) as m:
         m._worker.stop()  # keep this job queued: a process is about to "die" holding it
-        job_id = m._queue.enqueue(__import__("mnema").pipeline.prepare_add(
+        job_id = m._queue.enqueue(__import__("memlane").pipeline.prepare_add(
             m._settings, "I like kayaks", user_id="k").to_payload())
     set_lease(JobQueue(path), job_id, f"{HOST}:{dead_pid()}:crashed", time.time() + 300)
     started = time.monotonic()

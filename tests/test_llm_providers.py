@@ -13,13 +13,13 @@ import pytest
 
 from fakeservers import AWS_ACCESS_KEY, AWS_SECRET_KEY, Answer, FakeServer, Received, Reply
 from fakeservers import fake_server  # noqa: F401  (the fixture, found by pytest under this name)
-from mnema.errors import ConfigurationError, LLMError, ProviderError
-from mnema.llms.base import LLMRequest
-from mnema.llms.openai import PRESETS, OpenAILLM
-from mnema.registry import create
+from memlane.errors import ConfigurationError, LLMError, ProviderError
+from memlane.llms.base import LLMRequest
+from memlane.llms.openai import PRESETS, OpenAILLM
+from memlane.registry import create
 
 HAS_LITELLM = importlib.util.find_spec("litellm") is not None
-needs_litellm = pytest.mark.skipif(not HAS_LITELLM, reason="litellm is not installed (pip install 'mnema[litellm]')")
+needs_litellm = pytest.mark.skipif(not HAS_LITELLM, reason="litellm is not installed (pip install 'memlane[litellm]')")
 
 SCHEMA = {"type": "object",
           "properties": {"facts": {"type": "array", "items": {"type": "string"}},
@@ -188,7 +188,7 @@ def test_azure_uses_the_deployment_url_and_api_key_header(fake_server):
 
 
 def test_azure_reuses_openai_build_and_parse():
-    from mnema.llms.azure_openai import AzureOpenAILLM
+    from memlane.llms.azure_openai import AzureOpenAILLM
     assert issubclass(AzureOpenAILLM, OpenAILLM)
     assert "build" not in AzureOpenAILLM.__dict__ and "parse" not in AzureOpenAILLM.__dict__
 
@@ -471,7 +471,7 @@ SUITE_TOKEN = ("AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTw
 ], ids=["get-vanilla", "get-vanilla-query-order-key-case", "post-x-www-form-urlencoded",
         "post-sts-header-before", "iam-list-users"])
 def test_sigv4_matches_the_published_aws_vectors(method, url, headers, body, token, service, signed, signature):
-    from mnema.aws_sigv4 import sign
+    from memlane.aws_sigv4 import sign
     out = sign(method, url, headers, body, AWS_ACCESS_KEY, AWS_SECRET_KEY, token, "us-east-1", service,
                datetime(2015, 8, 30, 12, 36, 0, tzinfo=timezone.utc))
     assert out["x-amz-date"] == "20150830T123600Z"
@@ -513,7 +513,7 @@ def test_litellm_auto_mode_and_reasoning_models(fake_server):
 
 def test_litellm_missing_is_a_configuration_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "litellm", None)  # makes `import litellm` fail
-    with pytest.raises(ConfigurationError, match=r"pip install 'mnema\[litellm\]'"):
+    with pytest.raises(ConfigurationError, match=r"pip install 'memlane\[litellm\]'"):
         create("llm", "litellm", {})
 
 
@@ -607,8 +607,8 @@ async def test_agenerate_timeout(fake_server, name):
 
 @pytest.mark.parametrize("name", PROVIDERS)
 def test_memory_add_through_each_provider(fake_server, tmp_path, name):
-    from mnema import Memory, MemoryConfig, ProviderConfig
-    from mnema.extraction import ANSWER_SCHEMA
+    from memlane import Memory, MemoryConfig, ProviderConfig
+    from memlane.extraction import ANSWER_SCHEMA
     decision = {"memory": [{"event": "ADD", "id": None, "text": "Likes green tea", "source_messages": [0],
                             "attributed_to": "user"}]}
     fake_server.script(Answer(data=decision))

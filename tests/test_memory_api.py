@@ -5,8 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mnema import Memory, NotFoundError, ValidationError
-from mnema.pipeline import NO_LLM_WARNING
+from memlane import Memory, NotFoundError, ValidationError
+from memlane.pipeline import NO_LLM_WARNING
 
 from conftest import config_for, ids_of, seed
 
@@ -351,10 +351,10 @@ def test_combined_scopes_narrow(memory):
 # ------------------------------------------------------------------ the no-LLM warning
 
 def test_no_llm_warning_is_logged_once_per_instance(tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="mnema")
+    caplog.set_level(logging.WARNING, logger="memlane")
 
     def warnings():
-        return [r for r in caplog.records if r.name == "mnema" and r.getMessage() == NO_LLM_WARNING]
+        return [r for r in caplog.records if r.name == "memlane" and r.getMessage() == NO_LLM_WARNING]
 
     with Memory(config_for(tmp_path / "w.db")) as m:
         m.add("stored verbatim on purpose", user_id="alice", infer=False)

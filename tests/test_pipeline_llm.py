@@ -7,8 +7,8 @@ from contextlib import closing
 import numpy as np
 import pytest
 
-from mnema import AsyncMemory, LLMError, Memory, MemoryConfig, ProviderConfig, ProviderError, register_provider
-from mnema.memory import detect_llm
+from memlane import AsyncMemory, LLMError, Memory, MemoryConfig, ProviderConfig, ProviderError, register_provider
+from memlane.memory import detect_llm
 
 from scripted_llm import ScriptedLLM
 
@@ -210,7 +210,7 @@ def test_procedural_memory_summarises_agent_run(mem):
 
 
 def test_procedural_needs_agent_id(mem):
-    from mnema import ValidationError
+    from memlane import ValidationError
     with pytest.raises(ValidationError):
         mem.add("did things", user_id="u", memory_type="procedural_memory")
 
@@ -250,7 +250,7 @@ def test_autodetect_order_and_opt_out(monkeypatch):
     assert detect_llm().provider == "anthropic"
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     assert detect_llm().provider == "openai"
-    monkeypatch.setenv("MNEMA_LLM", "none")
+    monkeypatch.setenv("MEMLANE_LLM", "none")
     assert detect_llm() is None
 
 
@@ -266,7 +266,7 @@ def test_background_add_returns_at_once_and_completes(mem):
 
 
 def test_background_bad_input_fails_before_queueing(mem):
-    from mnema import ValidationError
+    from memlane import ValidationError
     with pytest.raises(ValidationError):
         mem.add("", user_id="lea", background=True)
     assert mem._queue.pending() == 0
@@ -299,7 +299,7 @@ def test_background_job_fails_after_max_attempts_then_retry_job(tmp_path):
 
 
 def test_background_job_survives_a_crash_before_it_ran(tmp_path, monkeypatch):
-    from mnema.jobs import Worker
+    from memlane.jobs import Worker
     path = tmp_path / "crash.db"
     with monkeypatch.context() as patched:
         patched.setattr(Worker, "start", lambda self: None)  # the process "dies" before the worker runs

@@ -7,10 +7,10 @@ from contextlib import closing
 import numpy as np
 import pytest
 
-from mnema import Memory, MemoryConfig, ProviderConfig
-from mnema.config import RetrievalConfig
-from mnema.embeddings.local import LocalEmbedder
-from mnema.pooling import MAX_PIECES, pieces, pool, sentences
+from memlane import Memory, MemoryConfig, ProviderConfig
+from memlane.config import RetrievalConfig
+from memlane.embeddings.local import LocalEmbedder
+from memlane.pooling import MAX_PIECES, pieces, pool, sentences
 
 
 def test_sentences_split_at_end_punctuation_and_line_breaks():
@@ -94,7 +94,7 @@ def test_pooling_defaults_to_the_local_embedder_only():
 
 
 def test_a_store_never_mixes_pooled_and_whole_text_vectors(tmp_path):
-    from mnema import DimensionMismatchError
+    from memlane import DimensionMismatchError
     path = str(tmp_path / "m.db")
 
     def config(pooling):

@@ -1,5 +1,5 @@
 """Property-based tests of the public API, sync and async: for arbitrary (often hostile) arguments, a call
-either succeeds and behaves, or raises a MnemaError subclass other than InternalError and leaves every
+either succeeds and behaves, or raises a MemlaneError subclass other than InternalError and leaves every
 table of the file exactly as it was.
 
 Behaving means: reads never leave the asked scope, scores are in [0, 1] and best first, a page holds at most
@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from mnema import AsyncMemory, InternalError, Memory, MnemaError
-from mnema import filters as F
-from mnema import inputs
+from memlane import AsyncMemory, InternalError, Memory, MemlaneError
+from memlane import filters as F
+from memlane import inputs
 
 from conftest import config_for
 from test_input_limits import digest
@@ -191,13 +191,13 @@ class Harness:
         self.path = memory.config.database_path()
 
     def call(self, name, fn):
-        """Run one public call: on a MnemaError (never InternalError) nothing changed; returns (ok, result)."""
+        """Run one public call: on a MemlaneError (never InternalError) nothing changed; returns (ok, result)."""
         before = digest(self.path)
         try:
             result = fn()
         except InternalError as exc:
             raise AssertionError(f"{name}: InternalError {exc}") from exc
-        except MnemaError as exc:
+        except MemlaneError as exc:
             event(f"{name}: {type(exc).__name__}")
             assert digest(self.path) == before, f"{name} raised and changed the database"
             return False, None
@@ -210,7 +210,7 @@ class Harness:
             result = await coro_fn()
         except InternalError as exc:
             raise AssertionError(f"{name}: InternalError {exc}") from exc
-        except MnemaError as exc:
+        except MemlaneError as exc:
             event(f"async {name}: {type(exc).__name__}")
             assert digest(self.path) == before, f"{name} raised and changed the database"
             return False, None

@@ -17,15 +17,15 @@ from typing import Optional
 import pytest
 
 from fakeservers import Answer, FakeServer, Reply
-from mnema import Memory
-from mnema.config import MemoryConfig
-from mnema.embeddings.ollama import OllamaEmbedder
-from mnema.errors import ConfigurationError, ProviderError
-from mnema.http import RetryPolicy, retry_after_seconds
-from mnema.llms.base import LLMRequest
-from mnema.llms.ollama import OllamaLLM
-from mnema.llms.openai import OpenAILLM
-from mnema.ollama_host import ollama_base_url, parse_ollama_host
+from memlane import Memory
+from memlane.config import MemoryConfig
+from memlane.embeddings.ollama import OllamaEmbedder
+from memlane.errors import ConfigurationError, ProviderError
+from memlane.http import RetryPolicy, retry_after_seconds
+from memlane.llms.base import LLMRequest
+from memlane.llms.ollama import OllamaLLM
+from memlane.llms.openai import OpenAILLM
+from memlane.ollama_host import ollama_base_url, parse_ollama_host
 
 needs_litellm = pytest.mark.skipif(importlib.util.find_spec("litellm") is None, reason="litellm is not installed")
 
@@ -135,7 +135,7 @@ def ollama_embedder(url: str, **config) -> OllamaEmbedder:
 
 
 def run_call(kind: str, mode: str, url: str, **config):
-    """One provider call, sync or async; the LLM and the embedder both go through mnema.http."""
+    """One provider call, sync or async; the LLM and the embedder both go through memlane.http."""
     if kind == "llm":
         provider = openai_llm(url, **config)
         if mode == "sync":
@@ -188,7 +188,7 @@ def test_a_slow_answer_inside_the_deadline_still_arrives(trickle, mode):
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_litellm_calls_are_bounded_too(trickle, monkeypatch, mode):
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch from GitHub at import
-    from mnema.llms.litellm import LiteLLM
+    from memlane.llms.litellm import LiteLLM
     server = trickle(CHAT_BODY + b" " * 200)
     llm = LiteLLM({"model": "openai/fake-model", "api_key": "sk-lite", "api_base": f"{server.url}/v1",
                    "max_retries": 0, "timeout": 1.0, "structured_output": "none"})
@@ -309,7 +309,7 @@ def test_mem0_version_v1_1_is_accepted():
     ({"graph_store": {"provider": "neo4j"}}, "graph_store"),
     ({"custom_update_memory_prompt": "Only ever ADD."}, "custom_update_memory_prompt"),
 ])
-def test_config_keys_mnema_would_ignore_are_refused(tmp_path, data, key):
+def test_config_keys_memlane_would_ignore_are_refused(tmp_path, data, key):
     with pytest.raises(ConfigurationError, match=key) as info:
         MemoryConfig.from_mem0(data)
     assert "not supported" in str(info.value)

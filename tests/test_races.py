@@ -9,10 +9,10 @@ from contextlib import closing
 
 import pytest
 
-from mnema import ConflictError, Memory, NotFoundError, pipeline, register_provider
-from mnema.drive import drive
-from mnema.effects import Complete, StoreCall
-from mnema.models import ChangeSet, JobCompletion
+from memlane import ConflictError, Memory, NotFoundError, pipeline, register_provider
+from memlane.drive import drive
+from memlane.effects import Complete, StoreCall
+from memlane.models import ChangeSet, JobCompletion
 
 from conftest import seed
 from scripted_llm import ScriptedLLM
@@ -224,10 +224,10 @@ def test_a_schema_3_file_gains_versions_and_history_metadata_on_open(tmp_path):
     from conftest import config_for
     path = tmp_path / "v3.db"
     with Memory(config_for(path)) as m:
-        (mid,) = seed(m, ["from an older mnema"], user_id="u")
+        (mid,) = seed(m, ["from an older memlane"], user_id="u")
     with closing(sqlite3.connect(path)) as conn:
-        from mnema.stores.scoped_terms import keyed_text
-        conn.create_function("mnema_keyed", 4, keyed_text, deterministic=True)  # the schema's triggers use it
+        from memlane.stores.scoped_terms import keyed_text
+        conn.create_function("memlane_keyed", 4, keyed_text, deterministic=True)  # the schema's triggers use it
         conn.executescript("ALTER TABLE memories DROP COLUMN version; ALTER TABLE history DROP COLUMN "
                            "old_metadata; ALTER TABLE history DROP COLUMN new_metadata; "
                            "UPDATE meta SET value = '3' WHERE key = 'schema_version';")

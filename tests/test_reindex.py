@@ -1,4 +1,4 @@
-"""Re-embedding a store (mnema/reindex.py): vectors made again as add() makes them, a store moved to another
+"""Re-embedding a store (memlane/reindex.py): vectors made again as add() makes them, a store moved to another
 vector space, an interrupted reindex that resumes, and the file refusing normal use until it is done."""
 import sqlite3
 from contextlib import closing
@@ -6,11 +6,11 @@ from contextlib import closing
 import numpy as np
 import pytest
 
-from mnema import AsyncMemory, Memory, MemoryConfig, ProviderConfig
-from mnema.errors import DimensionMismatchError, ValidationError
-from mnema.models import ChangeSet
-from mnema.pipeline import new_memory
-from mnema.registry import register_provider
+from memlane import AsyncMemory, Memory, MemoryConfig, ProviderConfig
+from memlane.errors import DimensionMismatchError, ValidationError
+from memlane.models import ChangeSet
+from memlane.pipeline import new_memory
+from memlane.registry import register_provider
 
 from conftest import config_for
 
@@ -36,7 +36,7 @@ def _vectors(path) -> dict[str, tuple[np.ndarray, str]]:
 def _scramble(path) -> None:
     rng = np.random.default_rng(0)
     with closing(sqlite3.connect(path)) as conn:
-        conn.create_function("mnema_half", 1, lambda b: np.frombuffer(b, np.float32).astype(np.float16).tobytes())
+        conn.create_function("memlane_half", 1, lambda b: np.frombuffer(b, np.float32).astype(np.float16).tobytes())
         for (pk,) in conn.execute("SELECT pk FROM memories").fetchall():
             conn.execute("UPDATE memories SET embedding = ? WHERE pk = ?",
                          (rng.standard_normal(384).astype(np.float32).tobytes(), pk))

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from mnema import AsyncMemory, ConfigurationError, Memory, ProviderError, ValidationError, register_provider
-from mnema.config import MemoryConfig, ProviderConfig, RetrievalConfig
-from mnema.rerankers.maxsim import MaxSimReranker, content_rows, relevance, unit_rows
+from memlane import AsyncMemory, ConfigurationError, Memory, ProviderError, ValidationError, register_provider
+from memlane.config import MemoryConfig, ProviderConfig, RetrievalConfig
+from memlane.rerankers.maxsim import MaxSimReranker, content_rows, relevance, unit_rows
 
 FACTS = [("Caroline", "I play the violin, mostly classical pieces."),
          ("Melanie", "I painted a sunrise over the lake last weekend."),
@@ -67,7 +67,7 @@ def test_content_rows_drop_special_tokens_punctuation_and_stopwords():
 # ------------------------------------------------------------------ real model
 
 def test_token_states_are_what_embed_pools():
-    from mnema.embeddings.local import LocalEmbedder
+    from memlane.embeddings.local import LocalEmbedder
     e = LocalEmbedder()
     texts = ["hi", "Melanie painted a sunrise over the lake last weekend.", "ok"]
     out = e.token_states(texts)

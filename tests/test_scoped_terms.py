@@ -1,12 +1,12 @@
-"""Scope-keyed full-text terms (mnema.stores.scoped_terms) and the SQLite index built from them."""
+"""Scope-keyed full-text terms (memlane.stores.scoped_terms) and the SQLite index built from them."""
 import sqlite3
 from contextlib import closing
 
 import pytest
 
-from mnema import Memory
-from mnema.stores.scoped_terms import keyed_text, phrases, scope_key, search_scope, words
-from mnema.stores.sqlite import SCHEMA_VERSION
+from memlane import Memory
+from memlane.stores.scoped_terms import keyed_text, phrases, scope_key, search_scope, words
+from memlane.stores.sqlite import SCHEMA_VERSION
 
 from conftest import config_for
 
@@ -61,7 +61,7 @@ def test_keyword_search_reads_only_the_scope_and_follows_updates_and_deletes(tmp
         m.add("Bob restores vintage motorcycles too", user_id="bob", infer=False)
         m.add("vintage motorcycles in a run", user_id="alice", run_id="trip", infer=False)
         store = m._runtime.store
-        from mnema import filters as F
+        from memlane import filters as F
         scope = F.parse({"user_id": "alice"})
         assert {i for i, _ in store.keyword_search(["motorcycles"], scope, 10)} == {
             alice, *[r["id"] for r in m.get_all(user_id="alice", run_id="trip")["results"]]}
@@ -97,7 +97,7 @@ def test_a_schema_1_database_is_migrated_to_keyed_terms_on_open(tmp_path):
         assert conn.execute("SELECT count(*) FROM memories_fts WHERE memories_fts MATCH 'motorcycl'").fetchone() == (1,)
     with Memory(config_for(path)) as m:
         store = m._runtime.store
-        from mnema import filters as F
+        from memlane import filters as F
         assert [i for i, _ in store.keyword_search(["motorcycles"], F.parse({"user_id": "alice"}), 5)] == [kept]
         conn = store._conn()
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
@@ -108,7 +108,7 @@ def test_a_schema_1_database_is_migrated_to_keyed_terms_on_open(tmp_path):
 # ------------------------------------------------------------------ BM25 with the scope's own statistics
 
 def test_varints_and_the_fts5_row_count_read_from_a_real_table():
-    from mnema.stores.scope_bm25 import fts5_row_count, read_varint
+    from memlane.stores.scope_bm25 import fts5_row_count, read_varint
     assert read_varint(bytes([0x05]), 0) == (5, 1)
     assert read_varint(bytes([0x82, 0x2C, 0x07]), 0) == (300, 2)
     assert read_varint(bytes([0xFF] * 8 + [0x01]), 0) == ((2 ** 56 - 1) << 8 | 1, 9)
@@ -122,12 +122,12 @@ def test_varints_and_the_fts5_row_count_read_from_a_real_table():
 
 
 def _keyword_scores(m, user):
-    from mnema import filters as F
+    from memlane import filters as F
     return dict(m._runtime.store.keyword_search(["alice", "tea"], F.parse({"user_id": user}), 10))
 
 
 def test_a_scopes_keyword_scores_do_not_depend_on_other_tenants(tmp_path):
-    from mnema.config import MemoryConfig, ProviderConfig, RetrievalConfig
+    from memlane.config import MemoryConfig, ProviderConfig, RetrievalConfig
     config = MemoryConfig(vector_store=ProviderConfig(provider="sqlite", config={"path": str(tmp_path / "t.db")}),
                           llm=ProviderConfig(provider="none"), retrieval=RetrievalConfig(context_weight=0))
     with Memory(config) as m:

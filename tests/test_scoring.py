@@ -4,10 +4,10 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from mnema import Memory
-from mnema.config import RetrievalConfig
-from mnema.query_dates import date_share, named_dates
-from mnema.scoring import FusionWeights, fuse, keyword_score, named_actor, query_terms
+from memlane import Memory
+from memlane.config import RetrievalConfig
+from memlane.query_dates import date_share, named_dates
+from memlane.scoring import FusionWeights, fuse, keyword_score, named_actor, query_terms
 
 from conftest import config_for, seed
 

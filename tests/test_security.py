@@ -3,8 +3,8 @@ FTS5 metacharacters either work as plain data or raise a typed error, and a call
 never sees or changes another's memories."""
 import pytest
 
-from mnema import MnemaError
-from mnema import filters as F
+from memlane import MemlaneError
+from memlane import filters as F
 
 from conftest import seed, snapshot
 
@@ -32,14 +32,14 @@ def test_crafted_filter_key_cannot_widen_the_scope(tenants, key):
     for value in ("*", "x", {"ne": "x"}, {"in": ["a", None]}, {"icontains": "a"}, {"gte": 0}):
         try:
             got = m.get_all(user_id="mallory", filters={key: value})
-        except MnemaError:
+        except MemlaneError:
             continue
         assert all(r["user_id"] == "mallory" for r in got["results"])
         found = m.search("tea", user_id="mallory", filters={key: value})
         assert all(r["user_id"] == "mallory" for r in found["results"])
         try:
             m.delete_all(user_id="mallory", filters={key: value})
-        except MnemaError:
+        except MemlaneError:
             pass
     assert alice_rows(m) == [r for r in before["memories"] if "alice" in r]
     assert len(m.get_all(user_id="alice")["results"]) == 2
@@ -55,9 +55,9 @@ def test_quote_in_a_filter_key_is_data_not_sql(memory):
 
 @pytest.mark.parametrize("key", ['a"b', "a\\b", "a\x00b", "a\nb", "\ud800", "x" * 201, ""])
 def test_keys_outside_the_grammar_are_validation_errors(memory, key):
-    with pytest.raises(MnemaError):
+    with pytest.raises(MemlaneError):
         memory.get_all(user_id="u", filters={key: "v"})
-    with pytest.raises(MnemaError):
+    with pytest.raises(MemlaneError):
         memory.add("hello", user_id="u", metadata={key: "v"})
 
 
@@ -83,7 +83,7 @@ def test_metacharacters_in_every_position_stay_data(tenants, text):
     for query in (text, f"{text} chess", content):
         try:
             found = m.search(query, user_id="mallory", filters={"tag": {"contains": text}})
-        except MnemaError:
+        except MemlaneError:
             continue
         assert all(r["user_id"] == "mallory" for r in found["results"])
     # a scope id full of metacharacters is its own tenant
@@ -95,10 +95,10 @@ def test_metacharacters_in_every_position_stay_data(tenants, text):
     assert m.history(mid)[-1]["new_memory"] == f"{text} edited"
     m.delete_all(user_id=f"mallory{text}")
     assert len(m.get_all(user_id="alice")["results"]) == 2
-    with pytest.raises(MnemaError):
+    with pytest.raises(MemlaneError):
         m.get(text)  # not a UUID
 
 
 def test_to_sql_refuses_an_operator_parse_never_makes():
-    with pytest.raises(MnemaError):
+    with pytest.raises(MemlaneError):
         F.to_sql(F.Cmp("k", "like", "%"), [])

@@ -1,7 +1,7 @@
 """A bounded run of bench/soak.py: ~15 s of mixed load from several processes and threads on one file,
 then ~20 kill -9s of writer and background-job processes. Fails on any lost or duplicated write, any
 doctor violation (after each kill and at the end), any job not done exactly once, and any exception that
-is not a MnemaError."""
+is not a MemlaneError."""
 import json
 import os
 import subprocess
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_soak_bounded(tmp_path):
     out = tmp_path / "soak.json"
-    env = {**os.environ, "MNEMA_LLM": "none"}
+    env = {**os.environ, "MEMLANE_LLM": "none"}
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "soak.py"), "--processes", "3", "--threads", "4",
                            "--seconds", "15", "--kills", "20", "--parallel", "2", "--db", str(tmp_path / "soak.db"),
                            "--out", str(out)], capture_output=True, text=True, timeout=900, env=env)

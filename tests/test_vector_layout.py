@@ -6,13 +6,13 @@ from contextlib import closing
 import numpy as np
 import pytest
 
-from mnema import Memory
-from mnema import filters as F
-from mnema import inputs
-from mnema.models import ChangeSet
-from mnema.pipeline import new_memory
-from mnema.stores.sqlite import SCHEMA_VERSION
-from mnema.stores.sqlite import SQLiteStore
+from memlane import Memory
+from memlane import filters as F
+from memlane import inputs
+from memlane.models import ChangeSet
+from memlane.pipeline import new_memory
+from memlane.stores.sqlite import SCHEMA_VERSION
+from memlane.stores.sqlite import SQLiteStore
 
 from conftest import config_for
 
@@ -95,7 +95,7 @@ def test_vector_search_gives_the_exact_top_k_of_the_scope_and_filter(tmp_path):
 
 
 def test_search_scores_come_from_the_exact_float32_vectors(tmp_path):
-    from mnema.config import MemoryConfig, ProviderConfig, RetrievalConfig
+    from memlane.config import MemoryConfig, ProviderConfig, RetrievalConfig
     config = MemoryConfig(vector_store=ProviderConfig(provider="sqlite", config={"path": str(tmp_path / "e.db")}),
                           llm=ProviderConfig(provider="none"), retrieval=RetrievalConfig(context_weight=0))
     with Memory(config) as m:
@@ -103,7 +103,7 @@ def test_search_scores_come_from_the_exact_float32_vectors(tmp_path):
         hit = m.search("zebra crossing", user_id="alice")["results"][0]  # no shared word: dense only
         stored = m._runtime.store.get([hit["id"]], with_embeddings=True)[0].embedding
         query = m._runtime.embedder.embed(["zebra crossing"], "search")[0]
-        from mnema.scoring import fuse
+        from memlane.scoring import fuse
         exact = fuse({hit["id"]: float(np.dot(stored, query))}, {}, set(), m._settings.weights)[hit["id"]]
         assert hit["score"] == round(exact, 6)
 
@@ -116,7 +116,7 @@ def test_a_schema_2_file_gets_its_vector_copy_on_open(tmp_path, caplog):
         conn.executescript("DROP TRIGGER memory_vectors_ai; DROP TRIGGER memory_vectors_ad; "
                            "DROP TRIGGER memory_vectors_au; DROP TABLE memory_vectors; "
                            "UPDATE meta SET value = '2' WHERE key = 'schema_version';")
-    with caplog.at_level("WARNING", logger="mnema"), Memory(config_for(path)) as m:
+    with caplog.at_level("WARNING", logger="memlane"), Memory(config_for(path)) as m:
         assert "copying 1 vectors into memory_vectors" in caplog.text
         conn = m._runtime.store._conn()
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)

@@ -1,7 +1,7 @@
 """Ollama embeddings: POST {base}/api/embed with {"model", "input": [...]} -> {"embeddings": [[...], ...]}.
 
 Config keys (mem0's names): `model` (default nomic-embed-text), `ollama_base_url` (else OLLAMA_HOST, read
-by Ollama's rules as in mnema/ollama_host.py, else http://localhost:11434), `embedding_dims` (the size to
+by Ollama's rules as in memlane/ollama_host.py, else http://localhost:11434), `embedding_dims` (the size to
 expect; Ollama has no truncation parameter, so a mismatch is reported, not hidden), `model_kwargs` (extra
 body fields: options, truncate, keep_alive...), `api_key` (optional bearer token, for a proxy or
 ollama.com), `batch_size`, `timeout`, `max_retries`.

@@ -1,7 +1,7 @@
-"""`mnema` command line: add, search, list, get, update, delete, history, reindex, doctor, demo.
+"""`memlane` command line: add, search, list, get, update, delete, history, reindex, doctor, demo.
 
 Human output is a table; --json prints the API's result as JSON. The database is the embedded default
-($MNEMA_HOME/mnema.db) unless --db names another file.
+($MEMLANE_HOME/memlane.db) unless --db names another file.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import MnemaError, ValidationError
+from .errors import MemlaneError, ValidationError
 
 DEMO_CONVERSATION = [
     ("2026-03-02T09:00:00Z", [
@@ -114,9 +114,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     tmp = None
     path = args.db
     if not path:
-        tmp = tempfile.mkdtemp(prefix="mnema-demo-")
+        tmp = tempfile.mkdtemp(prefix="memlane-demo-")
         path = str(Path(tmp) / "demo.db")
-    print(f"mnema demo: embedded store at {path}, local embedder (offline)\n")
+    print(f"memlane demo: embedded store at {path}, local embedder (offline)\n")
     try:
         config = MemoryConfig(vector_store=ProviderConfig(provider="sqlite", config={"path": path}))
         with Memory(config) as m:
@@ -140,7 +140,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """0: no violations; 1: some (after --repair: some remain); 2 (raised): not a mnema database."""
+    """0: no violations; 1: some (after --repair: some remain); 2 (raised): not a memlane database."""
     from .config import MemoryConfig, ProviderConfig
     from .stores import sqlite_doctor
     config = MemoryConfig()
@@ -160,12 +160,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="mnema", description="Long-term memory for LLM applications.")
-    parser.add_argument("--db", help="SQLite database file (default: $MNEMA_HOME/mnema.db)")
+    parser = argparse.ArgumentParser(prog="memlane", description="Long-term memory for LLM applications.")
+    parser.add_argument("--db", help="SQLite database file (default: $MEMLANE_HOME/memlane.db)")
     parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    # --db and --json are also accepted after the command (`mnema list --user alice --json`); SUPPRESS
+    # --db and --json are also accepted after the command (`memlane list --user alice --json`); SUPPRESS
     # keeps a subcommand from overwriting a value given before it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", default=argparse.SUPPRESS, help="SQLite database file")
@@ -261,7 +261,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         elif args.command == "history":
             _emit(args, m.history(args.id), ["event", "old_memory", "new_memory", "created_at"])
         m.close()
-    except MnemaError as exc:
+    except MemlaneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,5 +1,5 @@
 """Re-embedding a store: every memory's vector made again the way add() makes it with the current embedder
-and settings (after changing the embedder, sentence pooling, the context weight, or upgrading mnema). Part
+and settings (after changing the embedder, sentence pooling, the context weight, or upgrading memlane). Part
 of the one pipeline: a generator of effects, run by the sync or async driver.
 
 The store hands out pages oldest first and remembers how far the reindex got (stores/base.py

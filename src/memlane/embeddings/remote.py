@@ -2,7 +2,7 @@
 from a table, or found by one probe call at first use), checking what comes back, and normalising it.
 
 A provider subclass implements two pure methods: `build(texts, purpose) -> HTTPCall` for one batch and
-`parse(result, count) -> list of vectors`; the I/O goes through `HTTPProvider.call` / `acall` (mnema.http),
+`parse(result, count) -> list of vectors`; the I/O goes through `HTTPProvider.call` / `acall` (memlane.http),
 so retries (429 with Retry-After, 5xx, timeouts) are bounded and the same for every provider.
 """
 from __future__ import annotations

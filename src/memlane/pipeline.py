@@ -24,10 +24,10 @@ from .query_dates import date_share, named_dates
 from .scoring import FusionWeights, fuse, named_actor, query_terms
 from .vectors import memory_vectors, reembedded, scope_key, turn_vectors
 
-log = logging.getLogger("mnema")
+log = logging.getLogger("memlane")
 Op = Generator[Any, Any, Any]
 
-NO_LLM_WARNING = ("mnema: no LLM is configured, so add(infer=True) stores messages verbatim instead of "
+NO_LLM_WARNING = ("memlane: no LLM is configured, so add(infer=True) stores messages verbatim instead of "
                   "extracting facts. Configure one with Memory.from_config({'llm': {'provider': 'openai', "
                   "...}}) or set OPENAI_API_KEY; pass infer=False to store verbatim without this warning.")
 
@@ -194,7 +194,7 @@ def ask(request: Any, model: type, usage: Usage) -> Op:
         return X.parse(response, model)
     except ValueError as first:
         raw = response.content or json.dumps(response.data)
-        log.info("mnema: LLM answer did not validate (%s); asking once more", first)
+        log.info("memlane: LLM answer did not validate (%s); asking once more", first)
         response = yield Complete(X.repair_request(request, raw, str(first)))
         usage.count(response)
         try:
@@ -262,7 +262,7 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
             continue
         break
     if plan.rejected:
-        log.warning("mnema: rejected %d LLM decision(s): %s", len(plan.rejected),
+        log.warning("memlane: rejected %d LLM decision(s): %s", len(plan.rejected),
                     "; ".join(r["reason"] for r in plan.rejected))
     return out
 

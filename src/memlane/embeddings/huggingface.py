@@ -1,7 +1,7 @@
 """Hugging Face embeddings: a sentence-transformers model loaded from a local path or the local Hugging Face
 cache, offline only (local_files_only: nothing is downloaded), or a text-embeddings-inference server.
 
-Needs the optional extra: pip install 'mnema[huggingface]' (sentence-transformers, which brings torch).
+Needs the optional extra: pip install 'memlane[huggingface]' (sentence-transformers, which brings torch).
 
 Config keys (mem0's names): `model` (a directory holding a sentence-transformers model, or a model name
 already in the local cache; default multi-qa-MiniLM-L6-cos-v1, mem0's default), `model_kwargs` (keyword
@@ -60,7 +60,7 @@ class HuggingFaceEmbedder:
             raise ConfigurationError(f"huggingface embedder: bad model_kwargs: {exc}") from exc
         except (OSError, ValueError) as exc:
             raise ConfigurationError(
-                f"huggingface embedder: cannot load {self.model!r} offline (mnema never downloads models): "
+                f"huggingface embedder: cannot load {self.model!r} offline (memlane never downloads models): "
                 f"{exc}. Pass a local directory as `model`, or put the model in the Hugging Face cache first."
             ) from exc
         get_dim = getattr(self._model, "get_embedding_dimension", None) or \

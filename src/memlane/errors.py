@@ -1,25 +1,25 @@
-"""Typed exceptions. Everything mnema raises on purpose derives from MnemaError."""
+"""Typed exceptions. Everything memlane raises on purpose derives from MemlaneError."""
 from __future__ import annotations
 
 from typing import Any
 
 
-class MnemaError(Exception):
-    """Base class of every error mnema raises on purpose."""
+class MemlaneError(Exception):
+    """Base class of every error memlane raises on purpose."""
 
 
-class ValidationError(MnemaError, ValueError):
-    """The caller passed something mnema cannot accept (bad id, empty message, unknown filter operator...)."""
+class ValidationError(MemlaneError, ValueError):
+    """The caller passed something memlane cannot accept (bad id, empty message, unknown filter operator...)."""
 
 
-class NotFoundError(MnemaError, KeyError):
+class NotFoundError(MemlaneError, KeyError):
     """A memory id that does not exist (in this store)."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else "not found"
 
 
-class ConflictError(MnemaError):
+class ConflictError(MemlaneError):
     """A write was planned against a state of the store that changed before it could commit (another
     caller updated or deleted the same memory); nothing was written. `ids` names the memories involved."""
 
@@ -28,16 +28,16 @@ class ConflictError(MnemaError):
         self.ids = tuple(ids)
 
 
-class InternalError(MnemaError):
-    """A bug in mnema or a dependency surfaced as an unexpected exception (kept as __cause__); nothing was
+class InternalError(MemlaneError):
+    """A bug in memlane or a dependency surfaced as an unexpected exception (kept as __cause__); nothing was
     written. Please report it."""
 
 
-class ConfigurationError(MnemaError):
+class ConfigurationError(MemlaneError):
     """The configuration is invalid or names something that is not installed."""
 
 
-class ProviderError(MnemaError):
+class ProviderError(MemlaneError):
     """An external provider (LLM, embedder, store) failed."""
 
     def __init__(self, message: str, *, provider: str | None = None, status: int | None = None):
@@ -62,5 +62,5 @@ class DimensionMismatchError(ConfigurationError):
 def missing_extra(package: str, extra: str) -> ConfigurationError:
     """The ImportError-style message for an optional dependency, naming the extra to install."""
     return ConfigurationError(
-        f"{package!r} is not installed; install it with: pip install 'mnema[{extra}]'"
+        f"{package!r} is not installed; install it with: pip install 'memlane[{extra}]'"
     )

@@ -10,13 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from .errors import ConfigurationError
 from .scoring import FusionWeights
 
-# The one mem0 config `version` whose behaviour mnema implements.
+# The one mem0 config `version` whose behaviour memlane implements.
 SUPPORTED_VERSION = "v1.1"
 
 
 def default_home() -> Path:
-    """Where the embedded store lives: $MNEMA_HOME, else ~/.mnema."""
-    return Path(os.environ.get("MNEMA_HOME") or Path.home() / ".mnema")
+    """Where the embedded store lives: $MEMLANE_HOME, else ~/.memlane."""
+    return Path(os.environ.get("MEMLANE_HOME") or Path.home() / ".memlane")
 
 
 class ProviderConfig(BaseModel):
@@ -47,7 +47,7 @@ class RetrievalConfig(BaseModel):
     bm25_half: float = Field(default=FusionWeights.bm25_half, gt=0)
     # share of a turn's vector taken from the previous turn's; 0 turns contextual indexing off
     context_weight: float = Field(default=0.25, ge=0, le=1)
-    # embed each sentence of a memory (prefixed with the speaker's name) and average (mnema/pooling.py).
+    # embed each sentence of a memory (prefixed with the speaker's name) and average (memlane/pooling.py).
     # None = on for the packaged local embedder, where it was measured (docs/benchmarks.md), off for the others.
     # A store records which way its vectors were made; opening it the other way is an error.
     sentence_pooling: Optional[bool] = None
@@ -91,8 +91,8 @@ class MemoryConfig(BaseModel):
     job_lease_seconds: float = Field(default=60.0, gt=0)
     # mem0's name for extra extraction instructions (joined to custom_instructions).
     custom_fact_extraction_prompt: Optional[str] = None
-    # mem0 keys that name what mnema does not implement: a config setting them is refused, not quietly run
-    # without them. `version` is kept because pasted mem0 configs carry "v1.1", the API mnema follows.
+    # mem0 keys that name what memlane does not implement: a config setting them is refused, not quietly run
+    # without them. `version` is kept because pasted mem0 configs carry "v1.1", the API memlane follows.
     version: Optional[str] = SUPPORTED_VERSION
     graph_store: Optional[dict[str, Any]] = None
     custom_update_memory_prompt: Optional[str] = None
@@ -102,14 +102,14 @@ class MemoryConfig(BaseModel):
     def _not_supported(cls, value: Any, info: ValidationInfo) -> Any:
         if value is not None:
             raise ConfigurationError(f"{info.field_name} is not supported yet: remove it from the config "
-                                     "(mnema would otherwise run without it)")
+                                     "(memlane would otherwise run without it)")
         return value
 
     @field_validator("version", mode="before")
     @classmethod
     def _known_version(cls, value: Any) -> Any:
         if value is not None and value != SUPPORTED_VERSION:
-            raise ConfigurationError(f"version {value!r} is not supported: mnema implements mem0's "
+            raise ConfigurationError(f"version {value!r} is not supported: memlane implements mem0's "
                                      f"{SUPPORTED_VERSION!r} API only (set version to {SUPPORTED_VERSION!r} or "
                                      "leave it out)")
         return value
@@ -127,11 +127,11 @@ class MemoryConfig(BaseModel):
             raise ConfigurationError(f"invalid config: {exc}") from exc
 
     def database_path(self) -> Path:
-        """The embedded SQLite file: vector_store.config.path, else history_db_path, else $MNEMA_HOME/mnema.db."""
+        """The embedded SQLite file: vector_store.config.path, else history_db_path, else $MEMLANE_HOME/memlane.db."""
         if self.vector_store.provider == "sqlite":
             path = self.vector_store.config.get("path") or self.vector_store.config.get("db_path")
             if path:
                 return Path(path)
         if self.history_db_path:
             return Path(self.history_db_path)
-        return default_home() / "mnema.db"
+        return default_home() / "memlane.db"

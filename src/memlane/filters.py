@@ -307,7 +307,7 @@ def to_sql(node: Node, params: list[Any], metadata_column: str = "metadata", col
     No caller text is ever spliced into the SQL: values and JSON paths are bound parameters (the paths are
     built from keys that passed `check_key`), column names come from COLUMN_KEYS, and `metadata_column` /
     `column_prefix` come from the store. Fragments are built left to right, so `params` follows the
-    placeholders' order. Uses the SQL function mnema_fold (str.casefold), registered on every connection,
+    placeholders' order. Uses the SQL function memlane_fold (str.casefold), registered on every connection,
     for icontains.
     """
     def bind(value: Any) -> str:
@@ -372,13 +372,13 @@ def to_sql(node: Node, params: list[Any], metadata_column: str = "metadata", col
     needle = value.casefold() if fold else value
 
     def text() -> str:
-        return f"mnema_fold({expr()})" if fold else expr()
+        return f"memlane_fold({expr()})" if fold else expr()
 
     if is_column:
         return f"(typeof({expr()}) = 'text' AND instr({text()}, {bind(needle)}) > 0)"
     text_cond = (f"(coalesce(json_type({metadata_column}, {bind(path)}), 'null') = 'text' "
                  f"AND instr({text()}, {bind(needle)}) > 0)")
-    elem = "mnema_fold(value)" if fold else "value"
+    elem = "memlane_fold(value)" if fold else "value"
     array_cond = (f"(json_type({metadata_column}, {bind(path)}) = 'array' AND EXISTS (SELECT 1 FROM "
                   f"json_each({metadata_column}, {bind(path)}) WHERE type = 'text' AND {elem} = {bind(needle)}))")
     return f"({text_cond} OR {array_cond})"

@@ -1,8 +1,8 @@
-"""Any model LiteLLM can reach (100+ providers), through the `litellm` package (pip install 'mnema[litellm]').
+"""Any model LiteLLM can reach (100+ providers), through the `litellm` package (pip install 'memlane[litellm]').
 
-litellm.completion / acompletion do the I/O; mnema keeps the retry decisions (LiteLLM's own retries are turned
+litellm.completion / acompletion do the I/O; memlane keeps the retry decisions (LiteLLM's own retries are turned
 off) so that 429 with Retry-After, 5xx, timeouts and connection errors are retried with the same bounded,
-jittered backoff as mnema's HTTP providers, and other errors raise ProviderError at once. `timeout` is a
+jittered backoff as memlane's HTTP providers, and other errors raise ProviderError at once. `timeout` is a
 deadline for each attempt as there: LiteLLM's own timeout bounds each socket read only, so the caller waits
 under asyncio.wait_for, or (sync) for a worker thread that runs the call.
 
@@ -73,7 +73,7 @@ def _call_within(timeout: float, fn: Any, kwargs: dict[str, Any]) -> Any:
         finally:
             done.set()
 
-    threading.Thread(target=run, name="mnema-litellm-call", daemon=True).start()
+    threading.Thread(target=run, name="memlane-litellm-call", daemon=True).start()
     if not done.wait(timeout):
         raise DeadlineExceeded(timeout)
     if "error" in box:
@@ -179,7 +179,7 @@ class LiteLLM:
                            model=getattr(response, "model", None), raw=response)
 
     def exchange(self, kwargs: dict[str, Any]) -> Generator[Union[Completion, Sleep], Any, LLMResponse]:
-        """The retry decisions of mnema.http.exchange, for errors raised by LiteLLM."""
+        """The retry decisions of memlane.http.exchange, for errors raised by LiteLLM."""
         errors = self._litellm.exceptions
         attempt = 0
         while True:

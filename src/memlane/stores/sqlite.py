@@ -32,7 +32,7 @@ from ..pooling import POOLED_SUFFIX
 from .scope_bm25 import fts5_idf, fts5_row_count, scope_idf
 from .scoped_terms import keyed_text, phrases, scope_key, search_scope
 
-log = logging.getLogger("mnema")
+log = logging.getLogger("memlane")
 
 SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 30_000
@@ -56,13 +56,13 @@ CREATE TABLE IF NOT EXISTS memories (
 CREATE INDEX IF NOT EXISTS memories_user ON memories(user_id);
 CREATE INDEX IF NOT EXISTS memories_agent ON memories(agent_id);
 CREATE INDEX IF NOT EXISTS memories_run ON memories(run_id);
--- Full-text terms are keyed by scope (stores/scoped_terms.py): mnema_keyed() is registered on every
+-- Full-text terms are keyed by scope (stores/scoped_terms.py): memlane_keyed() is registered on every
 -- connection and is deterministic, so the 'delete' rows below reproduce exactly what was inserted.
 -- Other tools (the sqlite3 shell, Datasette) can read every table, but writing to memories or reading
--- memories_fts needs the function: mnema.stores.scoped_terms.keyed_text, registered with 4 arguments.
+-- memories_fts needs the function: memlane.stores.scoped_terms.keyed_text, registered with 4 arguments.
 CREATE VIEW IF NOT EXISTS memories_fts_source AS SELECT pk,
-    mnema_keyed(memory, user_id, agent_id, run_id) AS memory,
-    mnema_keyed(context, user_id, agent_id, run_id) AS context FROM memories;
+    memlane_keyed(memory, user_id, agent_id, run_id) AS memory,
+    memlane_keyed(context, user_id, agent_id, run_id) AS context FROM memories;
 CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
     memory, context, content='memories_fts_source', content_rowid='pk',
     tokenize="porter unicode61 remove_diacritics 2 tokenchars '_'");
@@ -106,12 +106,12 @@ CREATE INDEX IF NOT EXISTS messages_user ON messages(user_id);
 CREATE INDEX IF NOT EXISTS messages_agent ON messages(agent_id);
 CREATE INDEX IF NOT EXISTS messages_run ON messages(run_id);
 -- One row per scope id a memory has ('user_id:alice', ...): float16 vectors clustered by scope (see above).
--- Written only by these triggers; mnema_half() (float32 -> float16 bytes) is registered on every connection.
+-- Written only by these triggers; memlane_half() (float32 -> float16 bytes) is registered on every connection.
 CREATE TABLE IF NOT EXISTS memory_vectors (
     scope TEXT NOT NULL, pk INTEGER NOT NULL, embedding BLOB NOT NULL,
     PRIMARY KEY (scope, pk)) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS memory_vectors_ai AFTER INSERT ON memories BEGIN
-    INSERT INTO memory_vectors (scope, pk, embedding) SELECT scope, new.pk, mnema_half(new.embedding) FROM (
+    INSERT INTO memory_vectors (scope, pk, embedding) SELECT scope, new.pk, memlane_half(new.embedding) FROM (
         SELECT 'user_id:' || new.user_id AS scope WHERE new.user_id IS NOT NULL
         UNION ALL SELECT 'agent_id:' || new.agent_id WHERE new.agent_id IS NOT NULL
         UNION ALL SELECT 'run_id:' || new.run_id WHERE new.run_id IS NOT NULL);
@@ -124,7 +124,7 @@ CREATE TRIGGER IF NOT EXISTS memory_vectors_au AFTER UPDATE OF embedding, user_i
 ON memories BEGIN
     DELETE FROM memory_vectors WHERE pk = old.pk AND scope IN (
         'user_id:' || old.user_id, 'agent_id:' || old.agent_id, 'run_id:' || old.run_id);
-    INSERT INTO memory_vectors (scope, pk, embedding) SELECT scope, new.pk, mnema_half(new.embedding) FROM (
+    INSERT INTO memory_vectors (scope, pk, embedding) SELECT scope, new.pk, memlane_half(new.embedding) FROM (
         SELECT 'user_id:' || new.user_id AS scope WHERE new.user_id IS NOT NULL
         UNION ALL SELECT 'agent_id:' || new.agent_id WHERE new.agent_id IS NOT NULL
         UNION ALL SELECT 'run_id:' || new.run_id WHERE new.run_id IS NOT NULL);
@@ -133,7 +133,7 @@ END;
 
 # Files written before memory_vectors existed get it filled once, on open.
 FILL_MEMORY_VECTORS = """
-INSERT INTO memory_vectors (scope, pk, embedding) SELECT scope, pk, mnema_half(embedding) FROM (
+INSERT INTO memory_vectors (scope, pk, embedding) SELECT scope, pk, memlane_half(embedding) FROM (
     SELECT 'user_id:' || user_id AS scope, pk, embedding FROM memories WHERE user_id IS NOT NULL
     UNION ALL SELECT 'agent_id:' || agent_id, pk, embedding FROM memories WHERE agent_id IS NOT NULL
     UNION ALL SELECT 'run_id:' || run_id, pk, embedding FROM memories WHERE run_id IS NOT NULL)
@@ -161,7 +161,7 @@ def table_columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 
 def add_missing_columns(conn: sqlite3.Connection, columns: Iterable[tuple[str, str, str]]) -> None:
-    """Add each (table, column, definition) a file written by an older mnema lacks (inside the caller's
+    """Add each (table, column, definition) a file written by an older memlane lacks (inside the caller's
     transaction; the names are this package's constants)."""
     for table, column, definition in columns:
         if column not in table_columns(conn, table):
@@ -250,7 +250,7 @@ def _reads(method):
 
 
 class SQLiteStore:
-    """Config: `path` (the database file; defaults to $MNEMA_HOME/mnema.db). mem0's `collection_name`,
+    """Config: `path` (the database file; defaults to $MEMLANE_HOME/memlane.db). mem0's `collection_name`,
     `embedding_model_dims` are accepted; the latter is checked against the embedder."""
 
     def __init__(self, config: dict[str, Any] | None = None):
@@ -258,7 +258,7 @@ class SQLiteStore:
         path = config.pop("path", None) or config.pop("db_path", None)
         if not path:
             from ..config import default_home
-            path = default_home() / "mnema.db"
+            path = default_home() / "memlane.db"
         config.pop("collection_name", None)
         self._expected_dims = config.pop("embedding_model_dims", None)
         if config:
@@ -275,7 +275,7 @@ class SQLiteStore:
             conn = self._conn()
         except (OSError, sqlite3.Error) as exc:
             self.close()
-            raise ConfigurationError(f"cannot open {self.path} as a mnema database: {exc}") from exc
+            raise ConfigurationError(f"cannot open {self.path} as a memlane database: {exc}") from exc
         try:
             self._create(conn)
         except BaseException:
@@ -292,9 +292,9 @@ class SQLiteStore:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.create_function("mnema_fold", 1, _fold, deterministic=True)
-            conn.create_function("mnema_keyed", 4, keyed_text, deterministic=True)
-            conn.create_function("mnema_half", 1, _half, deterministic=True)
+            conn.create_function("memlane_fold", 1, _fold, deterministic=True)
+            conn.create_function("memlane_keyed", 4, keyed_text, deterministic=True)
+            conn.create_function("memlane_half", 1, _half, deterministic=True)
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)
@@ -322,7 +322,7 @@ class SQLiteStore:
             conn.execute("BEGIN IMMEDIATE")
             version = self._stored_version(conn)
             if version is not None and version > SCHEMA_VERSION:
-                raise ConfigurationError(f"{self.path} was written by a newer mnema (schema {version})")
+                raise ConfigurationError(f"{self.path} was written by a newer memlane (schema {version})")
             if version == 1:  # v1 indexed plain terms plus a scope column; rebuild with keyed terms
                 for statement in _statements(MIGRATE_1_TO_2):  # not executescript: it would COMMIT
                     conn.execute(statement)
@@ -335,7 +335,7 @@ class SQLiteStore:
             if version is not None and not had_vectors:
                 count = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
                 if count:  # one pass over every vector: say why open() takes a while on a big file
-                    log.warning("mnema: %s: copying %d vectors into memory_vectors (schema 3; once)",
+                    log.warning("memlane: %s: copying %d vectors into memory_vectors (schema 3; once)",
                                 self.path, count)
                 conn.execute(FILL_MEMORY_VECTORS)
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -343,7 +343,7 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            raise ConfigurationError(f"cannot open {self.path} as a mnema database: {exc}") from exc
+            raise ConfigurationError(f"cannot open {self.path} as a memlane database: {exc}") from exc
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -377,7 +377,7 @@ class SQLiteStore:
                 raise DimensionMismatchError(
                     f"{self.path} is being re-embedded with {model!r} ({dims} dimensions) and the reindex has not "
                     "finished (it is running elsewhere, or was interrupted): finish it with Memory.reindexed("
-                    "config) or `mnema reindex` using that embedder, or remove the file.")
+                    "config) or `memlane reindex` using that embedder, or remove the file.")
             rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('embedding_model', "
                                      "'embedding_dims')").fetchall())
             if not rows:
@@ -386,7 +386,7 @@ class SQLiteStore:
                 raise DimensionMismatchError(
                     f"{self.path} holds {rows['embedding_dims']}-dimensional vectors from "
                     f"{rows['embedding_model']!r}; the configured embedder is {model_id!r} ({dimension} "
-                    "dimensions). Re-embed it with Memory.reindexed(config) (or `mnema reindex` for the packaged "
+                    "dimensions). Re-embed it with Memory.reindexed(config) (or `memlane reindex` for the packaged "
                     "embedder), use another database file, or reset() this one." + _pooling_hint(
                         rows["embedding_model"], model_id))
         self._dimension = dimension

@@ -75,14 +75,14 @@ def _finish(config: MemoryConfig, embedder: Any, store: Any,
     return Runtime(embedder, store, llm, reranker), settings
 
 
-# Checked in this order when no llm is configured; set MNEMA_LLM=none (or llm provider "none") to opt out.
+# Checked in this order when no llm is configured; set MEMLANE_LLM=none (or llm provider "none") to opt out.
 AUTODETECT = (("OPENAI_API_KEY", "openai"), ("ANTHROPIC_API_KEY", "anthropic"), ("GEMINI_API_KEY", "gemini"),
               ("OLLAMA_HOST", "ollama"))
 
 
 def detect_llm() -> Optional[ProviderConfig]:
     """The LLM implied by the environment: the first of AUTODETECT whose variable is set."""
-    if os.environ.get("MNEMA_LLM", "").lower() == "none":
+    if os.environ.get("MEMLANE_LLM", "").lower() == "none":
         return None
     for variable, provider in AUTODETECT:
         if os.environ.get(variable):
@@ -231,7 +231,7 @@ class Memory(_Base):
         return self._run(pipeline.reset(self._settings))
 
     def reindex(self, *, batch_size: int = 256, progress: Union[bool, Progress, None] = None) -> dict[str, Any]:
-        """Embed every memory again as add() does now (after upgrading mnema or changing retrieval
+        """Embed every memory again as add() does now (after upgrading memlane or changing retrieval
         settings), one transaction per batch; an interrupted run resumes where it stopped. progress=True
         draws a bar on stderr; a callable gets (done, total) after each batch."""
         return self._run(reindex.reindex(self._settings, batch_size, _progress(progress)))

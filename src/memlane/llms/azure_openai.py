@@ -1,4 +1,4 @@
-"""Azure OpenAI chat completions: OpenAI's protocol (mnema.llms.openai builds and parses the bodies) at
+"""Azure OpenAI chat completions: OpenAI's protocol (memlane.llms.openai builds and parses the bodies) at
 {azure_endpoint}/openai/deployments/{azure_deployment}/chat/completions?api-version=..., authenticated by an
 `api-key` header (or a Microsoft Entra token as a bearer token).
 

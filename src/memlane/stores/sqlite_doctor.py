@@ -1,4 +1,4 @@
-"""`mnema doctor`: check a SQLite store's invariants, and mend the ones that can be derived.
+"""`memlane doctor`: check a SQLite store's invariants, and mend the ones that can be derived.
 
 check(path) reads the whole file in ONE read transaction (a WAL snapshot), so a process writing to it
 meanwhile cannot make a consistent store look broken. It checks:
@@ -24,7 +24,7 @@ repair(path) mends what can be derived from what is stored, in one write transac
 rebuilt, memory_vectors rows are recomputed from memories.embedding, hashes are recomputed, and a job
 whose memories are already stored is marked done (with a result listing them) so it cannot run again.
 The history chain, provenance and duplicates cannot be derived; they are reported, never changed. An
-embedding with NaN is not derivable either: `mnema reindex` embeds every memory again.
+embedding with NaN is not derivable either: `memlane reindex` embeds every memory again.
 
 Written against schema 3 and 4 (columns are looked up with PRAGMA table_info, never assumed).
 """
@@ -79,11 +79,11 @@ VECTOR_KINDS = frozenset({"vector_missing", "vector_mismatch", "vector_orphan"})
 FTS_KINDS = frozenset({"fts_mismatch", "fts_orphan", "fts_integrity"})
 # Above this many memories check() skips FTS5's integrity-check unless asked (it holds the write lock).
 FTS_INTEGRITY_MAX_MEMORIES = 200_000
-TEMP_FTS, TEMP_VOCAB_MAIN, TEMP_VOCAB_SHADOW = "mnema_doctor_fts", "mnema_doctor_vocab", "mnema_doctor_vocab2"
+TEMP_FTS, TEMP_VOCAB_MAIN, TEMP_VOCAB_SHADOW = "memlane_doctor_fts", "memlane_doctor_vocab", "memlane_doctor_vocab2"
 
 
-class NotAMnemaDatabase(ConfigurationError):
-    """The file is missing, is not SQLite, or is SQLite without mnema's tables."""
+class NotAMemlaneDatabase(ConfigurationError):
+    """The file is missing, is not SQLite, or is SQLite without memlane's tables."""
 
 
 class Violation(BaseModel):
@@ -116,7 +116,7 @@ class Report(BaseModel):
     def summary(self, per_kind: int = 5) -> str:
         """A short human report."""
         version = f"schema {self.schema_version}" if self.schema_version is not None else "schema ?"
-        lines = [f"mnema doctor: {self.path} ({version})"]
+        lines = [f"memlane doctor: {self.path} ({version})"]
         jobs = ", ".join(f"{k[5:]} {v}" for k, v in sorted(self.counts.items()) if k.startswith("jobs_"))
         lines.append("  " + ", ".join(f"{k} {self.counts[k]}" for k in
                                       ("memories", "memory_vectors", "fts_documents", "history", "messages", "jobs")
@@ -144,10 +144,10 @@ class Report(BaseModel):
 # ------------------------------------------------------------------ opening
 
 def _probe(path: Path) -> None:
-    """Refuse anything that is not a mnema database before the store's connection setup touches it (that
+    """Refuse anything that is not a memlane database before the store's connection setup touches it (that
     setup turns WAL on, and opening the store proper would create tables)."""
     if not path.is_file():
-        raise NotAMnemaDatabase(f"cannot open {path} as a mnema database: no such file")
+        raise NotAMemlaneDatabase(f"cannot open {path} as a memlane database: no such file")
     try:  # a plain connection reads the schema without writing anything
         conn = sqlite3.connect(path, timeout=30)
         try:
@@ -155,14 +155,14 @@ def _probe(path: Path) -> None:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        raise NotAMnemaDatabase(f"cannot open {path} as a mnema database: {exc}") from None
+        raise NotAMemlaneDatabase(f"cannot open {path} as a memlane database: {exc}") from None
     missing = [t for t in REQUIRED_TABLES if t not in names]
     if missing:
-        raise NotAMnemaDatabase(f"cannot open {path} as a mnema database: no {', '.join(missing)} table")
+        raise NotAMemlaneDatabase(f"cannot open {path} as a memlane database: no {', '.join(missing)} table")
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    """A connection set up as the store sets up its own (pragmas, mnema_keyed, mnema_half, ...), without
+    """A connection set up as the store sets up its own (pragmas, memlane_keyed, memlane_half, ...), without
     running the store's schema script or migrations."""
     store = SQLiteStore.__new__(SQLiteStore)
     try:
@@ -171,12 +171,12 @@ def _connect(path: Path) -> sqlite3.Connection:
     except (AttributeError, TypeError):  # the store's internals moved: register the same functions here
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 30000")
-        conn.create_function("mnema_fold", 1, _fold, deterministic=True)
-        conn.create_function("mnema_keyed", 4, keyed_text, deterministic=True)
-        conn.create_function("mnema_half", 1, _half, deterministic=True)
-    conn.create_function("mnema_doctor_hash", 1, lambda t: text_hash(t) if isinstance(t, str) else None,
+        conn.create_function("memlane_fold", 1, _fold, deterministic=True)
+        conn.create_function("memlane_keyed", 4, keyed_text, deterministic=True)
+        conn.create_function("memlane_half", 1, _half, deterministic=True)
+    conn.create_function("memlane_doctor_hash", 1, lambda t: text_hash(t) if isinstance(t, str) else None,
                          deterministic=True)
-    conn.create_function("mnema_doctor_bad_vector", 2, _bad_vector, deterministic=True)
+    conn.create_function("memlane_doctor_bad_vector", 2, _bad_vector, deterministic=True)
     return conn
 
 
@@ -210,7 +210,7 @@ class _Collector:
 
 
 def check(path: Union[str, Path], *, fts_integrity: Optional[bool] = None, max_per_kind: int = 1000) -> Report:
-    """Check every invariant of the store at `path` (see the module docstring). Raises NotAMnemaDatabase
+    """Check every invariant of the store at `path` (see the module docstring). Raises NotAMemlaneDatabase
     if the file cannot be opened as one. `max_per_kind` bounds the violations listed per kind (all are
     counted). fts_integrity: whether to run FTS5's own integrity-check, the one step that holds the write
     lock (~2 s per 50k memories here); None runs it up to FTS_INTEGRITY_MAX_MEMORIES memories, so writers
@@ -220,7 +220,7 @@ def check(path: Union[str, Path], *, fts_integrity: Optional[bool] = None, max_p
     try:
         conn = _connect(path)
     except sqlite3.Error as exc:
-        raise NotAMnemaDatabase(f"cannot open {path} as a mnema database: {exc}") from None
+        raise NotAMemlaneDatabase(f"cannot open {path} as a memlane database: {exc}") from None
     out = _Collector(max_per_kind)
     try:
         conn.execute("BEGIN")  # deferred: one WAL snapshot for every read below
@@ -266,8 +266,8 @@ def _check_snapshot(conn: sqlite3.Connection, path: Path, out: _Collector) -> Re
     if "memory_vectors" in tables:
         _check_vectors(conn, ids, out)
     else:
-        out.add("schema", [], "no memory_vectors table (written by mnema before schema 3: open it with "
-                              "mnema once to migrate)")
+        out.add("schema", [], "no memory_vectors table (written by memlane before schema 3: open it with "
+                              "memlane once to migrate)")
     _check_fts(conn, ids, out)
     _check_history(conn, version, out)
     _check_provenance(conn, out)
@@ -282,10 +282,10 @@ def _pk(ids: dict[int, str], pk: int) -> str:
 
 
 def _check_rows(conn: sqlite3.Connection, dims: Optional[int], out: _Collector) -> None:
-    for mid, why in conn.execute("SELECT id, mnema_doctor_bad_vector(embedding, ?) AS why FROM memories "
+    for mid, why in conn.execute("SELECT id, memlane_doctor_bad_vector(embedding, ?) AS why FROM memories "
                                  "WHERE why IS NOT NULL", (dims,)):
         out.add("vector_invalid", [mid], f"memory {mid}: embedding {why}")
-    for (mid,) in conn.execute("SELECT id FROM memories WHERE hash IS NOT mnema_doctor_hash(memory)"):
+    for (mid,) in conn.execute("SELECT id FROM memories WHERE hash IS NOT memlane_doctor_hash(memory)"):
         out.add("hash_mismatch", [mid], f"memory {mid}: hash is not the md5 of its text")
     for mid, meta_ok, src_ok in conn.execute(
             "SELECT id, json_valid(metadata) AND json_type(metadata) = 'object', "
@@ -311,7 +311,7 @@ def _check_vectors(conn: sqlite3.Connection, ids: dict[int, str], out: _Collecto
     for mid, scope, missing in conn.execute(
             f"WITH expected AS ({EXPECTED_SCOPES}) SELECT m.id, e.scope, v.pk IS NULL FROM expected e "
             "JOIN memories m ON m.pk = e.pk LEFT JOIN memory_vectors v ON v.scope = e.scope AND v.pk = e.pk "
-            "WHERE v.pk IS NULL OR v.embedding IS NOT mnema_half(m.embedding)"):
+            "WHERE v.pk IS NULL OR v.embedding IS NOT memlane_half(m.embedding)"):
         if missing:
             out.add("vector_missing", [mid], f"memory {mid} has no memory_vectors row for {scope}")
         else:
@@ -553,16 +553,16 @@ def _repair(conn: sqlite3.Connection, kinds: set[str]) -> list[str]:
     tables = _tables(conn)
     if kinds & VECTOR_KINDS and "memory_vectors" in tables:
         gone = conn.execute(f"DELETE FROM memory_vectors WHERE (scope, pk) IN ({ORPHAN_VECTORS})").rowcount
-        stale = conn.execute("DELETE FROM memory_vectors WHERE embedding IS NOT (SELECT mnema_half(m.embedding) "
+        stale = conn.execute("DELETE FROM memory_vectors WHERE embedding IS NOT (SELECT memlane_half(m.embedding) "
                              "FROM memories m WHERE m.pk = memory_vectors.pk)").rowcount
         added = conn.execute(f"INSERT OR IGNORE INTO memory_vectors (scope, pk, embedding) SELECT e.scope, e.pk, "
-                             f"mnema_half(m.embedding) FROM ({EXPECTED_SCOPES}) e JOIN memories m ON m.pk = e.pk"
+                             f"memlane_half(m.embedding) FROM ({EXPECTED_SCOPES}) e JOIN memories m ON m.pk = e.pk"
                              ).rowcount
         done.append(f"memory_vectors: {gone} orphan row(s) removed, {stale} recomputed, "
                     f"{added - stale} missing row(s) added")
     if "hash_mismatch" in kinds:
-        n = conn.execute("UPDATE memories SET hash = mnema_doctor_hash(memory) "
-                         "WHERE hash IS NOT mnema_doctor_hash(memory)").rowcount
+        n = conn.execute("UPDATE memories SET hash = memlane_doctor_hash(memory) "
+                         "WHERE hash IS NOT memlane_doctor_hash(memory)").rowcount
         done.append(f"hash: {n} recomputed")
     if kinds & FTS_KINDS:
         conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
@@ -575,7 +575,7 @@ def _repair(conn: sqlite3.Connection, kinds: set[str]) -> list[str]:
         for jid, (status, memories) in hit.items():
             result = {"results": [{"id": m, "memory": rows[m][0], "event": "ADD"} for m in memories
                                   if m in rows and rows[m][1] != "episodic_memory"],
-                      "relations": [], "repaired_by": "mnema doctor"}
+                      "relations": [], "repaired_by": "memlane doctor"}
             conn.execute("UPDATE jobs SET status = 'done', result = ?, last_error = NULL, updated_at = "
                          "strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?", (json.dumps(result), jid))
         if hit:
@@ -588,4 +588,4 @@ def exit_code(report: Report) -> int:
     return 0 if report.ok else 1
 
 
-__all__ = ["KINDS", "DERIVABLE", "NotAMnemaDatabase", "Report", "Violation", "check", "repair", "applied"]
+__all__ = ["KINDS", "DERIVABLE", "NotAMemlaneDatabase", "Report", "Violation", "check", "repair", "applied"]

@@ -1,5 +1,5 @@
 """Amazon Bedrock through the Converse API: POST {endpoint}/model/{modelId}/converse, signed with AWS SigV4
-(mnema.aws_sigv4, hashlib/hmac only; no boto3 needed). The exact bytes sent are the bytes signed.
+(memlane.aws_sigv4, hashlib/hmac only; no boto3 needed). The exact bytes sent are the bytes signed.
 
 System messages go to `system`; the others become user/assistant turns (consecutive turns of one role are
 merged, as Converse wants them alternating). A schema becomes a tool the model is forced to use

@@ -26,7 +26,7 @@ from .errors import ConfigurationError, NotFoundError, ValidationError
 from .inputs import new_id, now_iso
 from .stores.sqlite import add_missing_columns
 
-log = logging.getLogger("mnema")
+log = logging.getLogger("memlane")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -164,13 +164,13 @@ class JobQueue:
             cur = self._conn().execute(f"UPDATE jobs SET status = 'failed', last_error = ?, updated_at = ? {held}",
                                        (message, now_iso(), job_id, owner))
             if cur.rowcount:
-                log.error("mnema: background job %s failed after %d attempt(s): %s", job_id, attempts, message)
+                log.error("memlane: background job %s failed after %d attempt(s): %s", job_id, attempts, message)
             return
         delay = random.uniform(0.5, 1.0) * min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
         cur = self._conn().execute(f"UPDATE jobs SET status = 'queued', last_error = ?, not_before = ?, "
                                    f"updated_at = ? {held}", (message, time.time() + delay, now_iso(), job_id, owner))
         if cur.rowcount:
-            log.warning("mnema: background job %s attempt %d failed (%s); retrying in %.1fs",
+            log.warning("memlane: background job %s attempt %d failed (%s); retrying in %.1fs",
                         job_id, attempts, message, delay)
 
     def get(self, job_id: str) -> dict[str, Any]:
@@ -217,7 +217,7 @@ class Worker:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._stop.clear()
-                self._thread = threading.Thread(target=self._loop, name="mnema-jobs", daemon=True)
+                self._thread = threading.Thread(target=self._loop, name="memlane-jobs", daemon=True)
                 self._thread.start()
         self._wake.set()
 
@@ -242,7 +242,7 @@ class Worker:
                 continue
             job_id, payload, attempts = claimed
             done = threading.Event()
-            beat = threading.Thread(target=self._heartbeat, args=(job_id, done), name="mnema-jobs-lease",
+            beat = threading.Thread(target=self._heartbeat, args=(job_id, done), name="memlane-jobs-lease",
                                     daemon=True)
             beat.start()
             try:

@@ -1,11 +1,11 @@
-"""mnema: long-term memory for LLM applications."""
+"""memlane: long-term memory for LLM applications."""
 from .config import MemoryConfig, ProviderConfig
 from .errors import (ConfigurationError, ConflictError, DimensionMismatchError, InternalError, LLMError,
-                     MnemaError, NotFoundError, ProviderError, ValidationError)
+                     MemlaneError, NotFoundError, ProviderError, ValidationError)
 from .memory import AsyncMemory, Memory
 from .registry import register_provider
 
 __version__ = "0.1.0"
-__all__ = ["Memory", "AsyncMemory", "MemoryConfig", "ProviderConfig", "register_provider", "MnemaError",
+__all__ = ["Memory", "AsyncMemory", "MemoryConfig", "ProviderConfig", "register_provider", "MemlaneError",
            "ValidationError", "NotFoundError", "ConfigurationError", "ConflictError", "DimensionMismatchError",
            "ProviderError", "LLMError", "InternalError"]

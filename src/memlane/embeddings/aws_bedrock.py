@@ -1,5 +1,5 @@
 """Amazon Bedrock embeddings over InvokeModel (POST {endpoint}/model/{modelId}/invoke), signed with SigV4
-(mnema.aws_sigv4; no boto3 needed).
+(memlane.aws_sigv4; no boto3 needed).
 
 Models: amazon.titan-embed-text-v2:0 (one text per call; `dimensions` 256/512/1024, default 1024),
 amazon.titan-embed-text-v1 (one text per call; 1536), cohere.embed-english-v3 / cohere.embed-multilingual-v3

@@ -10,9 +10,9 @@ from typing import Any, Callable, Generator, TypeVar
 
 from .drive import adrive, drive
 from .effects import Complete, Embed, Rerank, StoreCall
-from .errors import ConfigurationError, InternalError, MnemaError
+from .errors import ConfigurationError, InternalError, MemlaneError
 
-log = logging.getLogger("mnema")
+log = logging.getLogger("memlane")
 
 Op = Generator[Any, Any, Any]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -78,14 +78,14 @@ def operation(op: Any) -> str:
 
 
 def internal(op: Any, exc: Exception) -> InternalError:
-    """The last-resort wrapping of an exception that is not a MnemaError: a bug (in mnema or a dependency)
+    """The last-resort wrapping of an exception that is not a MemlaneError: a bug (in memlane or a dependency)
     that validation should have turned into a typed error. Logged with its traceback, kept as __cause__.
     Each of the store's writes is one transaction, so one that raised wrote nothing."""
     name = operation(op)
     detail = str(exc)
     detail = detail if len(detail) <= 300 else detail[:300] + "..."
-    log.error("mnema: %s() failed with an unexpected %s: %s", name, type(exc).__name__, detail, exc_info=exc)
-    error = InternalError(f"{name}() failed with an unexpected {type(exc).__name__}: {detail} (a bug in mnema "
+    log.error("memlane: %s() failed with an unexpected %s: %s", name, type(exc).__name__, detail, exc_info=exc)
+    error = InternalError(f"{name}() failed with an unexpected {type(exc).__name__}: {detail} (a bug in memlane "
                           "or a dependency; please report it)")
     error.__cause__ = exc  # as `raise error from exc` would
     return error
@@ -93,7 +93,7 @@ def internal(op: Any, exc: Exception) -> InternalError:
 
 class CallerRaised(Exception):
     """Carries what a callback the caller passed in (reindex's progress) raised out of the pipeline, so the
-    driver hands it back unchanged instead of taking it for a bug of mnema's."""
+    driver hands it back unchanged instead of taking it for a bug of memlane's."""
 
     def __init__(self, original: Exception):
         super().__init__(original)
@@ -111,11 +111,11 @@ def callers(callback: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def surfaced(op: Any, exc: Exception) -> Exception:
-    """What a public call raises for an exception that left it: a MnemaError, or what a callback of the
+    """What a public call raises for an exception that left it: a MemlaneError, or what a callback of the
     caller's raised, as it is; anything else as InternalError."""
     if isinstance(exc, CallerRaised):
         return exc.original
-    if isinstance(exc, MnemaError):
+    if isinstance(exc, MemlaneError):
         return exc
     return internal(op, exc)
 
@@ -123,7 +123,7 @@ def surfaced(op: Any, exc: Exception) -> Exception:
 # Each raises `error` after its except block, so the exception it raises carries no extra context.
 
 def run_sync(runtime: Runtime, op: Op) -> Any:
-    """Run a pipeline op blocking. Only MnemaError subclasses leave it: anything else (an Exception, not
+    """Run a pipeline op blocking. Only MemlaneError subclasses leave it: anything else (an Exception, not
     KeyboardInterrupt / SystemExit) becomes InternalError with the original as __cause__, except what a
     callback the caller passed in raised, which passes unchanged."""
     try:
@@ -144,7 +144,7 @@ async def run_async(runtime: Runtime, op: Op) -> Any:
 
 def safe(method: F) -> F:
     """The same last resort for a public method that does not run through run_sync / run_async (job(),
-    wait(), retry_job(), add(background=True)): sync or async, only MnemaError subclasses leave it."""
+    wait(), retry_job(), add(background=True)): sync or async, only MemlaneError subclasses leave it."""
     if inspect.iscoroutinefunction(method):
         @functools.wraps(method)
         async def guarded_async(*args: Any, **kwargs: Any) -> Any:

@@ -16,36 +16,36 @@ Factory = Callable[[dict[str, Any]], Any]
 
 _BUILTIN: dict[str, dict[str, str]] = {
     "embedder": {
-        "local": "mnema.embeddings.local:LocalEmbedder",
-        "openai": "mnema.embeddings.openai:OpenAIEmbedder",
-        "azure_openai": "mnema.embeddings.azure_openai:AzureOpenAIEmbedder",
-        "ollama": "mnema.embeddings.ollama:OllamaEmbedder",
-        "huggingface": "mnema.embeddings.huggingface:HuggingFaceEmbedder",
-        "gemini": "mnema.embeddings.gemini:GeminiEmbedder",
-        "aws_bedrock": "mnema.embeddings.aws_bedrock:BedrockEmbedder",
+        "local": "memlane.embeddings.local:LocalEmbedder",
+        "openai": "memlane.embeddings.openai:OpenAIEmbedder",
+        "azure_openai": "memlane.embeddings.azure_openai:AzureOpenAIEmbedder",
+        "ollama": "memlane.embeddings.ollama:OllamaEmbedder",
+        "huggingface": "memlane.embeddings.huggingface:HuggingFaceEmbedder",
+        "gemini": "memlane.embeddings.gemini:GeminiEmbedder",
+        "aws_bedrock": "memlane.embeddings.aws_bedrock:BedrockEmbedder",
     },
     "vector_store": {
-        "sqlite": "mnema.stores.sqlite:SQLiteStore",
+        "sqlite": "memlane.stores.sqlite:SQLiteStore",
     },
     "llm": {
-        "openai": "mnema.llms.openai:OpenAILLM",
-        "vllm": "mnema.llms.openai:VLLMLLM",
-        "lmstudio": "mnema.llms.openai:LMStudioLLM",
-        "groq": "mnema.llms.openai:GroqLLM",
-        "together": "mnema.llms.openai:TogetherLLM",
-        "deepseek": "mnema.llms.openai:DeepSeekLLM",
-        "xai": "mnema.llms.openai:XAILLM",
-        "openrouter": "mnema.llms.openai:OpenRouterLLM",
-        "azure_openai": "mnema.llms.azure_openai:AzureOpenAILLM",
-        "anthropic": "mnema.llms.anthropic:AnthropicLLM",
-        "gemini": "mnema.llms.gemini:GeminiLLM",
-        "ollama": "mnema.llms.ollama:OllamaLLM",
-        "litellm": "mnema.llms.litellm:LiteLLM",
-        "aws_bedrock": "mnema.llms.aws_bedrock:BedrockLLM",
+        "openai": "memlane.llms.openai:OpenAILLM",
+        "vllm": "memlane.llms.openai:VLLMLLM",
+        "lmstudio": "memlane.llms.openai:LMStudioLLM",
+        "groq": "memlane.llms.openai:GroqLLM",
+        "together": "memlane.llms.openai:TogetherLLM",
+        "deepseek": "memlane.llms.openai:DeepSeekLLM",
+        "xai": "memlane.llms.openai:XAILLM",
+        "openrouter": "memlane.llms.openai:OpenRouterLLM",
+        "azure_openai": "memlane.llms.azure_openai:AzureOpenAILLM",
+        "anthropic": "memlane.llms.anthropic:AnthropicLLM",
+        "gemini": "memlane.llms.gemini:GeminiLLM",
+        "ollama": "memlane.llms.ollama:OllamaLLM",
+        "litellm": "memlane.llms.litellm:LiteLLM",
+        "aws_bedrock": "memlane.llms.aws_bedrock:BedrockLLM",
     },
     "graph_store": {},
     "reranker": {
-        "maxsim": "mnema.rerankers.maxsim:MaxSimReranker",
+        "maxsim": "memlane.rerankers.maxsim:MaxSimReranker",
     },
 }
 _registered: dict[str, dict[str, Factory | str]] = {kind: {} for kind in KINDS}
@@ -78,7 +78,7 @@ def create(kind: str, name: str, config: dict[str, Any] | None = None) -> Any:
     if factory is None:
         raise ConfigurationError(
             f"unknown {kind} provider {name!r}; available: {', '.join(available(kind)) or 'none'}"
-            " (register your own with mnema.register_provider)"
+            " (register your own with memlane.register_provider)"
         )
     if isinstance(factory, str):
         factory = _resolve(factory)
