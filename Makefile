@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench-locomo clean
+.PHONY: demo test pytest lint typecheck package-test bench-locomo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,17 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# ruff over the code and tests, mypy over the package (settings in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# Build sdist and wheel, install the wheel in a fresh venv outside the checkout, run the demo and a smoke test.
+package-test: $(STAMP)
+	PYTHON=$(BIN)/python scripts/package_test.sh
 
 bench-locomo: $(STAMP)
 	$(BIN)/python bench/locomo.py --data ../shared/datasets/locomo --out bench/results/locomo.json
@@ -36,7 +47,7 @@ bench-vector-layout: $(STAMP)
 	$(BIN)/python bench/vector_layout.py --drop-caches --out bench/results/vector_layout.json
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
 
 # 4 processes x 8 threads for 60 s, then 200 kill -9s each followed by `memlane doctor` (about 25 minutes).
 .PHONY: bench-soak
