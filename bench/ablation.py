@@ -80,7 +80,7 @@ def ingest_turns(memory: Memory, convs: list) -> tuple[dict[str, list[str]], flo
     dia_of: dict[str, list[str]] = {}
     t0 = time.perf_counter()
     for conv in convs:
-        for n, turns in conv.sessions.items():
+        for turns in conv.sessions.values():
             messages = [{"role": "user", "content": t.text, "name": t.speaker} for t in turns]
             res = memory.add(messages, user_id=conv.id, infer=False, timestamp=turns[0].timestamp)["results"]
             for r, t in zip(res, turns, strict=True):

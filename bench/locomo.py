@@ -386,7 +386,7 @@ def cpu_simd() -> list[str]:
     wanted = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"}
     try:
         with open("/proc/cpuinfo") as f:
-            flags = next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
+            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
     except OSError:
         return []
     return sorted(wanted & set(flags))
@@ -407,7 +407,8 @@ def machine() -> dict[str, Any]:
         pass
     try:
         with open("/proc/cpuinfo") as f:
-            info["cpu_model"] = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), None)
+            info["cpu_model"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
+                                     None)
     except OSError:
         pass
     info["cpu_simd"] = cpu_simd()

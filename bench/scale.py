@@ -339,14 +339,14 @@ class Breakdown:
             "share": {p: round(v / total_ms, 4) for p, v in per_query.items()},
             "calls": dict(self.calls),
             "notes": ("measured on a second pass over the same queries (so somewhat warmer caches than the timed "
-                      "pass); embed_query: tokenizer + ONNX for the query; vector_search.sql_fetch: the scope's float16 "
-                      "vectors from memory_vectors, then the best rows' ids checked against the filter (execute + fetch); "
-                      "vector_search.numpy_scan: joining the BLOBs, matmul, "
+                      "pass); embed_query: tokenizer + ONNX for the query; vector_search.sql_fetch: the scope's "
+                      "float16 vectors from memory_vectors, then the best rows' ids checked against the filter "
+                      "(execute + fetch); vector_search.numpy_scan: joining the BLOBs, matmul, "
                       "top-k; keyword_search.fts_sql: the FTS5 MATCH + bm25 query; get_with_vectors: store.get(ids, "
                       "with_embeddings=True) (the candidates' rows with their vectors, for exact dense scores); "
                       "get_rows: store.get(ids) without vectors; .sql = execute + fetch, .decode = building "
-                      "MemoryRecords (json.loads of metadata/sources); pipeline_other: input checks, filter compilation, "
-                      "fusion, result models (wall time minus the timed parts)"),
+                      "MemoryRecords (json.loads of metadata/sources); pipeline_other: input checks, filter "
+                      "compilation, fusion, result models (wall time minus the timed parts)"),
         }
 
 
@@ -360,7 +360,7 @@ def cprofile_top(memory: Any, plan: list[tuple[str, str]], limit: int = 20) -> l
     prof.disable()
     stats = pstats.Stats(prof)
     rows = []
-    for (file, line, func), (cc, nc, tt, ct, _callers) in stats.stats.items():
+    for (file, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():
         rows.append({"function": f"{Path(file).name}:{line}({func})" if file != "~" else func,
                      "calls": nc, "tottime_ms_per_query": round(1000 * tt / len(plan), 3),
                      "cumtime_ms_per_query": round(1000 * ct / len(plan), 3)})
@@ -734,7 +734,8 @@ def summary_table(result: dict[str, Any]) -> str:
     def fmt(x: Any, nd: int = 1) -> str:
         return "-" if x is None else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
 
-    rows = [("memlane", r) for r in result["memlane"]["sizes"]] + [("mem0", r) for r in result.get("mem0", {}).get("sizes", [])]
+    rows = [("memlane", r) for r in result["memlane"]["sizes"]]
+    rows += [("mem0", r) for r in result.get("mem0", {}).get("sizes", [])]
     for name, r in rows:
         s, a = r.get("search", {}), r.get("add_single", {})
         lines.append(f"{name:<6} {r.get('size', '?'):>9} {fmt(r.get('api_ingest', {}).get('memories_per_s')):>12} "
@@ -747,7 +748,8 @@ def summary_table(result: dict[str, Any]) -> str:
     for name in ("memlane", "mem0"):
         loc = result.get(name, {}).get("locomo")
         if loc and "search" in loc:
-            lines.append(f"LOCOMO {name}: {loc.get('memories')} turns, ingest {loc.get('ingest_memories_per_s')} mem/s, "
+            lines.append(f"LOCOMO {name}: {loc.get('memories')} turns, "
+                         f"ingest {loc.get('ingest_memories_per_s')} mem/s, "
                          f"search p50 {loc['search'].get('p50')} ms p95 {loc['search'].get('p95')} ms, "
                          f"recall@10 {loc.get('recall_at_10')}  [{loc.get('status', 'ok')}]")
         elif loc:

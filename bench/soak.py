@@ -377,7 +377,7 @@ def check_outcome(db: Path, records: list[dict[str, Any]], crashed: bool) -> dic
             fail.add("delete_history", {"id": mid, "deletes": deletes(mid), "acknowledged_deletes": n})
         if n > 1:
             info["delete_acknowledged_more_than_once"] += 1
-    for mid, events in history.items():  # also deletes nobody saw acknowledged (killed callers)
+    for mid in history:  # also deletes nobody saw acknowledged (killed callers)
         if mid not in deleted_ok and deletes(mid) > 1:
             fail.add("delete_history", {"id": mid, "deletes": deletes(mid), "acknowledged_deletes": 0})
     # no memory inserted twice

@@ -38,7 +38,8 @@ def base(tmp_path_factory):
                        {"role": "user", "content": "I am allergic to peanuts"}],
                       user_id="alice", agent_id="helper", infer=False)["results"]
         ids["edited"], ids["deleted"], ids["meta"] = (r["id"] for r in first)
-        ids["run"] = m.add("Booked a table for Friday", user_id="alice", run_id="trip-1", infer=False)["results"][0]["id"]
+        ids["run"] = m.add("Booked a table for Friday", user_id="alice", run_id="trip-1",
+                           infer=False)["results"][0]["id"]
         m.update(ids["edited"], "I moved to Porto last spring")
         m.update(ids["meta"], metadata={"severity": "high"})
         m.delete(ids["deleted"])
@@ -383,7 +384,8 @@ def test_cli_exit_codes_and_repair(copy):
     with closing(raw(path)) as conn:
         conn.execute("DELETE FROM memory_vectors WHERE pk = ?", (pk_of(conn, ids["bob"]),))
         conn.execute("INSERT INTO memories_fts(memories_fts, rowid, memory, context) "
-                     "SELECT 'delete', pk, memory, context FROM memories_fts_source WHERE pk = ?", (pk_of(conn, ids["run"]),))
+                     "SELECT 'delete', pk, memory, context FROM memories_fts_source WHERE pk = ?",
+                     (pk_of(conn, ids["run"]),))
     proc = cli(path)
     assert proc.returncode == 1
     assert "vector_missing (1)" in proc.stdout and "fts_mismatch (1)" in proc.stdout

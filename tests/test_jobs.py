@@ -2,7 +2,6 @@
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from contextlib import closing
 

@@ -12,7 +12,6 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import formatdate
-from typing import Optional
 
 import pytest
 

@@ -90,7 +90,8 @@ def test_metacharacters_in_every_position_stay_data(tenants, text):
     seed(m, [f"scoped {text}"], user_id=f"mallory{text}")
     assert [r["memory"] for r in m.get_all(user_id=f"mallory{text}")["results"]] == [f"scoped {text}"]
     assert [r["content"] for r in m.message_log(user_id=f"mallory{text}")["results"]] == [f"scoped {text}"]
-    assert all(r["user_id"] == f"mallory{text}" for r in m.search(text + " scoped", user_id=f"mallory{text}")["results"])
+    found = m.search(text + " scoped", user_id=f"mallory{text}")["results"]
+    assert all(r["user_id"] == f"mallory{text}" for r in found)
     m.update(mid, text=f"{text} edited", metadata={"tag": text})
     assert m.history(mid)[-1]["new_memory"] == f"{text} edited"
     m.delete_all(user_id=f"mallory{text}")
