@@ -12,8 +12,9 @@ class ValidationError(MemlaneError, ValueError):
     """The caller passed something memlane cannot accept (bad id, empty message, unknown filter operator...)."""
 
 
-class NotFoundError(MemlaneError, KeyError):
-    """A memory id that does not exist (in this store)."""
+class NotFoundError(MemlaneError, KeyError, ValueError):
+    """A memory id (or an entity, for delete_users) that does not exist in this store. A KeyError, and a
+    ValueError as well: mem0 raises ValueError for an unknown id, so code written for it catches this."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else "not found"

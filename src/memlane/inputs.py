@@ -13,7 +13,7 @@ import json
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Optional
 
 from . import filters as F
@@ -28,6 +28,10 @@ MAX_METADATA_DEPTH = 20  # dicts and lists nested in one another, the metadata d
 MAX_OFFSET = 10**9
 MAX_MESSAGE_IDS = 10_000  # ids in one messages() call
 MAX_WAIT_SECONDS = 10**9  # wait(timeout=...): finite (NaN would never pass, inf is None spelt oddly)
+MAX_PARTS = 100  # content parts in one message
+MAX_IMAGE_URL_CHARS = 20_000_000  # an image part's URL; a data: URL holds the image itself (~15 MB of it)
+IMAGE_DETAILS = ("auto", "low", "high")
+MAX_BATCH = 1000  # memories in one batch_update / batch_delete (mem0's limit)
 INT64 = (-2**63, 2**63 - 1)
 # Event times: what datetime holds in UTC (years 1 to 9999); as epoch seconds, this range.
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -44,6 +48,15 @@ class Message:
     role: str
     content: str
     name: Optional[str] = None
+    # The content as OpenAI-style parts, when it was given so (normalised: {"type": "text", "text": ...} and
+    # {"type": "image_url", "image_url": {"url": ..., "detail"?: ...}}, in the order given). `content` is then
+    # the text parts joined by a space (mem0 joins them so), and "" for a message of images only. The parts
+    # go to the message log whole; the images reach memories only through an LLM with vision.
+    parts: Optional[list[dict[str, Any]]] = None
+
+    @property
+    def images(self) -> list[dict[str, Any]]:
+        return [p for p in self.parts or () if p["type"] == "image_url"]
 
 
 def now_iso() -> str:
@@ -98,6 +111,9 @@ def _scope_value(key: str, value: Any) -> Optional[str]:
         return None
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(f"{key} must be a non-empty string, got {show(value)}")
+    if value != value.strip():  # stored as given, " alice " would be another tenant than "alice"
+        raise ValidationError(f"{key} {show(value)} has leading or trailing whitespace; pass the id without "
+                              "it")
     if len(value) > MAX_ID_CHARS or any(ord(c) < 32 for c in value) or not encodable(value):
         raise ValidationError(f"{key} must be at most {MAX_ID_CHARS} printable characters (valid Unicode), "
                               f"got {show(value)}")
@@ -115,21 +131,52 @@ def require_scope(ids: dict[str, Optional[str]]) -> None:
         raise ValidationError("at least one of user_id, agent_id, run_id is required")
 
 
+def _scope_values(node: F.Node) -> None:
+    """Every scope id a filter compares with (eq, ne, in, nin, anywhere in the tree) is a valid id."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (F.And, F.Or)):
+            stack.extend(n.children)
+        elif isinstance(n, F.Not):
+            stack.append(n.child)
+        elif isinstance(n, F.Cmp) and n.key in SCOPE_KEYS and n.op in ("eq", "ne", "in", "nin"):
+            for value in n.value if n.op in ("in", "nin") else (n.value,):
+                if value is not None:
+                    _scope_value(n.key, value)
+
+
+def pins_scope(node: F.Node) -> bool:
+    """Whether every row `node` matches has a scope id equal to one the filter names: an equality or an
+    `in` list of ids, alone, under AND beside anything, or in every branch of an OR. A null equality, `ne`,
+    `nin`, "*" and NOT select across tenants, so they are not a scope."""
+    if isinstance(node, F.Cmp):
+        if node.key not in SCOPE_KEYS:
+            return False
+        if node.op == "eq":
+            return node.value is not None
+        return node.op == "in" and bool(node.value) and all(v is not None for v in node.value)
+    if isinstance(node, F.And):
+        return any(pins_scope(c) for c in node.children)
+    if isinstance(node, F.Or):
+        return bool(node.children) and all(pins_scope(c) for c in node.children)
+    return False
+
+
 def scoped_filter(user_id: Any, agent_id: Any, run_id: Any, filters: Optional[dict[str, Any]]) -> F.Node:
-    """The filter tree for a read: scope kwargs ANDed with `filters`; a scope is required in one or the other,
-    and the two must not disagree."""
+    """The filter tree for a read: scope kwargs ANDed with `filters`; a scope is required in one or the other
+    (in filters, in any form that pins one: see pins_scope), and the two must not disagree."""
     ids = scope_ids(user_id, agent_id, run_id)
     node = F.parse(filters)
+    _scope_values(node)
     in_filters = F.top_level_equalities(node)
     for key in SCOPE_KEYS:
         for value in in_filters.get(key, []):
-            _scope_value(key, value)
             if ids[key] is not None and value != ids[key]:
                 raise ValidationError(f"{key}={ids[key]!r} conflicts with filters {key}={show(value)}")
-    # A null equality ({"user_id": None}) selects the rows *without* that id, across every tenant: not a scope.
-    if not any(ids.values()) and not any(v is not None for k in SCOPE_KEYS for v in in_filters.get(k, [])):
-        raise ValidationError("at least one of user_id, agent_id, run_id is required "
-                              "(as an argument or an equality in filters)")
+    if not any(ids.values()) and not pins_scope(node):
+        raise ValidationError("at least one of user_id, agent_id, run_id is required (as an argument, or in "
+                              "filters as an equality, an 'in' list, or in every branch of an OR)")
     scope_nodes = [F.Cmp(k, "eq", v) for k, v in ids.items() if v is not None]
     return F.conjoin(*scope_nodes, node)
 
@@ -152,9 +199,13 @@ def messages(value: Any, max_chars: int) -> list[Message]:
         role, content, name = msg.get("role"), msg.get("content"), msg.get("name")
         if not isinstance(role, str) or role not in ROLES:
             raise ValidationError(f"message {i}: role must be one of {', '.join(ROLES)}, got {show(role)}")
+        parts = None
+        if isinstance(content, (list, tuple, dict)):
+            content, parts = content_parts(content, f"message {i}")
         if not isinstance(content, str):
-            raise ValidationError(f"message {i}: content must be a string, got {type(content).__name__}")
-        if not content.strip():
+            raise ValidationError(f"message {i}: content must be a string or a list of content parts, got "
+                                  f"{type(content).__name__}")
+        if not content.strip() and not parts:
             raise ValidationError(f"message {i}: content is empty")
         if len(content) > max_chars:
             raise ValidationError(f"message {i}: {len(content)} characters exceeds max_message_chars="
@@ -166,10 +217,190 @@ def messages(value: Any, max_chars: int) -> list[Message]:
             if len(name) > MAX_ID_CHARS or any(ord(c) < 32 for c in name) or not encodable(name):
                 raise ValidationError(f"message {i}: name must be at most {MAX_ID_CHARS} printable characters "
                                       f"(valid Unicode), got {show(name)}")
-        out.append(Message(role=role, content=content, name=name))
+        out.append(Message(role=role, content=content, name=name, parts=parts))
     if all(m.role == "system" for m in out):
         raise ValidationError("messages hold only system messages; there is nothing to remember")
     return out
+
+
+def _image_part(spec: Any, where: str) -> dict[str, Any]:
+    if isinstance(spec, str):  # {"type": "image_url", "image_url": "https://..."}: some clients send it so
+        spec = {"url": spec}
+    if not isinstance(spec, dict):
+        raise ValidationError(f"{where}: image_url must be a dict with a 'url', got {type(spec).__name__}")
+    url, detail = spec.get("url"), spec.get("detail")
+    if not isinstance(url, str) or not url.strip():
+        raise ValidationError(f"{where}: image_url needs a non-empty 'url' string, got {show(url)}")
+    if len(url) > MAX_IMAGE_URL_CHARS or any(ord(c) < 32 for c in url) or not encodable(url):
+        raise ValidationError(f"{where}: the image url must be at most {MAX_IMAGE_URL_CHARS:,} printable "
+                              "characters (valid Unicode)")
+    if detail is not None and detail not in IMAGE_DETAILS:
+        raise ValidationError(f"{where}: image detail must be one of {', '.join(IMAGE_DETAILS)}, got "
+                              f"{show(detail)}")
+    return {"type": "image_url", "image_url": {"url": url, **({"detail": detail} if detail else {})}}
+
+
+def content_parts(value: Any, where: str) -> tuple[str, list[dict[str, Any]]]:
+    """OpenAI-style content parts -> (the text parts joined by a space, the normalised parts). Text and
+    image_url parts are taken (a single part dict as the whole content too, as mem0 takes an image so);
+    any other part type is an error rather than silently dropped."""
+    if isinstance(value, dict):
+        value = [value]
+    if not value:
+        raise ValidationError(f"{where}: content is an empty list of parts")
+    if len(value) > MAX_PARTS:
+        raise ValidationError(f"{where}: at most {MAX_PARTS} content parts, got {len(value)}")
+    parts: list[dict[str, Any]] = []
+    for j, part in enumerate(value):
+        at = f"{where}, content part {j}"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            piece = part.get("text")
+            if not isinstance(piece, str):
+                raise ValidationError(f"{at}: a text part needs a 'text' string, got {show(piece)}")
+            parts.append({"type": "text", "text": text(piece, f"{at}: text")})
+        elif kind == "image_url":
+            parts.append(_image_part(part.get("image_url"), at))
+        elif isinstance(part, dict):
+            raise ValidationError(f"{at}: type {show(kind)} is not supported (text and image_url are)")
+        else:
+            raise ValidationError(f"{at} must be a dict like {{'type': 'text', 'text': ...}}, got "
+                                  f"{type(part).__name__}")
+    joined = " ".join(p["text"].strip() for p in parts if p["type"] == "text" and p["text"].strip())
+    return joined, parts
+
+
+def memory_text(value: Any, max_chars: int, what: str = "text") -> str:
+    """The new text of a memory (update, batch_update): a non-empty string within max_message_chars."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise ValidationError(f"{what} is empty")
+    if len(value) > max_chars:
+        raise ValidationError(f"{what} of {len(value)} characters exceeds max_message_chars={max_chars}")
+    return text(value, what)
+
+
+def text_or_data(text_value: Any, data: Any) -> Any:
+    """update(text=...) and mem0 1.x's update(data=...): one of them, or both the same."""
+    if data is None:
+        return text_value
+    if text_value is not None and text_value != data:
+        raise ValidationError("update() takes the new text as text= or as data= (mem0 1.x's name), not two "
+                              "different values")
+    return data
+
+
+def limit_or_top_k(limit_value: Any, top_k: Any, default: int, maximum: int = 10_000) -> int:
+    """`limit` (mem0 1.x) and `top_k` (mem0 2.x) are one setting: either, or both equal."""
+    if top_k is None:
+        return limit(default if limit_value is None else limit_value, maximum=maximum)
+    top_k = limit(top_k, "top_k", maximum)
+    if limit_value is not None and limit(limit_value, maximum=maximum) != top_k:
+        raise ValidationError(f"top_k={top_k} and limit={show(limit_value)} disagree: they are one setting "
+                              "(top_k is mem0 2.x's name for limit); pass one of them")
+    return top_k
+
+
+EXPIRATION_FORMS = ("expiration_date must be a date (YYYY-MM-DD), a datetime or an ISO 8601 date/time string "
+                    "(years 1 to 9999)")
+
+
+def _instant(value: datetime) -> str:
+    """A UTC instant in one fixed-width form, so stored instants compare as strings."""
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def now_instant() -> str:
+    """Now, in the form of the instants expiration_date() gives (for comparing with them)."""
+    return _instant(datetime.now(timezone.utc))
+
+
+def expiration_date(value: Any) -> tuple[Optional[str], Optional[str]]:
+    """add/update(expiration_date=...) -> (the date as memories show it, the UTC instant from which the
+    memory is hidden), or (None, None). A date (mem0's form) expires when that day ends in UTC, so the memory
+    is visible through it, as in mem0; a datetime or an ISO string with a time expires at that instant (a
+    naive one is UTC)."""
+    if value is None:
+        return None, None
+    given = value
+    if isinstance(value, str):
+        raw = value.strip()
+        try:
+            if any(ord(c) < 32 for c in raw):
+                raise ValueError(raw)
+            value = date.fromisoformat(raw) if len(raw) == 10 else datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(f"{EXPIRATION_FORMS}, got {show(given)}") from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        try:
+            return value.isoformat(), _instant(value)
+        except Exception as exc:  # noqa: BLE001 - out of range in UTC, or a caller's tzinfo failing
+            raise ValidationError(f"{EXPIRATION_FORMS}, got {show(given)} ({exc})") from None
+    if isinstance(value, date):
+        end = datetime.combine(value, time.min, timezone.utc)
+        end = end + timedelta(days=1) if value < date.max else datetime.max.replace(tzinfo=timezone.utc)
+        return value.isoformat(), _instant(end)
+    raise ValidationError(f"{EXPIRATION_FORMS}, got {show(given)}")
+
+
+def _batch(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, (list, tuple)):
+        raise ValidationError(f"{what}() takes a list of dicts with a 'memory_id', got {type(value).__name__}")
+    if not value:
+        raise ValidationError(f"{what}() got an empty list")
+    if len(value) > MAX_BATCH:
+        raise ValidationError(f"{what}() takes at most {MAX_BATCH} memories at once, got {len(value)}")
+    return list(value)
+
+
+def _unique(ids: list[str], what: str) -> list[str]:
+    seen: set[str] = set()
+    for mid in ids:
+        if mid in seen:
+            raise ValidationError(f"{what}() names memory {mid} twice")
+        seen.add(mid)
+    return ids
+
+
+BATCH_UPDATE_KEYS = ("memory_id", "text", "metadata", "expiration_date")
+
+
+def batch_updates(value: Any) -> list[dict[str, Any]]:
+    """batch_update([{"memory_id", "text"?, "metadata"?, "expiration_date"?}, ...]) -> the items, checked
+    for shape (memory_id a UUID, no unknown key, something to change, no id twice); the values are checked
+    as update() checks them."""
+    items = []
+    for i, item in enumerate(_batch(value, "batch_update")):
+        if not isinstance(item, dict):
+            raise ValidationError(f"batch_update() item {i} must be a dict, got {type(item).__name__}")
+        unknown = sorted(str(k) for k in item if k not in BATCH_UPDATE_KEYS)
+        if unknown:
+            raise ValidationError(f"batch_update() item {i}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                                  f"an item takes {', '.join(BATCH_UPDATE_KEYS)}")
+        if "memory_id" not in item:
+            raise ValidationError(f"batch_update() item {i} has no 'memory_id'")
+        if item.get("text") is None and item.get("metadata") is None and "expiration_date" not in item:
+            raise ValidationError(f"batch_update() item {i} changes nothing: give text, metadata or "
+                                  "expiration_date")
+        items.append({**item, "memory_id": memory_id(item["memory_id"])})
+    _unique([it["memory_id"] for it in items], "batch_update")
+    return items
+
+
+def batch_deletes(value: Any) -> list[str]:
+    """batch_delete([{"memory_id": ...}, ...]) (mem0's shape; a bare id string is taken too) -> the ids."""
+    ids = []
+    for i, item in enumerate(_batch(value, "batch_delete")):
+        if isinstance(item, dict):
+            if set(item) != {"memory_id"}:
+                raise ValidationError(f"batch_delete() item {i} must be {{'memory_id': ...}}, got keys "
+                                      f"{show(sorted(map(str, item)))}")
+            item = item["memory_id"]
+        ids.append(memory_id(item))
+    return _unique(ids, "batch_delete")
 
 
 def _at(where: str) -> str:
