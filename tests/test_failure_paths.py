@@ -4,6 +4,7 @@ the packaged local embedder, real local HTTP servers and the scripted LLM."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import socket
 import threading
@@ -438,11 +439,11 @@ def test_max_related_caps_the_memories_shown_to_the_llm(mem):
          user_id="u")
     mem.add("I like sushi", user_id="u")
     assert len(shown(mem)) == 5  # default: up to related_per_message (5) per message, 20 in all
-    mem._settings.max_related = 2
+    mem._settings = dataclasses.replace(mem._settings, max_related=2)  # settings are frozen
     mem.add("I like sushi", user_id="u")
     capped = shown(mem)
     assert sorted(capped) == [0, 1] and capped[0] == "Likes sushi"  # the nearest ones are kept
-    mem._settings.max_related = 0
+    mem._settings = dataclasses.replace(mem._settings, max_related=0)
     mem.add("I like sushi", user_id="u")
     assert shown(mem) == {}
 

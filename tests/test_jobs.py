@@ -8,14 +8,15 @@ from contextlib import closing
 import pytest
 
 from memlane import ConfigurationError, Memory, ProviderError, ValidationError
-from memlane.jobs import HOST, JobQueue, Worker, owner_is_dead
+from memlane.jobs import HOST, Worker, owner_is_dead
+from memlane.stores.sqlite_jobs import SQLiteJobQueue
 
 from conftest import config_for
 
 
 @pytest.fixture
 def queue(tmp_path):
-    q = JobQueue(tmp_path / "q.db", max_attempts=3, lease_seconds=60, base_delay=0.01, max_delay=0.02)
+    q = SQLiteJobQueue(tmp_path / "q.db", max_attempts=3, lease_seconds=60, base_delay=0.01, max_delay=0.02)
     yield q
     q.close()
 
@@ -64,8 +65,8 @@ def test_a_live_process_keeps_its_lease(queue):
 
 
 def test_heartbeat_keeps_a_long_job_leased(tmp_path):
-    q = JobQueue(tmp_path / "hb.db", lease_seconds=1.0)
-    other = JobQueue(tmp_path / "hb.db", lease_seconds=1.0)
+    q = SQLiteJobQueue(tmp_path / "hb.db", lease_seconds=1.0)
+    other = SQLiteJobQueue(tmp_path / "hb.db", lease_seconds=1.0)
     seen_by_other = []
     runs = []
 
@@ -93,7 +94,7 @@ def test_heartbeat_keeps_a_long_job_leased(tmp_path):
     (ProviderError("503"), "done", 3),             # transient: retried until it works
 ])
 def test_input_errors_fail_at_once_transient_ones_retry(tmp_path, error, status, attempts):
-    q = JobQueue(tmp_path / "r.db", max_attempts=5, base_delay=0.01, max_delay=0.02)
+    q = SQLiteJobQueue(tmp_path / "r.db", max_attempts=5, base_delay=0.01, max_delay=0.02)
     calls = []
 
     def run(payload, job):
@@ -120,7 +121,7 @@ def test_job_left_by_a_killed_process_is_resumed_at_once_and_done_once(tmp_path)
         m._worker.stop()  # keep this job queued: a process is about to "die" holding it
         job_id = m._queue.enqueue(__import__("memlane").pipeline.prepare_add(
             m._settings, "I like kayaks", user_id="k").to_payload())
-    set_lease(JobQueue(path), job_id, f"{HOST}:{dead_pid()}:crashed", time.time() + 300)
+    set_lease(SQLiteJobQueue(path), job_id, f"{HOST}:{dead_pid()}:crashed", time.time() + 300)
     started = time.monotonic()
     with Memory(config_for(path)) as again:
         job = again.wait(job_id, timeout=30)
@@ -131,4 +132,4 @@ def test_job_left_by_a_killed_process_is_resumed_at_once_and_done_once(tmp_path)
 
 def test_lease_must_be_positive(tmp_path):
     with pytest.raises(ConfigurationError):
-        JobQueue(tmp_path / "x.db", lease_seconds=0)
+        SQLiteJobQueue(tmp_path / "x.db", lease_seconds=0)

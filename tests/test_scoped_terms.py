@@ -5,8 +5,10 @@ from contextlib import closing
 import pytest
 
 from memlane import Memory
+from memlane import filters as F
+from memlane.models import Scope
 from memlane.stores.scoped_terms import keyed_text, phrases, scope_key, search_scope, words
-from memlane.stores.sqlite import SCHEMA_VERSION
+from memlane.stores.sqlite_migrations import SCHEMA_VERSION
 
 from conftest import config_for
 
@@ -44,9 +46,9 @@ def test_keyed_text_has_one_block_per_scope_id_and_search_picks_the_narrowest():
     assert text.split() == [f"{scope_key('user_id', 'u1')}_likes", f"{scope_key('user_id', 'u1')}_tea",
                             f"{scope_key('run_id', 'r1')}_likes", f"{scope_key('run_id', 'r1')}_tea"]
     assert keyed_text(None, "u1", None, None) == ""
-    assert search_scope({"user_id": ["u1"], "run_id": ["r1"]}) == ("run_id", "r1")
-    assert search_scope({"user_id": ["u1", "u2"]}) is None  # contradictory: no single key
-    assert search_scope({}) is None
+    assert search_scope(Scope(user_id="u1", run_id="r1")) == ("run_id", "r1")
+    assert search_scope(F.scope_of(F.parse({"AND": [{"user_id": "u1"}, {"user_id": "u2"}]}))) is None  # no single id
+    assert search_scope(Scope()) is None
 
 
 def test_phrases_quote_words_and_make_phrases_of_compound_terms():
@@ -61,19 +63,19 @@ def test_keyword_search_reads_only_the_scope_and_follows_updates_and_deletes(tmp
         m.add("Bob restores vintage motorcycles too", user_id="bob", infer=False)
         m.add("vintage motorcycles in a run", user_id="alice", run_id="trip", infer=False)
         store = m._runtime.store
-        from memlane import filters as F
-        scope = F.parse({"user_id": "alice"})
-        assert {i for i, _ in store.keyword_search(["motorcycles"], scope, 10)} == {
+        alices = F.parse({"user_id": "alice"})
+        scope = (F.scope_of(alices), alices)
+        assert {i for i, _ in store.keyword_search(["motorcycles"], *scope, 10)} == {
             alice, *[r["id"] for r in m.get_all(user_id="alice", run_id="trip")["results"]]}
         run_only = F.parse({"run_id": "trip"})
-        assert len(store.keyword_search(["motorcycles"], run_only, 10)) == 1
+        assert len(store.keyword_search(["motorcycles"], F.scope_of(run_only), run_only, 10)) == 1
         m.update(alice, "I restore old sailboats")
-        assert alice not in {i for i, _ in store.keyword_search(["motorcycles"], scope, 10)}
-        assert [i for i, _ in store.keyword_search(["sailboats"], scope, 10)] == [alice]
+        assert alice not in {i for i, _ in store.keyword_search(["motorcycles"], *scope, 10)}
+        assert [i for i, _ in store.keyword_search(["sailboats"], *scope, 10)] == [alice]
         m.delete(alice)
-        assert store.keyword_search(["sailboats"], scope, 10) == []
+        assert store.keyword_search(["sailboats"], *scope, 10) == []
         with pytest.raises(Exception, match="user_id, agent_id or run_id"):
-            store.keyword_search(["x"], F.parse({"role": "user"}), 10)
+            store.keyword_search(["x"], Scope(), F.parse({"role": "user"}), 10)
 
 
 V1_FTS = """
@@ -97,8 +99,8 @@ def test_a_schema_1_database_is_migrated_to_keyed_terms_on_open(tmp_path):
         assert conn.execute("SELECT count(*) FROM memories_fts WHERE memories_fts MATCH 'motorcycl'").fetchone() == (1,)
     with Memory(config_for(path)) as m:
         store = m._runtime.store
-        from memlane import filters as F
-        assert [i for i, _ in store.keyword_search(["motorcycles"], F.parse({"user_id": "alice"}), 5)] == [kept]
+        where = F.parse({"user_id": "alice"})
+        assert [i for i, _ in store.keyword_search(["motorcycles"], F.scope_of(where), where, 5)] == [kept]
         conn = store._conn()
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
         conn.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")
@@ -122,8 +124,8 @@ def test_varints_and_the_fts5_row_count_read_from_a_real_table():
 
 
 def _keyword_scores(m, user):
-    from memlane import filters as F
-    return dict(m._runtime.store.keyword_search(["alice", "tea"], F.parse({"user_id": user}), 10))
+    return dict(m._runtime.store.keyword_search(["alice", "tea"], Scope(user_id=user), F.parse({"user_id": user}),
+                                                10))
 
 
 def test_a_scopes_keyword_scores_do_not_depend_on_other_tenants(tmp_path):

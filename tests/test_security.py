@@ -5,12 +5,13 @@ import pytest
 
 from memlane import MemlaneError
 from memlane import filters as F
+from memlane.stores.sqlite_filters import to_sql
 
 from conftest import seed, snapshot
 
 METACHARS = ["'", '"', ";", "--", "/*", "*/", ")", "(", "*", "NEAR(", ":", "AND", "OR", "NOT", "%", "_",
              "\\", "$", "[0]", ".", "'; DROP TABLE memories; --", "') OR 1=1 --", '" OR 1=1 --']
-# Crafted to close the JSON path string that filters.to_sql once spliced into the SQL and OR in a tautology.
+# Crafted to close the JSON path string that the SQL compiler of filters once spliced into the SQL and OR in a tautology.
 INJECTED_KEYS = ["x') OR 1=1 OR json_extract(metadata, '$.x", "a' OR '1'='1", "a'b", "k') IS NOT NULL OR ('1"]
 
 
@@ -66,7 +67,7 @@ def test_to_sql_never_splices_a_metadata_key():
         for spec in ("*", "v", {"ne": 1}, {"in": [1, "a", None]}, {"contains": "q"}, {"icontains": "Q"},
                      {"lt": 3}):
             params: list = []
-            sql = F.to_sql(F.parse({key: spec}), params)
+            sql = to_sql(F.parse({key: spec}), params)
             assert key not in sql
             assert sql.count("?") == len(params)
 
@@ -102,4 +103,4 @@ def test_metacharacters_in_every_position_stay_data(tenants, text):
 
 def test_to_sql_refuses_an_operator_parse_never_makes():
     with pytest.raises(MemlaneError):
-        F.to_sql(F.Cmp("k", "like", "%"), [])
+        to_sql(F.Cmp("k", "like", "%"), [])

@@ -11,7 +11,7 @@ from memlane import filters as F
 from memlane import inputs
 from memlane.models import ChangeSet
 from memlane.pipeline import new_memory
-from memlane.stores.sqlite import SCHEMA_VERSION
+from memlane.stores.sqlite_migrations import SCHEMA_VERSION
 from memlane.stores.sqlite import SQLiteStore
 
 from conftest import config_for
@@ -63,6 +63,12 @@ def _store(tmp_path, vectors, scopes, metadata=None, texts=None):
     return store, [r.id for r in cs.inserts]
 
 
+def scoped(filters):
+    """(scope, filter tree) of a filter dict, as the pipeline passes them to a search."""
+    where = F.parse(filters)
+    return F.scope_of(where), where
+
+
 def _unit(rng, n):
     v = rng.standard_normal((n, DIM)).astype(np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
@@ -78,18 +84,18 @@ def test_vector_search_gives_the_exact_top_k_of_the_scope_and_filter(tmp_path):
     worst = sorted((i for i in range(600) if scopes[i] == "b"), key=lambda i: sims[i])[:5]
     store, ids = _store(tmp_path, vectors, scopes, {i: {"tag": "rare"} for i in worst})
     try:
-        got = store.vector_search(query, F.parse({"user_id": "b"}), 10)
+        got = store.vector_search(query, *scoped({"user_id": "b"}), 10)
         want = sorted((i for i in range(600) if scopes[i] == "b"), key=lambda i: -sims[i])[:10]
         assert [mid for mid, _ in got] == [ids[i] for i in want]
         assert all(abs(score - sims[i]) < 2e-3 for (_, score), i in zip(got, want))  # float16 rounding
-        rare = store.vector_search(query, F.parse({"user_id": "b", "tag": "rare"}), 3)
+        rare = store.vector_search(query, *scoped({"user_id": "b", "tag": "rare"}), 3)
         assert [mid for mid, _ in rare] == [ids[i] for i in sorted(worst, key=lambda i: -sims[i])[:3]]
-        assert store.vector_search(query, F.parse({"user_id": "nobody"}), 10) == []
+        assert store.vector_search(query, *scoped({"user_id": "nobody"}), 10) == []
         # Unscoped (a store used directly): the float32 rows, filter in SQL.
-        everyone = store.vector_search(query, F.parse({"tag": "rare"}), 10)
+        everyone = store.vector_search(query, *scoped({"tag": "rare"}), 10)
         assert [mid for mid, _ in everyone] == [ids[i] for i in sorted(worst, key=lambda i: -sims[i])]
         with pytest.raises(Exception, match="dimensions"):
-            store.vector_search(np.ones(DIM + 1, dtype=np.float32), F.parse({"user_id": "b"}), 3)
+            store.vector_search(np.ones(DIM + 1, dtype=np.float32), *scoped({"user_id": "b"}), 3)
     finally:
         store.close()
 
@@ -132,12 +138,12 @@ def test_keyword_search_applies_the_filter_after_ranking_and_stays_exact(tmp_pat
     tagged = [i for i in range(300) if scopes[i] == "b" and i % 5 == 0][:4]
     store, ids = _store(tmp_path, vectors, scopes, {i: {"tag": "rare"} for i in tagged}, texts)
     try:
-        everything = store.keyword_search(["tea"], F.parse({"user_id": "b"}), 1000)
+        everything = store.keyword_search(["tea"], *scoped({"user_id": "b"}), 1000)
         assert len(everything) == 150
         assert [s for _, s in everything] == sorted((s for _, s in everything), reverse=True)
-        rare = store.keyword_search(["tea"], F.parse({"user_id": "b", "tag": "rare"}), 3)
+        rare = store.keyword_search(["tea"], *scoped({"user_id": "b", "tag": "rare"}), 3)
         tagged_ids = {ids[i] for i in tagged}
         assert rare == [(mid, s) for mid, s in everything if mid in tagged_ids][:3]
-        assert store.keyword_search(["tea"], F.parse({"user_id": "b", "tag": "none"}), 3) == []
+        assert store.keyword_search(["tea"], *scoped({"user_id": "b", "tag": "none"}), 3) == []
     finally:
         store.close()

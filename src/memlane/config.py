@@ -12,6 +12,8 @@ from .scoring import FusionWeights
 
 # The one mem0 config `version` whose behaviour memlane implements.
 SUPPORTED_VERSION = "v1.1"
+# The default vector store: one embedded database file, which database_path() finds.
+EMBEDDED_STORE = "sqlite"
 
 
 def default_home() -> Path:
@@ -71,7 +73,7 @@ class MemoryConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     embedder: ProviderConfig = Field(default_factory=lambda: ProviderConfig(provider="local"))
-    vector_store: ProviderConfig = Field(default_factory=lambda: ProviderConfig(provider="sqlite"))
+    vector_store: ProviderConfig = Field(default_factory=lambda: ProviderConfig(provider=EMBEDDED_STORE))
     llm: Optional[ProviderConfig] = None
     reranker: Optional[ProviderConfig] = None
     # mem0 keeps history in its own SQLite file; here it is the one embedded database file.
@@ -80,6 +82,10 @@ class MemoryConfig(BaseModel):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     # With an LLM, keep each turn as an episodic memory beside the extracted facts.
     keep_episodic: bool = True
+    # With an LLM: how many related memories each new message brings into the reconciliation prompt, and
+    # how many in all.
+    related_per_message: int = Field(default=5, ge=0)
+    max_related: int = Field(default=20, ge=0)
     # Guards against pasting a whole document as one "message"; raise it if you mean to.
     max_message_chars: int = Field(default=100_000, gt=0)
     # Background adds: transient failures are retried with exponential backoff from this delay (seconds),
@@ -127,11 +133,21 @@ class MemoryConfig(BaseModel):
             raise ConfigurationError(f"invalid config: {exc}") from exc
 
     def database_path(self) -> Path:
-        """The embedded SQLite file: vector_store.config.path, else history_db_path, else $MEMLANE_HOME/memlane.db."""
-        if self.vector_store.provider == "sqlite":
+        """The embedded database file: vector_store.config.path, else history_db_path, else
+        $MEMLANE_HOME/memlane.db."""
+        if self.vector_store.provider == EMBEDDED_STORE:
             path = self.vector_store.config.get("path") or self.vector_store.config.get("db_path")
             if path:
                 return Path(path)
         if self.history_db_path:
             return Path(self.history_db_path)
         return default_home() / "memlane.db"
+
+    def store_config(self) -> dict[str, Any]:
+        """What the vector store is built from: its own config, with the embedded store's file resolved
+        (mem0's history_db_path and $MEMLANE_HOME choose it as well, and the store sees only its dict)."""
+        config = dict(self.vector_store.config)
+        if self.vector_store.provider == EMBEDDED_STORE:
+            config.pop("db_path", None)
+            config["path"] = str(self.database_path())
+        return config

@@ -6,24 +6,37 @@ import asyncio
 import functools
 import inspect
 import logging
-from typing import Any, Callable, Generator, TypeVar
+import threading
+from typing import Any, Callable, TypeVar
 
 from .drive import adrive, drive
-from .effects import Complete, Embed, Rerank, StoreCall
+from .effects import Complete, Embed, Rerank, StoreCall, WarnOnce
 from .errors import ConfigurationError, InternalError, MemlaneError
+from .settings import Op
 
 log = logging.getLogger("memlane")
 
-Op = Generator[Any, Any, Any]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Runtime:
+    """The providers one Memory performs effects with, and the little state that belongs to that Memory
+    rather than to its (read-only) settings: which warnings it has given."""
+
     def __init__(self, embedder: Any, store: Any, llm: Any = None, reranker: Any = None):
         self.embedder = embedder
         self.store = store
         self.llm = llm
         self.reranker = reranker
+        self._warned: set[str] = set()
+        self._warned_lock = threading.Lock()
+
+    def warn_once(self, message: str) -> None:
+        with self._warned_lock:  # the job worker's thread and the caller's may add at the same time
+            if message in self._warned:
+                return
+            self._warned.add(message)
+        log.warning(message)
 
     def _reranker(self) -> Any:
         if self.reranker is None:
@@ -34,6 +47,8 @@ class Runtime:
     def perform(self, effect: Any) -> Any:
         if isinstance(effect, StoreCall):
             return getattr(self.store, effect.method)(*effect.args)
+        if isinstance(effect, WarnOnce):
+            return self.warn_once(effect.message)
         if isinstance(effect, Embed):
             return self.embedder.embed(effect.texts, effect.purpose)
         if isinstance(effect, Complete):
@@ -51,6 +66,8 @@ class Runtime:
             if native is not None:
                 return await native(*effect.args)
             return await asyncio.to_thread(getattr(self.store, effect.method), *effect.args)
+        if isinstance(effect, WarnOnce):
+            return self.warn_once(effect.message)
         if isinstance(effect, Embed):
             native = getattr(self.embedder, "aembed", None)
             if native is not None:

@@ -10,9 +10,9 @@ from . import inputs, pipeline, pooling, registry, reindex
 from .config import MemoryConfig, ProviderConfig
 from .drivers import Runtime, callers, run_async, run_sync, safe
 from .errors import ConfigurationError, ValidationError
-from .jobs import JobQueue, Worker
+from .jobs import NoQueue, Worker
 from .progress import ProgressBar
-from .scoring import FusionWeights
+from .settings import Op, Settings
 
 Messages = Union[str, dict[str, Any], list[dict[str, Any]]]
 Progress = reindex.Progress
@@ -29,13 +29,9 @@ def _progress(progress: Union[bool, Progress, None]) -> Optional[Progress]:
     return callers(progress)  # what it raises is the caller's, handed back as it is
 
 
-def _build(config: MemoryConfig, check_space: bool = True) -> tuple[Runtime, pipeline.Settings]:
+def _build(config: MemoryConfig, check_space: bool = True) -> tuple[Runtime, Settings]:
     embedder = registry.create("embedder", config.embedder.provider, config.embedder.config)
-    store_config = dict(config.vector_store.config)
-    if config.vector_store.provider == "sqlite":
-        store_config["path"] = str(config.database_path())
-        store_config.pop("db_path", None)
-    store = registry.create("vector_store", config.vector_store.provider, store_config)
+    store = registry.create("vector_store", config.vector_store.provider, config.store_config())
     try:
         return _finish(config, embedder, store, check_space)
     except BaseException:
@@ -44,9 +40,8 @@ def _build(config: MemoryConfig, check_space: bool = True) -> tuple[Runtime, pip
 
 
 def _finish(config: MemoryConfig, embedder: Any, store: Any,
-            check_space: bool = True) -> tuple[Runtime, pipeline.Settings]:
-    r = config.retrieval
-    pooled = r.pooling_for(config.embedder.provider)
+            check_space: bool = True) -> tuple[Runtime, Settings]:
+    pooled = config.retrieval.pooling_for(config.embedder.provider)
     # How vectors are made is part of their space: pooled and whole-text vectors must not share a store.
     space = embedder.model_id + (pooling.POOLED_SUFFIX if pooled else "")
     if check_space:  # skipped only to re-embed the store into this space (Memory.reindexed)
@@ -58,20 +53,12 @@ def _finish(config: MemoryConfig, embedder: Any, store: Any,
     llm = None
     if llm_config is not None and llm_config.provider != "none":
         llm = registry.create("llm", llm_config.provider, llm_config.config)
-    instructions = "\n".join(p for p in (config.custom_instructions, config.custom_fact_extraction_prompt) if p)
-    weights = FusionWeights(dense=r.dense_weight, keyword=r.keyword_weight, actor=r.actor_weight,
-                            date=r.date_weight, bm25_half=r.bm25_half)
+    settings = Settings.from_config(config, embedding_model=space, dimension=embedder.dimension,
+                                    sentence_pooling=pooled, llm_configured=llm is not None,
+                                    reranker_configured=reranker is not None)
+    weights = settings.weights
     if weights.dense + weights.keyword + weights.actor <= 0:
         raise ConfigurationError("retrieval weights must not all be zero")
-    settings = pipeline.Settings(max_message_chars=config.max_message_chars, llm_configured=llm is not None,
-                                 embedding_model=space, dimension=embedder.dimension,
-                                 custom_instructions=instructions or None, weights=weights,
-                                 context_weight=r.context_weight,
-                                 sentence_pooling=pooled,
-                                 min_candidates=r.min_candidates,
-                                 candidate_factor=r.candidate_factor, keep_episodic=config.keep_episodic,
-                                 reranker_configured=reranker is not None, rerank_pool=r.rerank_pool,
-                                 rerank_weight=r.rerank_weight)
     return Runtime(embedder, store, llm, reranker), settings
 
 
@@ -110,11 +97,12 @@ class _Base:
             raise ConfigurationError("config must be a MemoryConfig or a dict")
         self.config = config
         self._runtime, self._settings = _build(config, check_space=not _reindexing)
-        # The ingestion queue lives in the embedded database file (or history_db_path with another store).
+        # The store keeps the ingestion queue, so it can mark a job done with the job's own write.
         try:
-            self._queue = JobQueue(config.database_path(), max_attempts=config.job_max_attempts,
-                                   base_delay=config.job_retry_base_delay,
-                                   lease_seconds=config.job_lease_seconds)
+            make_queue = getattr(self._runtime.store, "job_queue", None)
+            self._queue = NoQueue() if make_queue is None else make_queue(
+                max_attempts=config.job_max_attempts, base_delay=config.job_retry_base_delay,
+                lease_seconds=config.job_lease_seconds)
         except BaseException:
             self._runtime.store.close()
             raise
@@ -160,7 +148,7 @@ class _Base:
 class Memory(_Base):
     """Long-term memory on the configured stores. Safe to share between threads."""
 
-    def _run(self, op: pipeline.Op) -> Any:
+    def _run(self, op: Op) -> Any:
         return run_sync(self._runtime, op)
 
     @safe
@@ -276,7 +264,7 @@ class Memory(_Base):
 class AsyncMemory(_Base):
     """The asyncio flavour of Memory: same pipeline, awaited."""
 
-    async def _run(self, op: pipeline.Op) -> Any:
+    async def _run(self, op: Op) -> Any:
         return await run_async(self._runtime, op)
 
     @safe

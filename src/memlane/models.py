@@ -13,6 +13,17 @@ SCOPE_KEYS = ("user_id", "agent_id", "run_id")
 MEMORY_TYPES = ("semantic_memory", "episodic_memory", "procedural_memory")
 
 
+@dataclass(frozen=True)
+class Scope:
+    """The scope ids every match of a read has (None: the read does not fix that one). Search passes it to
+    the store beside the filter, so a store can read one scope's partition first and check the filter
+    (which holds the same ids) afterwards."""
+
+    user_id: Optional[str] = None
+    agent_id: Optional[str] = None
+    run_id: Optional[str] = None
+
+
 def text_hash(text: str) -> str:
     return hashlib.md5(text.encode("utf-8")).hexdigest()  # mem0's dedup hash; not used for security
 

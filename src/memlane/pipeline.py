@@ -6,59 +6,30 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any, Callable, Generator, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from . import extraction as X
 from . import filters as F
 from . import inputs
-from .effects import Complete, Embed, Rerank, StoreCall
+from .effects import Complete, Embed, Rerank, Store, WarnOnce
 from .errors import ConfigurationError, ConflictError, LLMError, NotFoundError, ValidationError
 from .models import (ChangeSet, HistoryEntry, HistoryRecord, JobCompletion, MemoryItem, MemoryRecord,
-                     MessageRecord, text_hash)
+                     MessageRecord, Scope, text_hash)
 from .rerankers.base import checked
 from .query_dates import date_share, named_dates
-from .scoring import FusionWeights, fuse, named_actor, query_terms
+from .scoring import fuse, named_actor, query_terms
+from .settings import Op, Settings
 from .vectors import memory_vectors, reembedded, scope_key, turn_vectors
 
 log = logging.getLogger("memlane")
-Op = Generator[Any, Any, Any]
 
 NO_LLM_WARNING = ("memlane: no LLM is configured, so add(infer=True) stores messages verbatim instead of "
                   "extracting facts. Configure one with Memory.from_config({'llm': {'provider': 'openai', "
                   "...}}) or set OPENAI_API_KEY; pass infer=False to store verbatim without this warning.")
-
-
-@dataclass
-class Settings:
-    max_message_chars: int = 100_000
-    llm_configured: bool = False
-    weights: FusionWeights = field(default_factory=FusionWeights)
-    # How many candidates each retriever contributes before fusion: max(min_candidates, factor * limit).
-    candidate_factor: int = 4
-    min_candidates: int = 50
-    warned_no_llm: bool = False
-    embedding_model: str = ""
-    dimension: int = 0
-    custom_instructions: Optional[str] = None
-    # With an LLM, also keep each turn as an episodic memory (searchable with filters={"memory_type":
-    # "episodic_memory"}); its vector is computed anyway to find related memories, so it costs no embedding.
-    keep_episodic: bool = True
-    # How many existing memories each new message brings into the reconciliation prompt, and in all.
-    related_per_message: int = 5
-    max_related: int = 20
-    # Contextual indexing of conversation turns: a turn's vector takes this share of the previous turn's
-    # embedding, and the previous turn is keyword-indexed beside it.
-    context_weight: float = 0.25
-    # Embed memories sentence by sentence (speaker-prefixed) and average; see pooling.py.
-    sentence_pooling: bool = True
-    # search() reranks by default when a reranker is configured; see rerankers/base.py.
-    reranker_configured: bool = False
-    rerank_pool: int = 30
-    rerank_weight: float = 0.5
 
 
 # A mutation re-reads and re-plans when another call changed its memories first (compare-and-set); each
@@ -166,9 +137,8 @@ def execute_add(settings: Settings, req: AddRequest) -> Op:
         return (yield from add_procedural(req, logged))
     if req.infer and settings.llm_configured:
         return (yield from add_inferred(settings, req, logged))
-    if req.infer and not settings.warned_no_llm:
-        settings.warned_no_llm = True
-        log.warning(NO_LLM_WARNING)
+    if req.infer:
+        yield WarnOnce(NO_LLM_WARNING)  # once per Memory: the runtime remembers
     return (yield from add_verbatim(settings, req, logged))
 
 
@@ -214,16 +184,16 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
     transaction. The messages are logged first, in their own transaction, so a failed add loses no input."""
     msgs, ids, meta, event_time, instructions = req.messages, req.ids, req.metadata, req.timestamp, req.instructions
     first_context = (yield from previous_turn(ids, "episodic_memory")) if settings.keep_episodic else None
-    yield StoreCall("apply", (ChangeSet(messages=logged),))
+    yield Store.apply(ChangeSet(messages=logged))
     convo = [(m, rec) for m, rec in zip(msgs, logged) if m.role != "system"]
     vectors = yield from memory_vectors(settings, [m.content for m, _ in convo], [m.name for m, _ in convo])
-    where = scope_node(ids, "semantic_memory")
+    where, scope = scope_node(ids, "semantic_memory"), Scope(**ids)
     best: dict[str, float] = {}
     for vec in vectors:
-        for mid, score in (yield StoreCall("vector_search", (vec, where, settings.related_per_message))):
+        for mid, score in (yield Store.vector_search(vec, scope, where, settings.related_per_message)):
             best[mid] = max(score, best.get(mid, -1.0))
     related_ids = sorted(best, key=lambda i: -best[i])[:settings.max_related]
-    found = {r.id: r for r in (yield StoreCall("get", (related_ids,)))}
+    found = {r.id: r for r in (yield Store.get(related_ids))}
     at = inputs.now_iso()  # after the reads: an update it plans is stamped later than the state it saw
     ctx = X.Context(messages=[m for m, _ in convo], existing=[found[i] for i in related_ids if i in found],
                     conversation_date=(event_time or at)[:10], agent_mode=X.use_agent_prompt(msgs, ids["agent_id"]),
@@ -255,7 +225,7 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
         if plan.rejected:
             out["rejected"] = plan.rejected
         try:
-            yield StoreCall("apply", (req.finish(changes, out),))
+            yield Store.apply(req.finish(changes, out))
         except ConflictError as exc:
             if not drop_conflicts(plan, set(exc.ids)):
                 raise
@@ -332,7 +302,7 @@ def add_procedural(req: AddRequest, logged: list[MessageRecord]) -> Op:
     """Summarise an agent's execution history into one procedural memory (mem0's procedural_memory)."""
     msgs, ids, meta, event_time, instructions = req.messages, req.ids, req.metadata, req.timestamp, req.instructions
     at = inputs.now_iso()
-    yield StoreCall("apply", (ChangeSet(messages=logged),))
+    yield Store.apply(ChangeSet(messages=logged))
     usage = Usage()
     answer = yield from ask(X.procedural_request(msgs, instructions), X.ProceduralAnswer, usage)
     summary = answer.summary.strip()
@@ -344,7 +314,7 @@ def add_procedural(req: AddRequest, logged: list[MessageRecord]) -> Op:
     row = history_row(rec.id, "ADD", None, summary, None, "assistant", at)
     out = {"results": [{"id": rec.id, "memory": summary, "event": "ADD"}], "relations": [],
            "usage": usage.as_dict()}
-    yield StoreCall("apply", (req.finish(ChangeSet(inserts=[rec], history=[row]), out),))
+    yield Store.apply(req.finish(ChangeSet(inserts=[rec], history=[row]), out))
     return out
 
 
@@ -356,7 +326,7 @@ def exact_scope(ids: dict[str, Optional[str]], memory_type: str) -> F.Node:
 def previous_turn(ids: dict[str, Optional[str]], memory_type: str) -> Op:
     """(text, speaker) of the newest turn stored in exactly this scope. Read from the memories, not the
     message log, so a deleted turn never becomes the context of a new one."""
-    last, _ = yield StoreCall("list", (exact_scope(ids, memory_type), 1, 0, True))
+    last, _ = yield Store.list(exact_scope(ids, memory_type), 1, 0, newest_first=True)
     return (last[0].memory, last[0].actor_id) if last else None
 
 
@@ -373,8 +343,8 @@ def next_turns(records: list[MemoryRecord]) -> Op:
         texts_list = sorted(texts)
         for start in range(0, len(texts_list), 500):
             where = F.conjoin(scope, F.Cmp("context", "in", tuple(texts_list[start:start + 500])))
-            found.extend(mid for mid in (yield StoreCall("ids", (where,))) if mid not in own_ids)
-    return (yield StoreCall("get", (found,))) if found else []
+            found.extend(mid for mid in (yield Store.ids(where)) if mid not in own_ids)
+    return (yield Store.get(found)) if found else []
 
 
 def turns_after(settings: Settings, olds: list[MemoryRecord], new_texts: list[Optional[str]],
@@ -407,7 +377,7 @@ def add_verbatim(settings: Settings, req: AddRequest, logged: list[MessageRecord
     history = [history_row(r.id, "ADD", None, r.memory, r.actor_id, r.role, at) for r in records]
     out = {"results": [{"id": r.id, "memory": r.memory, "event": "ADD", "actor_id": r.actor_id,
                         "role": r.role} for r in records], "relations": []}
-    yield StoreCall("apply", (req.finish(ChangeSet(messages=logged, inserts=records, history=history), out),))
+    yield Store.apply(req.finish(ChangeSet(messages=logged, inserts=records, history=history), out))
     return out
 
 
@@ -424,6 +394,7 @@ def search(settings: Settings, query: Any, *, user_id: Any = None, agent_id: Any
            filters: Any = None, limit: Any = 10, threshold: Any = None, rerank: Any = None) -> Op:
     text = inputs.query(query, settings.max_message_chars)
     where = visible(inputs.scoped_filter(user_id, agent_id, run_id, filters))
+    scope = F.scope_of(where)  # the ids the arguments and filters fixed; the store reads that scope first
     k = inputs.limit(limit, maximum=1000)
     cut = inputs.threshold(threshold)
     if rerank is not None and not isinstance(rerank, bool):
@@ -434,10 +405,10 @@ def search(settings: Settings, query: Any, *, user_id: Any = None, agent_id: Any
     rerank = settings.reranker_configured if rerank is None else rerank
     pool = max(settings.min_candidates, settings.candidate_factor * k)
     vector = (yield Embed([text], "search"))[0]
-    dense = dict((yield StoreCall("vector_search", (vector, where, pool))))
-    keyword = dict((yield StoreCall("keyword_search", (query_terms(text), where, pool))))
+    dense = dict((yield Store.vector_search(vector, scope, where, pool)))
+    keyword = dict((yield Store.keyword_search(query_terms(text), scope, where, pool)))
     candidates = list(dict.fromkeys([*dense, *keyword]))
-    records = {r.id: r for r in (yield StoreCall("get", (candidates, True)))}
+    records = {r.id: r for r in (yield Store.get(candidates, with_embeddings=True))}
     # Exact dense scores from the stored vectors: keyword-only hits get one, and a store may rank with a
     # compact copy (the SQLite store scans float16 vectors).
     dense = {mid: float(np.dot(records[mid].embedding, vector)) for mid in candidates if mid in records}
@@ -473,27 +444,27 @@ def reranked(settings: Settings, query: str, ranked: list[tuple[str, float]], re
 
 def get(settings: Settings, memory_id: Any) -> Op:
     mid = inputs.memory_id(memory_id)
-    found = yield StoreCall("get", ([mid],))
+    found = yield Store.get([mid])
     return MemoryItem.from_record(found[0]).to_dict() if found else None
 
 
 def get_all(settings: Settings, *, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
             filters: Any = None, limit: Any = 100, offset: Any = 0) -> Op:
     where = visible(inputs.scoped_filter(user_id, agent_id, run_id, filters))
-    records, total = yield StoreCall("list", (where, inputs.limit(limit), inputs.offset(offset)))
+    records, total = yield Store.list(where, inputs.limit(limit), inputs.offset(offset))
     return {"results": [MemoryItem.from_record(r).to_dict() for r in records], "total": total}
 
 
 def history(settings: Settings, memory_id: Any) -> Op:
     mid = inputs.memory_id(memory_id)
-    rows = yield StoreCall("history", (mid,))
+    rows = yield Store.history(mid)
     return [HistoryEntry.from_record(r).model_dump() for r in rows]
 
 
 # ------------------------------------------------------------------ mutations
 
 def _existing(mid: str, with_embeddings: bool = False) -> Op:
-    found = yield StoreCall("get", ([mid], with_embeddings))
+    found = yield Store.get([mid], with_embeddings)
     if not found:
         raise NotFoundError(f"memory {mid} not found")
     return found[0]
@@ -521,8 +492,7 @@ def update_once(settings: Settings, mid: str, text: Optional[str], meta: Optiona
         new, *retold = yield from turns_after(settings, [old], [text], lead=[new])
     row = history_row(mid, "UPDATE", old.memory, new.memory, old.actor_id, old.role, at,
                       old_metadata=old.metadata if meta is not None else None, new_metadata=meta)
-    yield StoreCall("apply", (ChangeSet(updates=[new], history=[row], reindex=retold,
-                                        expected={mid: old.version}),))
+    yield Store.apply(ChangeSet(updates=[new], history=[row], reindex=retold, expected={mid: old.version}))
     return {"message": "Memory updated successfully!", "id": mid, "memory": new.memory}
 
 
@@ -536,8 +506,7 @@ def delete_once(settings: Settings, mid: str) -> Op:
     old = yield from _existing(mid)
     row = history_row(mid, "DELETE", old.memory, None, old.actor_id, old.role, inputs.now_iso())
     reindexed = yield from turns_after(settings, [old], [None])
-    yield StoreCall("apply", (ChangeSet(deletes=[mid], history=[row], reindex=reindexed,
-                                        expected={mid: old.version}),))
+    yield Store.apply(ChangeSet(deletes=[mid], history=[row], reindex=reindexed, expected={mid: old.version}))
     return {"message": "Memory deleted successfully!", "id": mid}
 
 
@@ -548,19 +517,19 @@ def delete_all(settings: Settings, *, user_id: Any = None, agent_id: Any = None,
 
 
 def delete_all_once(settings: Settings, where: F.Node) -> Op:
-    mids = yield StoreCall("ids", (where,))
-    olds = yield StoreCall("get", (mids,))
+    mids = yield Store.ids(where)
+    olds = yield Store.get(mids)
     at = inputs.now_iso()
     rows = [history_row(o.id, "DELETE", o.memory, None, o.actor_id, o.role, at) for o in olds]
     reindexed = yield from turns_after(settings, olds, [None] * len(olds))
-    yield StoreCall("apply", (ChangeSet(deletes=[o.id for o in olds], history=rows, reindex=reindexed,
-                                        expected={o.id: o.version for o in olds}),))
+    yield Store.apply(ChangeSet(deletes=[o.id for o in olds], history=rows, reindex=reindexed,
+                                expected={o.id: o.version for o in olds}))
     return {"message": f"{len(olds)} memories deleted", "deleted": len(olds)}
 
 
 def reset(settings: Settings) -> Op:
-    yield StoreCall("reset")
-    yield StoreCall("ensure_space", (settings.embedding_model, settings.dimension))
+    yield Store.reset()
+    yield Store.ensure_space(settings.embedding_model, settings.dimension)
     return None
 
 
@@ -571,7 +540,7 @@ def _message_dict(r: MessageRecord) -> dict[str, Any]:
 
 def messages(settings: Settings, ids: Any) -> Op:
     """Source messages of a memory (provenance), in log order."""
-    records = yield StoreCall("messages", (inputs.message_ids(ids),))
+    records = yield Store.messages(inputs.message_ids(ids))
     return [_message_dict(r) for r in records]
 
 
@@ -582,5 +551,5 @@ def message_log(settings: Settings, *, user_id: Any = None, agent_id: Any = None
     ids = inputs.scope_ids(user_id, agent_id, run_id)
     inputs.require_scope(ids)
     where = F.conjoin(*(F.Cmp(k, "eq", v) for k, v in ids.items() if v is not None))
-    records, total = yield StoreCall("list_messages", (where, inputs.limit(limit), inputs.offset(offset)))
+    records, total = yield Store.list_messages(where, inputs.limit(limit), inputs.offset(offset))
     return {"results": [_message_dict(r) for r in records], "total": total}

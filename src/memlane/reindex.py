@@ -17,9 +17,9 @@ import numpy as np
 
 from . import filters as F
 from . import inputs
-from .effects import StoreCall
+from .effects import Store
 from .models import ChangeSet
-from .pipeline import Op, Settings
+from .settings import Op, Settings
 from .vectors import reembedded
 
 Progress = Callable[[int, int], None]
@@ -28,16 +28,16 @@ Progress = Callable[[int, int], None]
 def reindex(settings: Settings, batch_size: int = 256, progress: Optional[Progress] = None) -> Op:
     """Re-embed every memory, one transaction per page; returns what was done."""
     batch_size = inputs.limit(batch_size, "batch_size")
-    _, total = yield StoreCall("list", (F.TRUE, 1, 0))
+    _, total = yield Store.list(F.TRUE, 1, 0)
     newest: OrderedDict[tuple, tuple[str, np.ndarray]] = OrderedDict()
     done, cursor = 0, None
     while True:
-        records, cursor = yield StoreCall("reindex_page", (settings.embedding_model, settings.dimension,
-                                                           cursor, batch_size))
+        records, cursor = yield Store.reindex_page(settings.embedding_model, settings.dimension, cursor,
+                                                   batch_size)
         if not records:
             break
         fresh = yield from reembedded(settings, records, newest)
-        yield StoreCall("apply", (ChangeSet(reindex=fresh),))
+        yield Store.apply(ChangeSet(reindex=fresh))
         done += len(records)
         if progress is not None:
             progress(done, max(total, done))

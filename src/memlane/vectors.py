@@ -10,18 +10,15 @@ next turn, and reindex(). Generators of effects like the rest of the pipeline (n
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Generator, Optional
+from typing import Optional
 
 import numpy as np
 
 from . import pooling
-from .effects import Embed, StoreCall
+from .effects import Embed, Store
 from .models import MemoryRecord
+from .settings import Op, Settings
 
-if TYPE_CHECKING:
-    from .pipeline import Settings
-
-Op = Generator[Any, Any, Any]
 # Turn vectors kept per scope to serve as the next turn's context without embedding it again. A scope
 # not held (more scopes than this in flight) gets its context embedded from the stored context text.
 NEWEST_TURNS_KEPT = 50_000
@@ -116,7 +113,7 @@ def turn_flags(records: list[MemoryRecord]) -> Op:
     """Whether each record is a conversation turn: episodic, or semantic with its one source message's text."""
     single = [r.source_message_ids[0] for r in records
               if r.memory_type == "semantic_memory" and len(r.source_message_ids) == 1]
-    logged = (yield StoreCall("messages", (sorted(set(single)),))) if single else []
+    logged = (yield Store.messages(sorted(set(single)))) if single else []
     content = {m.id: m.content for m in logged}
     return [r.memory_type == "episodic_memory"
             or (r.memory_type == "semantic_memory" and len(r.source_message_ids) == 1

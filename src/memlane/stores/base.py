@@ -1,13 +1,52 @@
 """The storage interface. Deliberately narrow: the pipeline plans every mutation, a store only persists a
-ChangeSet atomically and answers a handful of reads. A new backend implements these methods and nothing else."""
+ChangeSet atomically and answers a handful of reads. A new backend implements these methods and nothing else.
+The pipeline reaches them through effects.Store, one typed builder per method (tests/test_store_calls.py
+keeps the two in step); Memory itself calls only job_queue() and close()."""
 from __future__ import annotations
 
-from typing import Optional, Protocol, runtime_checkable
+from typing import Any, Optional, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..filters import Node
-from ..models import ChangeSet, HistoryRecord, MemoryRecord, MessageRecord
+from ..models import ChangeSet, HistoryRecord, MemoryRecord, MessageRecord, Scope
+
+
+@runtime_checkable
+class JobQueue(Protocol):
+    """The durable queue of background adds (jobs.py's Worker drains it). A job is claimed under a lease
+    that names its owner; only the lease holder may finish it, and the store's apply() marks it done in
+    the same transaction as its changes (ChangeSet.job)."""
+
+    lease_seconds: float
+
+    def enqueue(self, payload: dict[str, Any]) -> str:
+        """Persist a job (queued) and return its id."""
+
+    def claim(self, owner: str) -> Optional[tuple[str, dict[str, Any], int]]:
+        """Take the oldest runnable job for `owner`: (job id, payload, attempt number), or None."""
+
+    def renew(self, job_id: str, owner: str) -> bool:
+        """Extend the lease of a job `owner` still holds; False when it was taken over or finished."""
+
+    def succeed(self, job_id: str, owner: str, result: Any) -> None:
+        """Mark done a job whose final write did not (a no-op when it did, or when the lease was lost)."""
+
+    def fail(self, job_id: str, owner: str, attempts: int, error: BaseException) -> None:
+        """Queue the job again after a backoff, or fail it (a permanent error, or out of attempts)."""
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        """The job's state (id, status, attempts, last_error, result, created_at, updated_at);
+        NotFoundError when there is none."""
+
+    def retry(self, job_id: str) -> None:
+        """Queue a failed job again; NotFoundError when there is no failed job with that id."""
+
+    def pending(self) -> int:
+        """How many jobs are queued or running."""
+
+    def close(self) -> None:
+        """Close this thread's resources (workers call it from their own threads)."""
 
 
 @runtime_checkable
@@ -21,18 +60,16 @@ class MemoryStore(Protocol):
     def get(self, ids: list[str], with_embeddings: bool = False) -> list[MemoryRecord]:
         """The records that exist among `ids` (any order)."""
 
-    def list(self, where: Node, limit: int, offset: int,
-             newest_first: bool = False) -> tuple[list[MemoryRecord], int]:
-        """A page of matching records, oldest first (or newest first), and the total number of matches."""
-
     def ids(self, where: Node) -> list[str]:
         """Every id matching `where`."""
 
-    def vector_search(self, vector: np.ndarray, where: Node, k: int) -> list[tuple[str, float]]:
-        """Up to k (id, cosine similarity) pairs among matches, best first."""
+    def vector_search(self, vector: np.ndarray, scope: Scope, where: Node, k: int) -> list[tuple[str, float]]:
+        """Up to k (id, cosine similarity) pairs among matches of `where`, best first. `scope` holds the
+        scope ids `where` fixes (the pipeline passes both), so a store can rank one scope's rows first."""
 
-    def keyword_search(self, terms: list[str], where: Node, k: int) -> list[tuple[str, float]]:
-        """Up to k (id, BM25 relevance >= 0, higher better) pairs matching any of `terms`, best first."""
+    def keyword_search(self, terms: list[str], scope: Scope, where: Node, k: int) -> list[tuple[str, float]]:
+        """Up to k (id, BM25 relevance >= 0, higher better) pairs matching any of `terms` and `where`, best
+        first; `scope` as for vector_search."""
 
     def history(self, memory_id: str) -> list[HistoryRecord]:
         """Every history row of a memory, oldest first."""
@@ -53,6 +90,14 @@ class MemoryStore(Protocol):
     def reset(self) -> None:
         """Delete everything, including the recorded embedding space."""
 
+    def job_queue(self, *, max_attempts: int, base_delay: float, lease_seconds: float) -> JobQueue:
+        """The queue of background adds kept with this store; apply() completes its jobs (ChangeSet.job)."""
+
     def close(self) -> None: ...
+
+    # Last: below it, `list` in an annotation would name this method (for mypy).
+    def list(self, where: Node, limit: int, offset: int,
+             newest_first: bool = False) -> tuple[list[MemoryRecord], int]:
+        """A page of matching records, oldest first (or newest first), and the total number of matches."""
 
 

@@ -17,6 +17,8 @@ import re
 import unicodedata
 from typing import Iterable, Optional
 
+from ..models import Scope
+
 _ALPHABET = "bcdfghjklmnpqrstvwxz0123456789"  # no vowels, no 'y' (see above)
 _KIND = {"user_id": "q", "agent_id": "x", "run_id": "z"}
 # Most selective first: a run is usually inside an agent's or user's scope.
@@ -52,12 +54,12 @@ def keyed_text(text: Optional[str], user_id: Optional[str], agent_id: Optional[s
     return " ".join(blocks)
 
 
-def search_scope(equalities: dict[str, list]) -> Optional[tuple[str, str]]:
-    """The scope a search reads under, as (kind, id): one scope id that every match must have."""
+def search_scope(scope: Scope) -> Optional[tuple[str, str]]:
+    """The scope id a search reads under, as (kind, id): the most selective one the scope fixes."""
     for kind in SEARCH_ORDER:
-        values = {v for v in equalities.get(kind, []) if isinstance(v, str)}
-        if len(values) == 1:
-            return kind, values.pop()
+        value = getattr(scope, kind)
+        if value is not None:
+            return kind, value
     return None
 
 

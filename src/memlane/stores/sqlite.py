@@ -9,17 +9,17 @@ numpy: a scope's vectors then sit on a few neighbouring pages instead of one pag
 rows landed among other tenants' (1M rows over 1,000 scopes: a scope's 1,000 vectors read from disk in
 29 ms instead of 138 ms; bench/vector_layout.py). float16 keeps 768 bytes per vector, under the size SQLite
 stores inside an index page; float32 would spill each row to an overflow page and lose the clustering.
-Triggers keep the copy in step with memories in the same transaction.
+Triggers keep the copy in step with memories in the same transaction. The schema is the ordered list of
+migrations in sqlite_migrations.py, applied on open; filters compile to SQL in sqlite_filters.py; the job
+queue shares the file (sqlite_jobs.py).
 """
 from __future__ import annotations
 
 import functools
 import json
-import logging
 import sqlite3
 import threading
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
@@ -27,166 +27,23 @@ import numpy as np
 
 from .. import filters as F
 from ..errors import ConfigurationError, ConflictError, DimensionMismatchError, ProviderError, ValidationError
-from ..models import ChangeSet, HistoryRecord, JobCompletion, MemoryRecord, MessageRecord
+from ..models import ChangeSet, HistoryRecord, MemoryRecord, MessageRecord, Scope
 from ..pooling import POOLED_SUFFIX
+from . import sqlite_jobs
 from .scope_bm25 import fts5_idf, fts5_row_count, scope_idf
 from .scoped_terms import keyed_text, phrases, scope_key, search_scope
+from .sqlite_filters import to_sql
+from .sqlite_migrations import migrate
 
-log = logging.getLogger("memlane")
-
-SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 30_000
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS memories (
-    pk INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    memory TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    metadata TEXT NOT NULL DEFAULT '{}',
-    user_id TEXT, agent_id TEXT, run_id TEXT, actor_id TEXT, role TEXT,
-    memory_type TEXT NOT NULL DEFAULT 'semantic_memory',
-    created_at TEXT NOT NULL, updated_at TEXT, timestamp TEXT,
-    source_message_ids TEXT NOT NULL DEFAULT '[]',
-    context TEXT,
-    embedding BLOB NOT NULL,
-    version INTEGER NOT NULL DEFAULT 1
-);
-CREATE INDEX IF NOT EXISTS memories_user ON memories(user_id);
-CREATE INDEX IF NOT EXISTS memories_agent ON memories(agent_id);
-CREATE INDEX IF NOT EXISTS memories_run ON memories(run_id);
--- Full-text terms are keyed by scope (stores/scoped_terms.py): memlane_keyed() is registered on every
--- connection and is deterministic, so the 'delete' rows below reproduce exactly what was inserted.
--- Other tools (the sqlite3 shell, Datasette) can read every table, but writing to memories or reading
--- memories_fts needs the function: memlane.stores.scoped_terms.keyed_text, registered with 4 arguments.
-CREATE VIEW IF NOT EXISTS memories_fts_source AS SELECT pk,
-    memlane_keyed(memory, user_id, agent_id, run_id) AS memory,
-    memlane_keyed(context, user_id, agent_id, run_id) AS context FROM memories;
-CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
-    memory, context, content='memories_fts_source', content_rowid='pk',
-    tokenize="porter unicode61 remove_diacritics 2 tokenchars '_'");
-CREATE TRIGGER IF NOT EXISTS memories_ai AFTER INSERT ON memories BEGIN
-    INSERT INTO memories_fts(rowid, memory, context)
-        SELECT pk, memory, context FROM memories_fts_source WHERE pk = new.pk;
-END;
-CREATE TRIGGER IF NOT EXISTS memories_bd BEFORE DELETE ON memories BEGIN
-    INSERT INTO memories_fts(memories_fts, rowid, memory, context)
-        SELECT 'delete', pk, memory, context FROM memories_fts_source WHERE pk = old.pk;
-END;
-CREATE TRIGGER IF NOT EXISTS memories_bu BEFORE UPDATE OF memory, context, user_id, agent_id, run_id
-ON memories BEGIN
-    INSERT INTO memories_fts(memories_fts, rowid, memory, context)
-        SELECT 'delete', pk, memory, context FROM memories_fts_source WHERE pk = old.pk;
-END;
-CREATE TRIGGER IF NOT EXISTS memories_au AFTER UPDATE OF memory, context, user_id, agent_id, run_id
-ON memories BEGIN
-    INSERT INTO memories_fts(rowid, memory, context)
-        SELECT pk, memory, context FROM memories_fts_source WHERE pk = new.pk;
-END;
-CREATE TABLE IF NOT EXISTS history (
-    pk INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    memory_id TEXT NOT NULL,
-    event TEXT NOT NULL CHECK (event IN ('ADD', 'UPDATE', 'DELETE')),
-    old_memory TEXT, new_memory TEXT, actor_id TEXT, role TEXT,
-    created_at TEXT NOT NULL, updated_at TEXT,
-    old_metadata TEXT, new_metadata TEXT
-);
-CREATE INDEX IF NOT EXISTS history_memory ON history(memory_id);
-CREATE TABLE IF NOT EXISTS messages (
-    pk INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    role TEXT NOT NULL, content TEXT NOT NULL, actor_id TEXT,
-    user_id TEXT, agent_id TEXT, run_id TEXT,
-    timestamp TEXT, created_at TEXT NOT NULL,
-    metadata TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS messages_user ON messages(user_id);
-CREATE INDEX IF NOT EXISTS messages_agent ON messages(agent_id);
-CREATE INDEX IF NOT EXISTS messages_run ON messages(run_id);
--- One row per scope id a memory has ('user_id:alice', ...): float16 vectors clustered by scope (see above).
--- Written only by these triggers; memlane_half() (float32 -> float16 bytes) is registered on every connection.
-CREATE TABLE IF NOT EXISTS memory_vectors (
-    scope TEXT NOT NULL, pk INTEGER NOT NULL, embedding BLOB NOT NULL,
-    PRIMARY KEY (scope, pk)) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS memory_vectors_ai AFTER INSERT ON memories BEGIN
-    INSERT INTO memory_vectors (scope, pk, embedding) SELECT scope, new.pk, memlane_half(new.embedding) FROM (
-        SELECT 'user_id:' || new.user_id AS scope WHERE new.user_id IS NOT NULL
-        UNION ALL SELECT 'agent_id:' || new.agent_id WHERE new.agent_id IS NOT NULL
-        UNION ALL SELECT 'run_id:' || new.run_id WHERE new.run_id IS NOT NULL);
-END;
-CREATE TRIGGER IF NOT EXISTS memory_vectors_ad AFTER DELETE ON memories BEGIN
-    DELETE FROM memory_vectors WHERE pk = old.pk AND scope IN (
-        'user_id:' || old.user_id, 'agent_id:' || old.agent_id, 'run_id:' || old.run_id);
-END;
-CREATE TRIGGER IF NOT EXISTS memory_vectors_au AFTER UPDATE OF embedding, user_id, agent_id, run_id
-ON memories BEGIN
-    DELETE FROM memory_vectors WHERE pk = old.pk AND scope IN (
-        'user_id:' || old.user_id, 'agent_id:' || old.agent_id, 'run_id:' || old.run_id);
-    INSERT INTO memory_vectors (scope, pk, embedding) SELECT scope, new.pk, memlane_half(new.embedding) FROM (
-        SELECT 'user_id:' || new.user_id AS scope WHERE new.user_id IS NOT NULL
-        UNION ALL SELECT 'agent_id:' || new.agent_id WHERE new.agent_id IS NOT NULL
-        UNION ALL SELECT 'run_id:' || new.run_id WHERE new.run_id IS NOT NULL);
-END;
-"""
-
-# Files written before memory_vectors existed get it filled once, on open.
-FILL_MEMORY_VECTORS = """
-INSERT INTO memory_vectors (scope, pk, embedding) SELECT scope, pk, memlane_half(embedding) FROM (
-    SELECT 'user_id:' || user_id AS scope, pk, embedding FROM memories WHERE user_id IS NOT NULL
-    UNION ALL SELECT 'agent_id:' || agent_id, pk, embedding FROM memories WHERE agent_id IS NOT NULL
-    UNION ALL SELECT 'run_id:' || run_id, pk, embedding FROM memories WHERE run_id IS NOT NULL)
-"""
-
-# Columns added after a table was first created: (table, column, definition); added on open where missing.
-ADDED_COLUMNS = (
-    ("memories", "version", "INTEGER NOT NULL DEFAULT 1"),  # schema 4: compare-and-set
-    ("history", "old_metadata", "TEXT"),  # schema 4: metadata-only updates leave a useful record
-    ("history", "new_metadata", "TEXT"),
-)
-
-MIGRATE_1_TO_2 = """
-DROP TRIGGER IF EXISTS memories_ai;
-DROP TRIGGER IF EXISTS memories_bd;
-DROP TRIGGER IF EXISTS memories_bu;
-DROP TRIGGER IF EXISTS memories_au;
-DROP TABLE IF EXISTS memories_fts;
-DROP VIEW IF EXISTS memories_fts_source;
-"""
-
-
-def table_columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-
-
-def add_missing_columns(conn: sqlite3.Connection, columns: Iterable[tuple[str, str, str]]) -> None:
-    """Add each (table, column, definition) a file written by an older memlane lacks (inside the caller's
-    transaction; the names are this package's constants)."""
-    for table, column, definition in columns:
-        if column not in table_columns(conn, table):
-            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-
-
-def _statements(script: str) -> list[str]:
-    """Split a schema script into statements (sqlite3.complete_statement knows about trigger bodies)."""
-    out, current = [], ""
-    for line in script.splitlines(keepends=True):
-        if line.lstrip().startswith("--") and not current.strip():
-            continue
-        current += line
-        if sqlite3.complete_statement(current):
-            out.append(current.strip())
-            current = ""
-    return out
-
 
 MEMORY_COLUMNS = ("id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, memory_type, "
                   "created_at, updated_at, timestamp, source_message_ids, context, version")
 EMBEDDING_INDEX = 16  # position of the embedding after MEMORY_COLUMNS
 HISTORY_COLUMNS = ("id, memory_id, event, old_memory, new_memory, actor_id, role, created_at, updated_at, "
                    "old_metadata, new_metadata")
-# A term found in the previous turn counts half as much as one in the memory itself (LOCOMO ablation, docs/benchmarks.md).
+# A term found in the previous turn counts half as much as one in the memory itself (LOCOMO ablation,
+# docs/benchmarks.md).
 CONTEXT_BM25_WEIGHT = 0.5
 
 
@@ -319,42 +176,15 @@ class SQLiteStore:
 
     def _create(self, conn: sqlite3.Connection) -> None:
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            version = self._stored_version(conn)
-            if version is not None and version > SCHEMA_VERSION:
-                raise ConfigurationError(f"{self.path} was written by a newer memlane (schema {version})")
-            if version == 1:  # v1 indexed plain terms plus a scope column; rebuild with keyed terms
-                for statement in _statements(MIGRATE_1_TO_2):  # not executescript: it would COMMIT
-                    conn.execute(statement)
-            had_vectors = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'memory_vectors'").fetchone()
-            for statement in _statements(SCHEMA):
-                conn.execute(statement)
-            add_missing_columns(conn, ADDED_COLUMNS)
-            if version == 1:
-                conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
-            if version is not None and not had_vectors:
-                count = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
-                if count:  # one pass over every vector: say why open() takes a while on a big file
-                    log.warning("memlane: %s: copying %d vectors into memory_vectors (schema 3; once)",
-                                self.path, count)
-                conn.execute(FILL_MEMORY_VECTORS)
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            conn.execute("COMMIT")
+            migrate(conn)
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
             raise ConfigurationError(f"cannot open {self.path} as a memlane database: {exc}") from exc
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
-    @staticmethod
-    def _stored_version(conn: sqlite3.Connection) -> int | None:
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
-            return None
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else None
+    def job_queue(self, *, max_attempts: int, base_delay: float,
+                  lease_seconds: float) -> sqlite_jobs.SQLiteJobQueue:
+        """The background-add queue, in this file: apply() marks its jobs done (ChangeSet.job)."""
+        return sqlite_jobs.SQLiteJobQueue(self.path, max_attempts=max_attempts, base_delay=base_delay,
+                                          lease_seconds=lease_seconds)
 
     def close(self) -> None:
         with self._all_lock:
@@ -476,7 +306,7 @@ class SQLiteStore:
                       h.created_at, h.updated_at, _json_or_none(h.old_metadata), _json_or_none(h.new_metadata))
                      for h in changes.history])
                 if changes.job is not None:
-                    _complete_job(conn, changes.job)
+                    sqlite_jobs.complete(conn, changes.job)
         except sqlite3.IntegrityError as exc:
             raise ValidationError(f"write rejected by the store: {exc}") from exc
         except sqlite3.DatabaseError as exc:
@@ -494,7 +324,7 @@ class SQLiteStore:
 
     def _where(self, node: F.Node, prefix: str = "") -> tuple[str, list[Any]]:
         params: list[Any] = []
-        sql = F.to_sql(node, params, metadata_column=f"{prefix}metadata", column_prefix=prefix)
+        sql = to_sql(node, params, metadata_column=f"{prefix}metadata", column_prefix=prefix)
         return sql, params
 
     @_reads
@@ -525,17 +355,17 @@ class SQLiteStore:
         return [r[0] for r in self._conn().execute(f"SELECT id FROM memories WHERE {sql}", params)]
 
     @_reads
-    def vector_search(self, vector: np.ndarray, where: F.Node, k: int) -> list[tuple[str, float]]:
+    def vector_search(self, vector: np.ndarray, scope: Scope, where: F.Node, k: int) -> list[tuple[str, float]]:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
-        scope = search_scope(F.top_level_equalities(where))
+        read_under = search_scope(scope)
         conn = self._conn()
         with _read_snapshot(conn):  # the ranking and the ids read after it see the same rows
-            if scope is None:  # every read is scoped (inputs.scoped_filter); a store used directly may not be
+            if read_under is None:  # every search is scoped (inputs.scoped_filter); a direct call may not be
                 sql, params = self._where(where)
                 rows = conn.execute(f"SELECT pk, embedding FROM memories WHERE {sql}", params).fetchall()
                 return self._first_matching(conn, *_ranked(rows, _similarities(rows, np.float32, query)), None, k)
             rows = conn.execute("SELECT pk, embedding FROM memory_vectors WHERE scope = ?",
-                                (vector_scope(*scope),)).fetchall()
+                                (vector_scope(*read_under),)).fetchall()
             return self._first_matching(conn, *_ranked(rows, _similarities(rows, np.float16, query)), where, k)
 
     def _first_matching(self, conn: sqlite3.Connection, pks: list[int], scores: list[float],
@@ -556,11 +386,11 @@ class SQLiteStore:
         return out[:k]
 
     @_reads
-    def keyword_search(self, terms: list[str], where: F.Node, k: int) -> list[tuple[str, float]]:
-        scope = search_scope(F.top_level_equalities(where))
-        if scope is None:  # every read is scoped (inputs.scoped_filter); a store used directly may not be
-            raise ValidationError("keyword_search needs a user_id, agent_id or run_id equality")
-        kind, value = scope
+    def keyword_search(self, terms: list[str], scope: Scope, where: F.Node, k: int) -> list[tuple[str, float]]:
+        read_under = search_scope(scope)
+        if read_under is None:  # every search is scoped (inputs.scoped_filter); a direct call may not be
+            raise ValidationError("keyword_search needs a scope with a user_id, agent_id or run_id")
+        kind, value = read_under
         conn = self._conn()
         # One read transaction, so the counts and the per-term scores see the same rows.
         with _read_snapshot(conn):
@@ -624,15 +454,6 @@ def _check_expected(conn: sqlite3.Connection, expected: dict[str, int]) -> None:
         raise ConflictError(f"{len(stale)} memor{'y' if len(stale) == 1 else 'ies'} changed or deleted by "
                             f"another call since this one read {'it' if len(stale) == 1 else 'them'}: "
                             f"{', '.join(stale[:5])}", ids=tuple(stale))
-
-
-def _complete_job(conn: sqlite3.Connection, job: JobCompletion) -> None:
-    """Mark a background job done with its changes (jobs.py owns the table; the same file holds it)."""
-    cur = conn.execute("UPDATE jobs SET status = 'done', result = ?, last_error = NULL, updated_at = ? "
-                       "WHERE id = ? AND status = 'running' AND lease_owner = ?",
-                       (json.dumps(job.result), datetime.now(timezone.utc).isoformat(), job.job_id, job.owner))
-    if cur.rowcount != 1:
-        raise ConflictError(f"job {job.job_id}: the lease was taken over by another worker", ids=(job.job_id,))
 
 
 def _record_space(conn: sqlite3.Connection, model_id: str, dimension: int) -> None:

@@ -44,7 +44,8 @@ from pydantic import BaseModel, Field
 
 from ..errors import ConfigurationError
 from ..models import text_hash
-from .sqlite import SQLiteStore, _fold, _half, table_columns
+from .sqlite import SQLiteStore, _fold, _half
+from .sqlite_migrations import table_columns
 from .scoped_terms import keyed_text
 
 # kind -> what it means (the CLI prints these; the tests name violations by kind)

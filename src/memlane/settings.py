@@ -1,0 +1,62 @@
+"""What the pipeline reads, fixed when a Memory is built, and the type of its operations. A leaf module:
+the pipeline, reindex and vectors all import it, so it imports none of them (only FusionWeights, itself a
+leaf). The defaults live in the config (config.py) alone; Settings has none of its own."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generator, Optional
+
+from .scoring import FusionWeights
+
+if TYPE_CHECKING:
+    from .config import MemoryConfig
+
+# A pipeline operation: a generator that yields effects (effects.py) and returns the public result.
+Op = Generator[Any, Any, Any]
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_message_chars: int
+    llm_configured: bool
+    weights: FusionWeights
+    # How many candidates each retriever contributes before fusion: max(min_candidates, factor * limit).
+    candidate_factor: int
+    min_candidates: int
+    embedding_model: str
+    dimension: int
+    custom_instructions: Optional[str]
+    # With an LLM, also keep each turn as an episodic memory (searchable with filters={"memory_type":
+    # "episodic_memory"}); its vector is computed anyway to find related memories, so it costs no embedding.
+    keep_episodic: bool
+    # How many existing memories each new message brings into the reconciliation prompt, and in all.
+    related_per_message: int
+    max_related: int
+    # Contextual indexing of conversation turns: a turn's vector takes this share of the previous turn's
+    # embedding, and the previous turn is keyword-indexed beside it.
+    context_weight: float
+    # Embed memories sentence by sentence (speaker-prefixed) and average; see pooling.py.
+    sentence_pooling: bool
+    # search() reranks by default when a reranker is configured; see rerankers/base.py.
+    reranker_configured: bool
+    rerank_pool: int
+    rerank_weight: float
+
+    @classmethod
+    def from_config(cls, config: MemoryConfig, *, embedding_model: str, dimension: int, sentence_pooling: bool,
+                    llm_configured: bool, reranker_configured: bool) -> "Settings":
+        """The config's values, plus what only the built providers know (the embedding space, whether an
+        LLM and a reranker are there)."""
+        r = config.retrieval
+        instructions = "\n".join(p for p in (config.custom_instructions, config.custom_fact_extraction_prompt)
+                                 if p)
+        return cls(max_message_chars=config.max_message_chars, llm_configured=llm_configured,
+                   weights=FusionWeights(dense=r.dense_weight, keyword=r.keyword_weight, actor=r.actor_weight,
+                                         date=r.date_weight, bm25_half=r.bm25_half),
+                   candidate_factor=r.candidate_factor, min_candidates=r.min_candidates,
+                   embedding_model=embedding_model, dimension=dimension,
+                   custom_instructions=instructions or None, keep_episodic=config.keep_episodic,
+                   related_per_message=config.related_per_message, max_related=config.max_related,
+                   context_weight=r.context_weight, sentence_pooling=sentence_pooling,
+                   reranker_configured=reranker_configured, rerank_pool=r.rerank_pool,
+                   rerank_weight=r.rerank_weight)
