@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from datetime import datetime, timezone
 from typing import Callable, Mapping, Optional
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, urlsplit
 
 from .errors import ConfigurationError
+from .provider_config import ProviderConfig
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 
@@ -34,7 +34,7 @@ def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
     return _hmac(key, "aws4_request")
 
 
-def _host(url_parts) -> str:
+def _host(url_parts: SplitResult) -> str:
     host = (url_parts.hostname or "").lower()
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
@@ -105,17 +105,13 @@ Credentials = tuple[str, str, Optional[str]]
 BEDROCK_DEFAULT_REGION = "us-west-2"
 
 
-def bedrock_region_endpoint(config: dict, *endpoint_keys: str) -> tuple[str, str]:
-    """Pop `aws_region` and the endpoint keys: (region, bedrock-runtime base URL without trailing slash).
-    Region: config, else AWS_REGION / AWS_DEFAULT_REGION, else us-west-2; endpoint: config, else
-    AWS_ENDPOINT_URL_BEDROCK_RUNTIME / AWS_ENDPOINT_URL, else the region's public endpoint."""
-    region = (config.pop("aws_region", None) or os.environ.get("AWS_REGION")
-              or os.environ.get("AWS_DEFAULT_REGION") or BEDROCK_DEFAULT_REGION)
-    endpoint = None
-    for key in endpoint_keys:
-        endpoint = config.pop(key, None) or endpoint
-    endpoint = (endpoint or os.environ.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME") or os.environ.get("AWS_ENDPOINT_URL")
-                or f"https://bedrock-runtime.{region}.amazonaws.com")
+def bedrock_region_endpoint(config: ProviderConfig, *endpoint_keys: str) -> tuple[str, str]:
+    """Take `aws_region` and the endpoint keys (the first one set wins): (region, bedrock-runtime base URL
+    without trailing slash). Region: config, else AWS_REGION / AWS_DEFAULT_REGION, else us-west-2; endpoint:
+    config, else AWS_ENDPOINT_URL_BEDROCK_RUNTIME / AWS_ENDPOINT_URL, else the region's public endpoint."""
+    region = config.first("aws_region", env=("AWS_REGION", "AWS_DEFAULT_REGION"), default=BEDROCK_DEFAULT_REGION)
+    endpoint = config.first(*endpoint_keys, env=("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL"),
+                            default=f"https://bedrock-runtime.{region}.amazonaws.com")
     return region, endpoint.rstrip("/")
 
 

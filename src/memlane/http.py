@@ -25,6 +25,7 @@ import httpx
 
 from .drive import adrive, drive
 from .errors import ProviderError
+from .provider_config import ProviderConfig
 
 try:  # httpx's transport; absent from a future httpx, where only the between-chunks check remains
     import httpcore
@@ -94,12 +95,12 @@ class RetryPolicy:
     timeout: float = 60.0  # per attempt, the whole exchange (see the module docstring)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "RetryPolicy":
-        """Pops mem0-style keys: `max_retries`, `timeout`, `retry_base_delay`, `retry_max_delay`."""
-        return cls(max_retries=int(config.pop("max_retries", 3)),
-                   timeout=float(config.pop("timeout", 60.0) or 60.0),
-                   base_delay=float(config.pop("retry_base_delay", 0.5)),
-                   max_delay=float(config.pop("retry_max_delay", 20.0)))
+    def from_config(cls, config: ProviderConfig) -> "RetryPolicy":
+        """Takes mem0-style keys: `max_retries`, `timeout`, `retry_base_delay`, `retry_max_delay`."""
+        return cls(max_retries=config.number("max_retries", 3, int),
+                   timeout=config.number("timeout", 60.0, float) or 60.0,
+                   base_delay=config.number("retry_base_delay", 0.5, float),
+                   max_delay=config.number("retry_max_delay", 20.0, float))
 
     def delay(self, attempt: int, retry_after: Optional[str]) -> float:
         seconds = retry_after_seconds(retry_after)

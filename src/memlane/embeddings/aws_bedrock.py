@@ -16,7 +16,7 @@ the AWS_* environment variables, else botocore's credential chain when botocore 
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 from urllib.parse import quote
@@ -24,8 +24,9 @@ from urllib.parse import quote
 from ..aws_sigv4 import Credentials, bedrock_region_endpoint, botocore_credentials, sign
 from ..errors import ConfigurationError
 from ..http import HTTPCall, HTTPResult
+from ..provider_config import MEM0_EMBEDDER_KEYS, ProviderConfig
 from .base import Purpose
-from .remote import RemoteEmbedder, finish_config, positive_int
+from .remote import RemoteEmbedder
 
 DEFAULT_MODEL = "amazon.titan-embed-text-v2:0"
 SERVICE = "bedrock"
@@ -57,23 +58,23 @@ class BedrockEmbedder(RemoteEmbedder):
     name = "aws_bedrock"
     max_batch = COHERE_MAX_BATCH
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        config = dict(config or {})
-        super().__init__(config)
-        self.model = config.pop("model", None) or DEFAULT_MODEL
+    def __init__(self, config: Mapping[str, Any] | None = None):
+        cfg = ProviderConfig(config, self.name, "embedder", ignored=MEM0_EMBEDDER_KEYS)
+        super().__init__(cfg)
+        self.model = cfg.first("model", default=DEFAULT_MODEL)
         self.family = family(self.model)
         native, allowed, per_call = FAMILIES[self.family]
         self.max_batch = min(self.max_batch, per_call)
-        self.region, self.endpoint = bedrock_region_endpoint(config, "aws_endpoint_url", "endpoint_url")
-        access = config.pop("aws_access_key_id", None) or os.environ.get("AWS_ACCESS_KEY_ID")
-        secret = config.pop("aws_secret_access_key", None) or os.environ.get("AWS_SECRET_ACCESS_KEY")
-        token = config.pop("aws_session_token", None) or os.environ.get("AWS_SESSION_TOKEN")
-        self.embedding_dims = positive_int(config.pop("embedding_dims", None), "embedding_dims")
+        self.region, self.endpoint = bedrock_region_endpoint(cfg, "endpoint_url", "aws_endpoint_url")
+        access = cfg.first("aws_access_key_id", env=("AWS_ACCESS_KEY_ID",))
+        secret = cfg.first("aws_secret_access_key", env=("AWS_SECRET_ACCESS_KEY",))
+        token = cfg.first("aws_session_token", env=("AWS_SESSION_TOKEN",))
+        self.embedding_dims = cfg.positive_int("embedding_dims")
         if self.embedding_dims and self.embedding_dims not in allowed:
             raise ConfigurationError(f"{self.model} gives {', '.join(map(str, allowed))}-dimensional vectors, "
                                      f"not embedding_dims={self.embedding_dims}")
-        self.model_kwargs = dict(config.pop("model_kwargs", None) or {})
-        finish_config(self.name, config)
+        self.model_kwargs = cfg.mapping("model_kwargs")
+        cfg.done()
         self._credentials = self._credential_source(access, secret, token)
         self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
         self._dimension = self.embedding_dims or native

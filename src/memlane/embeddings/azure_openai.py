@@ -10,17 +10,16 @@ AZURE_OPENAI_ENDPOINT), `api_version` (else EMBEDDING_AZURE_API_VERSION / OPENAI
 """
 from __future__ import annotations
 
-from typing import Any
-
 from ..azure import resolve
+from ..provider_config import ProviderConfig
 from .openai import OpenAIEmbedder
 
 
 class AzureOpenAIEmbedder(OpenAIEmbedder):
     name = "azure_openai"
 
-    def _configure(self, config: dict[str, Any]) -> None:
-        self.azure = resolve(config, what="azure_openai embedder", prefix="EMBEDDING",
+    def _configure(self, config: ProviderConfig) -> None:
+        self.azure = resolve(config, prefix="EMBEDDING",
                              deployment_env=("EMBEDDING_AZURE_DEPLOYMENT",),
                              endpoint_env=("EMBEDDING_AZURE_ENDPOINT", "AZURE_OPENAI_ENDPOINT"),
                              key_hint="EMBEDDING_AZURE_OPENAI_API_KEY (or AZURE_OPENAI_API_KEY)")

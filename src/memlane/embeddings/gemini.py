@@ -10,14 +10,15 @@ RETRIEVAL_QUERY for search), `model_kwargs` (extra fields of each request, e.g. 
 """
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from typing import Any, Optional
 from urllib.parse import quote
 
 from ..errors import ConfigurationError
 from ..http import HTTPCall, HTTPResult
+from ..provider_config import MEM0_EMBEDDER_KEYS, ProviderConfig
 from .base import Purpose
-from .remote import RemoteEmbedder, finish_config, positive_int
+from .remote import RemoteEmbedder
 
 DEFAULT_MODEL = "gemini-embedding-001"
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -35,23 +36,21 @@ class GeminiEmbedder(RemoteEmbedder):
     name = "gemini"
     max_batch = MAX_BATCH
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        config = dict(config or {})
-        super().__init__(config)
-        model = config.pop("model", None) or DEFAULT_MODEL
+    def __init__(self, config: Mapping[str, Any] | None = None):
+        cfg = ProviderConfig(config, self.name, "embedder", ignored=MEM0_EMBEDDER_KEYS)
+        super().__init__(cfg)
+        model = cfg.first("model", default=DEFAULT_MODEL)
         self.model = model[len("models/"):] if model.startswith("models/") else model
-        self.api_key = (config.pop("api_key", None) or os.environ.get("GEMINI_API_KEY")
-                        or os.environ.get("GOOGLE_API_KEY"))
+        self.api_key = cfg.first("api_key", env=("GEMINI_API_KEY", "GOOGLE_API_KEY"))
         if not self.api_key:
             raise ConfigurationError("gemini embedder: no API key; set GEMINI_API_KEY (or GOOGLE_API_KEY) "
                                      "or config api_key")
-        self.base_url = (config.pop("gemini_base_url", None) or config.pop("base_url", None)
-                         or DEFAULT_BASE_URL).rstrip("/")
-        dims = config.pop("embedding_dims", None)
-        alias = config.pop("output_dimensionality", None)
-        if dims is not None and alias is not None and int(dims) != int(alias):
+        self.base_url = cfg.first("gemini_base_url", "base_url", default=DEFAULT_BASE_URL).rstrip("/")
+        dims = cfg.positive_int("embedding_dims")
+        alias = cfg.positive_int("output_dimensionality")
+        if dims is not None and alias is not None and dims != alias:
             raise ConfigurationError("embedding_dims and output_dimensionality disagree")
-        self.embedding_dims = positive_int(dims if dims is not None else alias, "embedding_dims")
+        self.embedding_dims = dims or alias
         native = known_dimension(self.model)
         if self.embedding_dims and native and self.embedding_dims > native:
             raise ConfigurationError(f"{self.model} gives at most {native} dimensions, "
@@ -60,12 +59,12 @@ class GeminiEmbedder(RemoteEmbedder):
         for purpose, key, default in (("add", "memory_add_embedding_type", "RETRIEVAL_DOCUMENT"),
                                       ("update", "memory_update_embedding_type", "RETRIEVAL_DOCUMENT"),
                                       ("search", "memory_search_embedding_type", "RETRIEVAL_QUERY")):
-            value = str(config.pop(key, None) or default).upper()
+            value = str(cfg.first(key, default=default)).upper()
             if value not in TASK_TYPES:
                 raise ConfigurationError(f"{key} must be one of {', '.join(TASK_TYPES)}, not {value!r}")
             self.task_types[purpose] = value
-        self.model_kwargs = dict(config.pop("model_kwargs", None) or {})
-        finish_config(self.name, config)
+        self.model_kwargs = cfg.mapping("model_kwargs")
+        cfg.done()
         self._dimension = self.embedding_dims or native
 
     def build(self, texts: list[str], purpose: Purpose) -> HTTPCall:

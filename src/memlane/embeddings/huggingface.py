@@ -16,39 +16,45 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigurationError, ProviderError, missing_extra
+from ..provider_config import MEM0_EMBEDDER_KEYS, ProviderConfig
 from .base import Purpose, normalise
-from .remote import check_texts, finish_config, positive_int
+from .openai import OpenAIEmbedder
+from .remote import check_texts
 
 DEFAULT_MODEL = "multi-qa-MiniLM-L6-cos-v1"
+
+
+class TEIEmbedder(OpenAIEmbedder):
+    """A text-embeddings-inference server through its OpenAI-compatible API, named as the huggingface
+    provider in errors and model ids."""
+    name = "huggingface"
 
 
 class HuggingFaceEmbedder:
     name = "huggingface"
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        config = dict(config or {})
-        base_url = config.pop("huggingface_base_url", None)
+    def __init__(self, config: Mapping[str, Any] | None = None):
+        cfg = ProviderConfig(config, self.name, "embedder", ignored=MEM0_EMBEDDER_KEYS)
+        base_url = cfg.take("huggingface_base_url")
         self._remote = None
         if base_url:
-            from .openai import OpenAIEmbedder
-
-            self.model = config.pop("model", None) or "tei"
-            remote_config = {"openai_base_url": base_url, "model": self.model,
-                             "api_key": config.pop("api_key", None) or "tei"}
-            remote_config.update(config)  # embedding_dims, model_kwargs, timeout...: checked there
-            self._remote = OpenAIEmbedder(remote_config)
-            self._remote.name = self.name
+            self.model = cfg.first("model", default="tei")
+            api_key = cfg.first("api_key", default="tei")
+            # embedding_dims, model_kwargs, timeout...: the remaining keys are taken and checked there
+            self._remote = TEIEmbedder({**cfg.rest(), "openai_base_url": base_url, "model": self.model,
+                                        "api_key": api_key})
             return
-        self.model = str(config.pop("model", None) or DEFAULT_MODEL)
-        model_kwargs = dict(config.pop("model_kwargs", None) or {})
-        dims = positive_int(config.pop("embedding_dims", None), "embedding_dims")
-        self.batch_size = positive_int(config.pop("batch_size", None), "batch_size") or 32
-        finish_config(self.name, config)
+        self.model = str(cfg.first("model", default=DEFAULT_MODEL))
+        model_kwargs = cfg.mapping("model_kwargs")
+        dims = cfg.positive_int("embedding_dims")
+        self.batch_size = cfg.positive_int("batch_size") or 32
+        cfg.done()
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import os
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import ConfigurationError, ValidationError
+from ..provider_config import ProviderConfig
 from .base import Purpose, normalise
 
 MODEL_ID = "all-MiniLM-L6-v2"
@@ -96,19 +98,18 @@ class LocalEmbedder:
     `embedding_dims` (must be 384 if given), `threads` (how many batches run at once, each on one core;
     default: the cores this process may use, at most 8)."""
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        config = dict(config or {})
-        model = config.pop("model", MODEL_ID) or MODEL_ID
+    def __init__(self, config: Mapping[str, Any] | None = None):
+        cfg = ProviderConfig(config, "local", "embedder")
+        model = cfg.first("model", default=MODEL_ID)
         if model.split("/")[-1] != MODEL_ID:
             raise ConfigurationError(f"the local embedder ships {MODEL_ID} only, not {model!r}; "
                                      "use the huggingface provider for other local models")
-        dims = config.pop("embedding_dims", None)
+        dims = cfg.take("embedding_dims")
         if dims not in (None, DIMENSION):
             raise ConfigurationError(f"{MODEL_ID} gives {DIMENSION}-dimensional vectors, not {dims}")
-        path = _model_path(config.pop("model_path", None))
-        threads = config.pop("threads", None)
-        if config:
-            raise ConfigurationError(f"unknown local embedder config keys: {', '.join(sorted(config))}")
+        path = _model_path(cfg.take("model_path"))
+        threads = cfg.number("threads", None, int)
+        cfg.done()
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -116,7 +117,7 @@ class LocalEmbedder:
             raise ConfigurationError(f"the local embedder needs onnxruntime and tokenizers: {exc}") from exc
         if not path.is_file():
             raise ConfigurationError(f"embedding model file not found: {path}")
-        workers = min(int(threads) if threads is not None else _usable_cores(), MAX_PARALLEL_RUNS)
+        workers = min(threads if threads is not None else _usable_cores(), MAX_PARALLEL_RUNS)
         if workers < 1:
             raise ConfigurationError(f"local embedder threads must be at least 1, not {threads!r}")
         key = (str(path.resolve()), workers)

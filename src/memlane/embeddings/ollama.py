@@ -8,13 +8,14 @@ ollama.com), `batch_size`, `timeout`, `max_retries`.
 """
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from ..http import HTTPCall, HTTPResult
 from ..ollama_host import ollama_base_url
+from ..provider_config import MEM0_EMBEDDER_KEYS, ProviderConfig
 from .base import Purpose
-from .remote import RemoteEmbedder, finish_config, positive_int
+from .remote import RemoteEmbedder
 
 DEFAULT_MODEL = "nomic-embed-text"
 KNOWN_DIMENSIONS = {"nomic-embed-text": 768, "mxbai-embed-large": 1024, "all-minilm": 384,
@@ -31,17 +32,15 @@ class OllamaEmbedder(RemoteEmbedder):
     name = "ollama"
     max_batch = 256
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        config = dict(config or {})
-        super().__init__(config)
-        self.model = config.pop("model", None) or DEFAULT_MODEL
-        alias = config.pop("base_url", None)  # popped either way: both set is not an unknown key
-        base = config.pop("ollama_base_url", None) or alias
-        self.base_url = ollama_base_url(base)
-        self.api_key = config.pop("api_key", None) or os.environ.get("OLLAMA_API_KEY")
-        self.embedding_dims = positive_int(config.pop("embedding_dims", None), "embedding_dims")
-        self.model_kwargs = dict(config.pop("model_kwargs", None) or {})
-        finish_config(self.name, config)
+    def __init__(self, config: Mapping[str, Any] | None = None):
+        cfg = ProviderConfig(config, self.name, "embedder", ignored=MEM0_EMBEDDER_KEYS)
+        super().__init__(cfg)
+        self.model = cfg.first("model", default=DEFAULT_MODEL)
+        self.base_url = ollama_base_url(cfg.first("ollama_base_url", "base_url"))
+        self.api_key = cfg.first("api_key", env=("OLLAMA_API_KEY",))
+        self.embedding_dims = cfg.positive_int("embedding_dims")
+        self.model_kwargs = cfg.mapping("model_kwargs")
+        cfg.done()
         self._dimension = self.embedding_dims or known_dimension(self.model)
 
     def build(self, texts: list[str], purpose: Purpose) -> HTTPCall:

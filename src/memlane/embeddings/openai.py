@@ -9,15 +9,16 @@ Config keys (mem0's names): `model` (default text-embedding-3-small), `api_key` 
 from __future__ import annotations
 
 import base64
-import os
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import numpy as np
 
 from ..errors import ConfigurationError
 from ..http import HTTPCall, HTTPResult
+from ..provider_config import MEM0_EMBEDDER_KEYS, ProviderConfig
 from .base import Purpose
-from .remote import RemoteEmbedder, finish_config, positive_int
+from .remote import RemoteEmbedder
 
 DEFAULT_MODEL = "text-embedding-3-small"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -43,26 +44,25 @@ class OpenAIEmbedder(RemoteEmbedder):
     max_batch = MAX_BATCH
     max_batch_chars = MAX_BATCH_CHARS
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        config = dict(config or {})
-        super().__init__(config)
-        self._configure(config)
-        finish_config(self.name, config)
+    def __init__(self, config: Mapping[str, Any] | None = None):
+        cfg = ProviderConfig(config, self.name, "embedder", ignored=MEM0_EMBEDDER_KEYS)
+        super().__init__(cfg)
+        self._configure(cfg)
+        cfg.done()
 
-    def _configure(self, config: dict[str, Any]) -> None:
-        self.model = config.pop("model", None) or DEFAULT_MODEL
-        self.api_key = config.pop("api_key", None) or os.environ.get("OPENAI_API_KEY")
+    def _configure(self, config: ProviderConfig) -> None:
+        self.model = config.first("model", default=DEFAULT_MODEL)
+        self.api_key = config.first("api_key", env=("OPENAI_API_KEY",))
         if not self.api_key:
             raise ConfigurationError("openai embedder: no API key; set OPENAI_API_KEY or config api_key")
-        base = (config.pop("openai_base_url", None) or config.pop("base_url", None)
-                or os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_BASE") or DEFAULT_BASE_URL)
-        self.base_url = base.rstrip("/")
+        self.base_url = config.first("openai_base_url", "base_url", env=("OPENAI_BASE_URL", "OPENAI_API_BASE"),
+                                     default=DEFAULT_BASE_URL).rstrip("/")
         self._configure_common(config)
 
-    def _configure_common(self, config: dict[str, Any]) -> None:
-        self.embedding_dims = positive_int(config.pop("embedding_dims", None), "embedding_dims")
-        self.model_kwargs = dict(config.pop("model_kwargs", None) or {})
-        self.extra_headers = dict(config.pop("extra_headers", None) or {})
+    def _configure_common(self, config: ProviderConfig) -> None:
+        self.embedding_dims = config.positive_int("embedding_dims")
+        self.model_kwargs = config.mapping("model_kwargs")
+        self.extra_headers = config.mapping("extra_headers")
         native = known_dimension(self.model)
         if self.embedding_dims and native:
             if not supports_dimensions(self.model) and self.embedding_dims != native:

@@ -12,26 +12,12 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from ..errors import ConfigurationError, ProviderError, ValidationError
+from ..errors import ProviderError, ValidationError
 from ..http import HTTPCall, HTTPProvider, HTTPResult, RetryPolicy
+from ..provider_config import ProviderConfig
 from .base import Purpose, normalise
 
 PROBE_TEXT = "dimension probe"
-# mem0 embedder config keys that carry no meaning for an HTTP embedder here (accepted, not used).
-IGNORED_MEM0_KEYS = ("http_client_proxies", "memory_add_embedding_type", "memory_update_embedding_type",
-                     "memory_search_embedding_type")
-
-
-def positive_int(value: Any, key: str) -> Optional[int]:
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number <= 0 or (isinstance(value, float) and value != number) or isinstance(value, bool):
-        raise ConfigurationError(f"{key} must be a positive integer, not {value!r}")
-    return number
 
 
 def check_texts(texts: Any) -> list[str]:
@@ -41,16 +27,6 @@ def check_texts(texts: Any) -> list[str]:
         if not isinstance(text, str):
             raise ValidationError(f"embed() takes a list of strings, got an item of type {type(text).__name__}")
     return list(texts)
-
-
-def finish_config(provider: str, config: dict[str, Any]) -> None:
-    """Drop the mem0 keys with no meaning here; anything left is a mistake worth reporting."""
-    for key in IGNORED_MEM0_KEYS:
-        config.pop(key, None)
-    for key in [k for k, v in config.items() if v is None]:  # mem0 dumps unset keys as None
-        del config[key]
-    if config:
-        raise ConfigurationError(f"unknown {provider} embedder config keys: {', '.join(sorted(config))}")
 
 
 class RemoteEmbedder(HTTPProvider):
@@ -63,12 +39,13 @@ class RemoteEmbedder(HTTPProvider):
     # Requests in flight at once in aembed (one request per batch).
     max_concurrency = 4
 
-    def __init__(self, config: dict[str, Any]):
+    def __init__(self, config: ProviderConfig):
+        """Takes the keys every HTTP embedder shares; the subclass takes its own and calls config.done()."""
         super().__init__(RetryPolicy.from_config(config))
-        batch = positive_int(config.pop("batch_size", None), "batch_size")
+        batch = config.positive_int("batch_size")
         if batch is not None:
             self.max_batch = min(batch, type(self).max_batch)
-        concurrency = positive_int(config.pop("max_concurrency", None), "max_concurrency")
+        concurrency = config.positive_int("max_concurrency")
         if concurrency is not None:
             self.max_concurrency = concurrency
         self.model: str = ""

@@ -13,46 +13,39 @@ refuse temperature and top_p together), `structured_output` ("tool" | "none"), `
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from ..errors import ConfigurationError, LLMError
 from ..http import HTTPCall, HTTPProvider, HTTPResult, RetryPolicy
+from ..provider_config import MEM0_LLM_KEYS, ProviderConfig
 from .base import LLMRequest, LLMResponse
 
 DEFAULT_MODEL = "claude-haiku-4-5"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 STRUCTURED_MODES = ("tool", "none")
-# mem0 config keys with no meaning here (accepted, not used).
-IGNORED_MEM0_KEYS = ("enable_vision", "vision_details", "http_client_proxies", "reasoning_effort")
 
 
 class AnthropicLLM(HTTPProvider):
     name = "anthropic"
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        config = dict(config or {})
-        super().__init__(RetryPolicy.from_config(config))
-        self.model = config.pop("model", None) or DEFAULT_MODEL
-        self.api_key = config.pop("api_key", None) or os.environ.get("ANTHROPIC_API_KEY")
+    def __init__(self, config: Mapping[str, Any] | None = None):
+        cfg = ProviderConfig(config, self.name, "llm", ignored=MEM0_LLM_KEYS + ("reasoning_effort",))
+        super().__init__(RetryPolicy.from_config(cfg))
+        self.model = cfg.first("model", default=DEFAULT_MODEL)
+        self.api_key = cfg.first("api_key", env=("ANTHROPIC_API_KEY",))
         if not self.api_key:
             raise ConfigurationError("anthropic: no API key; set ANTHROPIC_API_KEY or config api_key")
-        base = (config.pop("anthropic_base_url", None) or config.pop("base_url", None)
-                or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL)
-        self.base_url = base.rstrip("/")
-        self.temperature = config.pop("temperature", 0.0)
-        self.max_tokens = int(config.pop("max_tokens", None) or 2000)
-        self.top_p = config.pop("top_p", None)
-        self.top_k = config.pop("top_k", None)
-        self.structured = config.pop("structured_output", "tool")
-        if self.structured not in STRUCTURED_MODES:
-            raise ConfigurationError(f"structured_output must be one of {', '.join(STRUCTURED_MODES)}")
-        self.extra_headers = dict(config.pop("extra_headers", None) or {})
-        for key in IGNORED_MEM0_KEYS:
-            config.pop(key, None)
-        if config:
-            raise ConfigurationError(f"unknown anthropic llm config keys: {', '.join(sorted(config))}")
+        self.base_url = cfg.first("anthropic_base_url", "base_url", env=("ANTHROPIC_BASE_URL",),
+                                  default=DEFAULT_BASE_URL).rstrip("/")
+        self.temperature = cfg.take("temperature", 0.0)
+        self.max_tokens = cfg.number("max_tokens", 2000, int) or 2000
+        self.top_p = cfg.take("top_p")
+        self.top_k = cfg.take("top_k")
+        self.structured = cfg.choice("structured_output", STRUCTURED_MODES, "tool")
+        self.extra_headers = cfg.mapping("extra_headers")
+        cfg.done()
 
     # ---------------------------------------------------------------- pure
 

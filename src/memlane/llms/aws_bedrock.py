@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 from urllib.parse import quote
@@ -29,46 +30,41 @@ from urllib.parse import quote
 from ..aws_sigv4 import Credentials, bedrock_region_endpoint, botocore_credentials, sign
 from ..errors import ConfigurationError, LLMError
 from ..http import HTTPCall, HTTPProvider, HTTPResult, RetryPolicy
+from ..provider_config import MEM0_LLM_KEYS, ProviderConfig
 from .base import LLMRequest, LLMResponse
 
 DEFAULT_MODEL = "global.anthropic.claude-haiku-4-5-20251001-v1:0"
 SERVICE = "bedrock"
 STRUCTURED_MODES = ("tool", "none")
-IGNORED_MEM0_KEYS = ("enable_vision", "vision_details", "http_client_proxies", "reasoning_effort")
 
 
 class BedrockLLM(HTTPProvider):
     name = "aws_bedrock"
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        config = dict(config or {})
-        super().__init__(RetryPolicy.from_config(config))
-        self.model = config.pop("model", None) or DEFAULT_MODEL
-        self.region, self.endpoint = bedrock_region_endpoint(config, "endpoint_url")
-        self.temperature = config.pop("temperature", 0.0)
-        self.max_tokens = config.pop("max_tokens", 2000)
-        self.top_p = config.pop("top_p", None)
-        self.additional = dict(config.pop("model_kwargs", None) or {})
-        top_k = config.pop("top_k", None)
+    def __init__(self, config: Mapping[str, Any] | None = None):
+        cfg = ProviderConfig(config, self.name, "llm", ignored=MEM0_LLM_KEYS + ("reasoning_effort",))
+        super().__init__(RetryPolicy.from_config(cfg))
+        self.model = cfg.first("model", default=DEFAULT_MODEL)
+        self.region, self.endpoint = bedrock_region_endpoint(cfg, "endpoint_url")
+        self.temperature = cfg.take("temperature", 0.0)
+        self.max_tokens = cfg.take("max_tokens", 2000)
+        self.top_p = cfg.take("top_p")
+        self.additional = cfg.mapping("model_kwargs")
+        top_k = cfg.take("top_k")
         if top_k is not None:
             self.additional.setdefault("top_k", top_k)
-        self.structured = config.pop("structured_output", "tool")
-        if self.structured not in STRUCTURED_MODES:
-            raise ConfigurationError(f"structured_output must be one of {', '.join(STRUCTURED_MODES)}")
+        self.structured = cfg.choice("structured_output", STRUCTURED_MODES, "tool")
         self.bearer: Optional[str] = None
         self._credentials: Optional[Callable[[], Credentials]] = None
-        self._configure_auth(config)
-        for key in IGNORED_MEM0_KEYS:
-            config.pop(key, None)
-        if config:
-            raise ConfigurationError(f"unknown aws_bedrock llm config keys: {', '.join(sorted(config))}")
+        self._configure_auth(cfg)
+        cfg.done()
         self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
-    def _configure_auth(self, config: dict[str, Any]) -> None:
-        access, secret = config.pop("aws_access_key_id", None), config.pop("aws_secret_access_key", None)
-        token = config.pop("aws_session_token", None)
-        api_key = config.pop("api_key", None)
-        profile = config.pop("aws_profile", None)
+    def _configure_auth(self, config: ProviderConfig) -> None:
+        access, secret = config.take("aws_access_key_id"), config.take("aws_secret_access_key")
+        token = config.take("aws_session_token")
+        api_key = config.take("api_key")
+        profile = config.take("aws_profile")
         if access or secret:
             if not (access and secret):
                 raise ConfigurationError("aws_bedrock: set both aws_access_key_id and aws_secret_access_key")

@@ -16,17 +16,16 @@ which needs api-version 2024-08-01-preview or later), `extra_headers`, `timeout`
 """
 from __future__ import annotations
 
-from typing import Any
-
 from ..azure import resolve
+from ..provider_config import ProviderConfig
 from .openai import OpenAILLM
 
 
 class AzureOpenAILLM(OpenAILLM):
     preset = "azure_openai"
 
-    def _configure_endpoint(self, config: dict[str, Any]) -> None:
-        self.azure = resolve(config, what="azure_openai", prefix="LLM",
+    def _configure_endpoint(self, config: ProviderConfig) -> None:
+        self.azure = resolve(config, prefix="LLM",
                              deployment_env=("LLM_AZURE_DEPLOYMENT", "AZURE_OPENAI_DEPLOYMENT"),
                              endpoint_env=("LLM_AZURE_ENDPOINT", "AZURE_OPENAI_ENDPOINT"),
                              key_hint="AZURE_OPENAI_API_KEY")

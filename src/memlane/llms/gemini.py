@@ -16,18 +16,20 @@ https://generativelanguage.googleapis.com; the same key the Gemini embedder take
 """
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 from ..errors import ConfigurationError, LLMError
 from ..http import HTTPCall, HTTPProvider, HTTPResult, RetryPolicy
+from ..provider_config import MEM0_LLM_KEYS, ProviderConfig
 from .base import LLMRequest, LLMResponse
 
 DEFAULT_MODEL = "gemini-flash-latest"
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 STRUCTURED_MODES = ("json_schema", "response_schema", "json", "none")
-IGNORED_MEM0_KEYS = ("enable_vision", "vision_details", "http_client_proxies")
+# mem0's Vertex AI keys: vertexai itself is refused, these two mean nothing without it.
+IGNORED_MEM0_KEYS = MEM0_LLM_KEYS + ("project", "location")
 BLOCKED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY")
 # Fields of Gemini's Schema object (an OpenAPI 3.0 subset); anything else is dropped by to_openapi_schema.
 OPENAPI_FIELDS = ("type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems",
@@ -69,34 +71,27 @@ def to_openapi_schema(schema: Any) -> Any:
 class GeminiLLM(HTTPProvider):
     name = "gemini"
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        config = dict(config or {})
-        super().__init__(RetryPolicy.from_config(config))
-        model = config.pop("model", None) or DEFAULT_MODEL
+    def __init__(self, config: Mapping[str, Any] | None = None):
+        cfg = ProviderConfig(config, self.name, "llm", ignored=IGNORED_MEM0_KEYS)
+        super().__init__(RetryPolicy.from_config(cfg))
+        model = cfg.first("model", default=DEFAULT_MODEL)
         self.model = model[len("models/"):] if model.startswith("models/") else model
-        self.api_key = (config.pop("api_key", None) or os.environ.get("GEMINI_API_KEY")
-                        or os.environ.get("GOOGLE_API_KEY"))
+        self.api_key = cfg.first("api_key", env=("GEMINI_API_KEY", "GOOGLE_API_KEY"))
         if not self.api_key:
             raise ConfigurationError("gemini: no API key; set GEMINI_API_KEY (or GOOGLE_API_KEY) or config api_key")
-        base = (config.pop("gemini_base_url", None) or config.pop("base_url", None)
-                or os.environ.get("GEMINI_BASE_URL") or DEFAULT_BASE_URL)
-        self.base_url = base.rstrip("/")
-        self.temperature = config.pop("temperature", 0.0)
-        self.max_tokens = config.pop("max_tokens", 2000)
-        self.top_p = config.pop("top_p", None)
-        self.top_k = config.pop("top_k", None)
-        self.thinking_budget = config.pop("thinking_budget", None)
-        self.structured = config.pop("structured_output", "json_schema")
-        if self.structured not in STRUCTURED_MODES:
-            raise ConfigurationError(f"structured_output must be one of {', '.join(STRUCTURED_MODES)}")
-        self.extra_headers = dict(config.pop("extra_headers", None) or {})
-        if config.pop("vertexai", None):
+        self.base_url = cfg.first("gemini_base_url", "base_url", env=("GEMINI_BASE_URL",),
+                                  default=DEFAULT_BASE_URL).rstrip("/")
+        self.temperature = cfg.take("temperature", 0.0)
+        self.max_tokens = cfg.take("max_tokens", 2000)
+        self.top_p = cfg.take("top_p")
+        self.top_k = cfg.take("top_k")
+        self.thinking_budget = cfg.take("thinking_budget")
+        self.structured = cfg.choice("structured_output", STRUCTURED_MODES, "json_schema")
+        self.extra_headers = cfg.mapping("extra_headers")
+        if cfg.take("vertexai"):
             raise ConfigurationError("gemini: Vertex AI is not supported; use a Gemini API key "
                                      "(https://aistudio.google.com/apikey)")
-        for key in IGNORED_MEM0_KEYS + ("project", "location"):
-            config.pop(key, None)
-        if config:
-            raise ConfigurationError(f"unknown gemini llm config keys: {', '.join(sorted(config))}")
+        cfg.done()
 
     # ---------------------------------------------------------------- pure
 

@@ -25,18 +25,21 @@ import contextvars
 import json
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generator, Optional, Union
 
 from ..drive import adrive, drive
-from ..errors import ConfigurationError, LLMError, ProviderError, missing_extra
+from ..errors import LLMError, ProviderError, missing_extra
 from ..http import RETRY_STATUS, DeadlineExceeded, RetryPolicy, Sleep
+from ..provider_config import MEM0_LLM_KEYS, ProviderConfig
 from .base import LLMRequest, LLMResponse
 from .openai import is_reasoning_model
 
 DEFAULT_MODEL = "gpt-4.1-nano"
 STRUCTURED_MODES = ("auto", "json_schema", "json_object", "tool", "none")
-IGNORED_MEM0_KEYS = ("enable_vision", "vision_details", "http_client_proxies", "top_k")
+# top_k: LiteLLM has no common parameter for it (pass it in litellm_kwargs where a provider takes it).
+IGNORED_MEM0_KEYS = MEM0_LLM_KEYS + ("top_k",)
 
 
 @dataclass
@@ -84,30 +87,25 @@ def _call_within(timeout: float, fn: Any, kwargs: dict[str, Any]) -> Any:
 class LiteLLM:
     name = "litellm"
 
-    def __init__(self, config: dict[str, Any] | None = None):
+    def __init__(self, config: Mapping[str, Any] | None = None):
         try:
             import litellm
         except ImportError:
             raise missing_extra("litellm", "litellm") from None
         self._litellm = litellm
-        config = dict(config or {})
-        self.policy = RetryPolicy.from_config(config)
-        self.model = config.pop("model", None) or DEFAULT_MODEL
-        self.api_key = config.pop("api_key", None)
-        self.api_base = config.pop("api_base", None) or config.pop("base_url", None)
-        self.temperature = config.pop("temperature", 0.0)
-        self.max_tokens = config.pop("max_tokens", 2000)
-        self.top_p = config.pop("top_p", None)
-        self.reasoning_effort = config.pop("reasoning_effort", None)
-        self.structured = config.pop("structured_output", "auto")
-        if self.structured not in STRUCTURED_MODES:
-            raise ConfigurationError(f"structured_output must be one of {', '.join(STRUCTURED_MODES)}")
-        self.extra_headers = dict(config.pop("extra_headers", None) or {})
-        self.litellm_kwargs = dict(config.pop("litellm_kwargs", None) or {})
-        for key in IGNORED_MEM0_KEYS:
-            config.pop(key, None)
-        if config:
-            raise ConfigurationError(f"unknown litellm llm config keys: {', '.join(sorted(config))}")
+        cfg = ProviderConfig(config, self.name, "llm", ignored=IGNORED_MEM0_KEYS)
+        self.policy = RetryPolicy.from_config(cfg)
+        self.model = cfg.first("model", default=DEFAULT_MODEL)
+        self.api_key = cfg.take("api_key")
+        self.api_base = cfg.first("api_base", "base_url")
+        self.temperature = cfg.take("temperature", 0.0)
+        self.max_tokens = cfg.take("max_tokens", 2000)
+        self.top_p = cfg.take("top_p")
+        self.reasoning_effort = cfg.take("reasoning_effort")
+        self.structured = cfg.choice("structured_output", STRUCTURED_MODES, "auto")
+        self.extra_headers = cfg.mapping("extra_headers")
+        self.litellm_kwargs = cfg.mapping("litellm_kwargs")
+        cfg.done()
 
     # ---------------------------------------------------------------- pure
 

@@ -11,44 +11,37 @@ options, e.g. {"num_ctx": 8192}: Ollama's default context is small and it trunca
 """
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ConfigurationError, LLMError
+from ..errors import LLMError
 from ..http import HTTPCall, HTTPProvider, HTTPResult, RetryPolicy
 from ..ollama_host import ollama_base_url
+from ..provider_config import MEM0_LLM_KEYS, ProviderConfig
 from .base import LLMRequest, LLMResponse
 
 DEFAULT_MODEL = "llama3.1"
 STRUCTURED_MODES = ("schema", "json", "none")
-IGNORED_MEM0_KEYS = ("enable_vision", "vision_details", "http_client_proxies", "reasoning_effort")
 
 
 class OllamaLLM(HTTPProvider):
     name = "ollama"
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        config = dict(config or {})
-        super().__init__(RetryPolicy.from_config(config))
-        self.model = config.pop("model", None) or DEFAULT_MODEL
-        alias = config.pop("base_url", None)  # popped either way: both set is not an unknown key
-        base = config.pop("ollama_base_url", None) or alias
-        self.base_url = ollama_base_url(base)
-        self.api_key = config.pop("api_key", None) or os.environ.get("OLLAMA_API_KEY")
-        self.temperature = config.pop("temperature", 0.0)
-        self.max_tokens = config.pop("max_tokens", 2000)
-        self.top_p = config.pop("top_p", None)
-        self.top_k = config.pop("top_k", None)
-        self.options = dict(config.pop("options", None) or {})
-        self.keep_alive = config.pop("keep_alive", None)
-        self.think = config.pop("think", None)
-        self.structured = config.pop("structured_output", "schema")
-        if self.structured not in STRUCTURED_MODES:
-            raise ConfigurationError(f"structured_output must be one of {', '.join(STRUCTURED_MODES)}")
-        for key in IGNORED_MEM0_KEYS:
-            config.pop(key, None)
-        if config:
-            raise ConfigurationError(f"unknown ollama llm config keys: {', '.join(sorted(config))}")
+    def __init__(self, config: Mapping[str, Any] | None = None):
+        cfg = ProviderConfig(config, self.name, "llm", ignored=MEM0_LLM_KEYS + ("reasoning_effort",))
+        super().__init__(RetryPolicy.from_config(cfg))
+        self.model = cfg.first("model", default=DEFAULT_MODEL)
+        self.base_url = ollama_base_url(cfg.first("ollama_base_url", "base_url"))
+        self.api_key = cfg.first("api_key", env=("OLLAMA_API_KEY",))
+        self.temperature = cfg.take("temperature", 0.0)
+        self.max_tokens = cfg.take("max_tokens", 2000)
+        self.top_p = cfg.take("top_p")
+        self.top_k = cfg.take("top_k")
+        self.options = cfg.mapping("options")
+        self.keep_alive = cfg.take("keep_alive")
+        self.think = cfg.take("think")
+        self.structured = cfg.choice("structured_output", STRUCTURED_MODES, "schema")
+        cfg.done()
 
     # ---------------------------------------------------------------- pure
 

@@ -6,15 +6,18 @@ name-based guess), `timeout`, `max_retries`, `retry_base_delay`, `retry_max_dela
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from ..errors import ConfigurationError, LLMError
 from ..http import HTTPCall, HTTPProvider, HTTPResult, RetryPolicy
+from ..provider_config import MEM0_LLM_KEYS, ProviderConfig
 from .base import LLMRequest, LLMResponse
 
 DEFAULT_MODEL = "gpt-4.1-nano"
 STRUCTURED_MODES = ("json_schema", "json_object", "tool", "none")
+# mem0's OpenRouter and other keys with no meaning here (accepted, not used).
+IGNORED_MEM0_KEYS = MEM0_LLM_KEYS + ("models", "route", "site_url", "app_name")
 # OpenAI-compatible services: default base URL, the env var holding the key, the preset's base-URL config key
 # (as mem0 names it), and the structured-output mode the service supports.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -49,38 +52,29 @@ def is_reasoning_model(model: str) -> bool:
 class OpenAILLM(HTTPProvider):
     preset = "openai"
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        config = dict(config or {})
+    def __init__(self, config: Mapping[str, Any] | None = None):
         self.name = self.preset
-        super().__init__(RetryPolicy.from_config(config))
-        self._configure_endpoint(config)  # model, base_url, api_key, default_structured
-        self.temperature = config.pop("temperature", 0.0)
-        self.max_tokens = config.pop("max_tokens", 2000)
-        self.top_p = config.pop("top_p", None)
-        self.reasoning_effort = config.pop("reasoning_effort", None)
+        cfg = ProviderConfig(config, self.name, "llm", ignored=IGNORED_MEM0_KEYS)
+        super().__init__(RetryPolicy.from_config(cfg))
+        self._configure_endpoint(cfg)  # model, base_url, api_key, default_structured
+        self.temperature = cfg.take("temperature", 0.0)
+        self.max_tokens = cfg.take("max_tokens", 2000)
+        self.top_p = cfg.take("top_p")
+        self.reasoning_effort = cfg.take("reasoning_effort")
         # mem0's override of the name-based guess, for deployments whose name does not tell (Azure).
-        self.reasoning_override: Optional[bool] = config.pop("is_reasoning_model", None)
-        self.structured = config.pop("structured_output", self.default_structured)
-        if self.structured not in STRUCTURED_MODES:
-            raise ConfigurationError(f"structured_output must be one of {', '.join(STRUCTURED_MODES)}")
-        self.extra_headers = dict(config.pop("extra_headers", None) or {})
-        for ignored in ("http_client_proxies", "enable_vision", "vision_details", "models", "route",
-                        "site_url", "app_name"):
-            config.pop(ignored, None)  # mem0 keys with no meaning here
-        if config:
-            raise ConfigurationError(f"unknown {self.preset} llm config keys: {', '.join(sorted(config))}")
+        self.reasoning_override: Optional[bool] = cfg.take("is_reasoning_model")
+        self.structured = cfg.choice("structured_output", STRUCTURED_MODES, self.default_structured)
+        self.extra_headers = cfg.mapping("extra_headers")
+        cfg.done()
 
-    def _configure_endpoint(self, config: dict[str, Any]) -> None:
-        """Pops the keys that say where to send requests and how to authenticate (subclasses override)."""
+    def _configure_endpoint(self, config: ProviderConfig) -> None:
+        """Takes the keys that say where to send requests and how to authenticate (subclasses override)."""
         preset = PRESETS[self.preset]
-        self.model = config.pop("model", None) or preset.get("model", DEFAULT_MODEL) or DEFAULT_MODEL
-        base = None
-        for key in preset["url_keys"]:
-            base = config.pop(key, None) or base
-        base = base or config.pop("base_url", None) or (os.environ.get(preset["url_env"])
-                                                        if preset.get("url_env") else None)
-        self.base_url = (base or preset["base_url"]).rstrip("/")
-        self.api_key = config.pop("api_key", None) or os.environ.get(preset["key_env"])
+        self.model = config.first("model", default=preset.get("model", DEFAULT_MODEL) or DEFAULT_MODEL)
+        url_env = (preset["url_env"],) if preset.get("url_env") else ()
+        self.base_url = config.first(*preset["url_keys"], "base_url", env=url_env,
+                                     default=preset["base_url"]).rstrip("/")
+        self.api_key = config.first("api_key", env=(preset["key_env"],))
         if not self.api_key and not preset.get("key_optional"):
             raise ConfigurationError(f"{self.preset}: no API key; set {preset['key_env']} or config api_key")
         self.default_structured = preset["structured"]

@@ -18,11 +18,12 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigurationError
+from ..provider_config import ProviderConfig
 from ..scoring import STOPWORDS
 
 # A query token counts as present in a candidate when its best cosine there exceeds this (for the IDF).
@@ -61,20 +62,19 @@ class MaxSimReranker:
     """Config: `match_threshold` (default 0.7), `cache_size` (candidates whose token states are kept,
     default 2048; 0 turns it off), and the local embedder's `model_path` and `threads`."""
 
-    def __init__(self, config: dict[str, Any] | None = None):
+    def __init__(self, config: Mapping[str, Any] | None = None):
         from ..embeddings.local import LocalEmbedder
-        config = dict(config or {})
-        threshold = config.pop("match_threshold", MATCH_THRESHOLD)
+        cfg = ProviderConfig(config, "maxsim", "reranker")
+        threshold = cfg.take("match_threshold", MATCH_THRESHOLD)
         if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not -1 <= threshold <= 1:
-            raise ConfigurationError("maxsim reranker: match_threshold must be a number in [-1, 1]")
+            raise cfg.error("match_threshold must be a number in [-1, 1]")
         self.match_threshold = float(threshold)
-        cache_size = config.pop("cache_size", CACHE_SIZE)
+        cache_size = cfg.take("cache_size", CACHE_SIZE)
         if not isinstance(cache_size, int) or isinstance(cache_size, bool) or cache_size < 0:
-            raise ConfigurationError("maxsim reranker: cache_size must be a whole number >= 0")
+            raise cfg.error("cache_size must be a whole number >= 0")
         self.cache_size = cache_size
-        model = {k: config.pop(k) for k in ("model_path", "threads") if k in config}
-        if config:
-            raise ConfigurationError(f"unknown maxsim reranker config keys: {', '.join(sorted(config))}")
+        model = {"model_path": cfg.take("model_path"), "threads": cfg.take("threads")}
+        cfg.done()
         self._encoder = LocalEmbedder(model)  # shares the embedder's onnxruntime session when both are local
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()  # AsyncMemory reranks in worker threads
