@@ -11,7 +11,8 @@ from conftest import seed, snapshot
 
 METACHARS = ["'", '"', ";", "--", "/*", "*/", ")", "(", "*", "NEAR(", ":", "AND", "OR", "NOT", "%", "_",
              "\\", "$", "[0]", ".", "'; DROP TABLE memories; --", "') OR 1=1 --", '" OR 1=1 --']
-# Crafted to close the JSON path string that the SQL compiler of filters once spliced into the SQL and OR in a tautology.
+# Crafted to close the JSON path string that the filter compiler (stores/sqlite_filters.py) once spliced into
+# the SQL and OR in a tautology.
 INJECTED_KEYS = ["x') OR 1=1 OR json_extract(metadata, '$.x", "a' OR '1'='1", "a'b", "k') IS NOT NULL OR ('1"]
 
 
