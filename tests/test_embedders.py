@@ -568,7 +568,7 @@ def test_a_small_call_of_several_texts_is_split_over_the_cores():
         session, ran_on = e._session, []
 
         class Recording:
-            def run(self, *args):
+            def run(self, *args, ran_on=ran_on, session=session):
                 ran_on.append(threading.current_thread().name)
                 return session.run(*args)
 

@@ -98,7 +98,7 @@ def reembedded(settings: Settings, records: list[MemoryRecord],
         while len(newest) > NEWEST_TURNS_KEPT:
             newest.popitem(last=False)
     if missing:  # the turn before is not at hand: embed the stored context text (its speaker is not stored)
-        vectors = yield from memory_vectors(settings, [records[i].context for i in missing])
+        vectors = yield from memory_vectors(settings, [records[i].context or "" for i in missing])  # never None here
         before.update(zip(missing, vectors))
     out = []
     for i, r in enumerate(records):

@@ -254,7 +254,7 @@ def _check_snapshot(conn: sqlite3.Connection, path: Path, out: _Collector) -> Re
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     version = int(meta["schema_version"]) if str(meta.get("schema_version", "")).isdigit() else None
     dims = int(meta["embedding_dims"]) if str(meta.get("embedding_dims", "")).isdigit() else None
-    counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+    counts: dict[str, int] = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
               for t in ("memories", "memory_vectors", "history", "messages", "jobs") if t in tables}
     if "memories_fts_docsize" in tables:
         counts["fts_documents"] = conn.execute("SELECT count(*) FROM memories_fts_docsize").fetchone()[0]
@@ -396,6 +396,7 @@ def _check_history(conn: sqlite3.Connection, version: Optional[int], out: _Colle
     hist = next(history, None)
     while mem is not None or hist is not None:
         if hist is None or (mem is not None and mem[0] < hist[0]):
+            assert mem is not None  # the condition above
             if mem[3] != "episodic_memory" or episodic_need_add:
                 out.add("history_missing_add", [mem[0]], f"memory {mem[0]} ({mem[3]}) has no history")
             mem = next(memories, None)
@@ -573,7 +574,7 @@ def _repair(conn: sqlite3.Connection, kinds: set[str]) -> list[str]:
         rows = {r[0]: r[1:] for r in conn.execute(
             "SELECT id, memory, memory_type FROM memories WHERE id IN (SELECT value FROM json_each(?))",
             (json.dumps(sorted({m for _, mems in hit.values() for m in mems})),))}
-        for jid, (status, memories) in hit.items():
+        for jid, (_status, memories) in hit.items():
             result = {"results": [{"id": m, "memory": rows[m][0], "event": "ADD"} for m in memories
                                   if m in rows and rows[m][1] != "episodic_memory"],
                       "relations": [], "repaired_by": "memlane doctor"}
