@@ -4,7 +4,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from memlane import Memory
+from memlane import Memory, pipeline
 from memlane.config import RetrievalConfig
 from memlane.query_dates import date_share, named_dates
 from memlane.scoring import FusionWeights, fuse, keyword_score, named_actor, query_terms
@@ -43,13 +43,21 @@ def test_query_terms_drop_function_words_and_repeats():
     assert query_terms("Where did I go when I went to Lisbon, Lisbon?") == ["go", "went", "lisbon"]
 
 
-def test_a_reply_is_found_through_the_turn_before_it(memory):
+def fused_scores(monkeypatch):
+    """Searches return the fused score itself, not its calibration (calibration.py, test_calibration.py)."""
+    monkeypatch.setattr(pipeline, "result_scores", lambda query, ranked, n: [s for _, _, s in ranked])
+
+
+def test_a_reply_is_found_through_the_turn_before_it(memory, monkeypatch):
     # "Yes, twice!" alone says nothing about Japan; contextual indexing makes the question behind it count.
     ids = seed(memory, ["Have you ever been to Japan?", "Yes, twice!", "I bought a new bike today."],
                user_id="ctx")
+    calibrated = [h["id"] for h in memory.search("Japan trips", user_id="ctx", limit=3)["results"]]
+    fused_scores(monkeypatch)
     scores = {h["id"]: h["score"] for h in memory.search("Japan trips", user_id="ctx", limit=3)["results"]}
-    # without contextual indexing the two score alike (0.044 vs 0.038); with it the reply is clearly ahead
+    # without contextual indexing the two score alike (fused 0.044 vs 0.038); with it the reply is clearly ahead
     assert scores[ids[1]] > scores[ids[2]] + 0.1
+    assert calibrated == sorted(scores, key=lambda i: -scores[i])  # calibration keeps the order
 
 
 @pytest.mark.parametrize("query, spans", [
