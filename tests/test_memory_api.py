@@ -198,9 +198,11 @@ def test_update_metadata_only_keeps_text_hash_and_vector(memory):
     assert item["metadata"] == {"source": "edited"} and item["updated_at"] is not None
     score_after = memory.search("tea", user_id="alice")["results"][0]
     assert (score_after["id"], score_after["score"]) == (score_before["id"], score_before["score"])
-    memory.update(mid, metadata={})  # metadata is replaced, not merged
+    memory.update(mid, metadata={"more": 1})  # merged into it, as mem0 does
+    assert memory.get(mid)["metadata"] == {"source": "edited", "more": 1}
+    memory.update(mid, metadata={}, replace_metadata=True)  # replaced
     assert memory.get(mid)["metadata"] == {}
-    assert [h["event"] for h in memory.history(mid)] == ["ADD", "UPDATE", "UPDATE"]
+    assert [h["event"] for h in memory.history(mid)] == ["ADD", "UPDATE", "UPDATE", "UPDATE"]
 
 
 def test_update_text_and_metadata_together(memory):

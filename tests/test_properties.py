@@ -233,6 +233,31 @@ def in_scope(item, need):
     return all(item.get(k) == v for k, v in need.items())
 
 
+def names_its_scope(item, kwargs, filters):
+    """Whether the item carries a scope id the call named: as an argument, or compared (eq / in) with one
+    in the filter outside any NOT. A filter may name its scope only inside OR branches or an in list."""
+    named = [(k, v) for k, v in kwargs.items() if v is not None]
+    stack = [F.parse(filters)]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (F.And, F.Or)):
+            stack.extend(n.children)
+        elif isinstance(n, F.Cmp) and n.key in ("user_id", "agent_id", "run_id") and n.op in ("eq", "in"):
+            named += [(n.key, v) for v in (n.value if n.op == "in" else (n.value,)) if v is not None]
+    return any(item.get(k) == v for k, v in named)
+
+
+def candidates(m, need):
+    """The memories a scoped read chooses from, oldest first: the scope's (all_of), or, for a filter that
+    names its scope only inside OR / in, every memory, read around the API."""
+    if need:
+        return all_of(m, need)
+    with closing(sqlite3.connect(m.config.database_path())) as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM memories WHERE memory_type != 'episodic_memory' "
+                                          "ORDER BY created_at, pk")]
+    return [m.get(i) for i in ids]
+
+
 def seed(m):
     m.add([{"role": "user", "content": "I like green tea", "name": "Ann"},
            {"role": "assistant", "content": "Noted: tea, on 7 July, 2023"}], user_id="alice",
@@ -270,11 +295,13 @@ def test_get_all(harness, user_id, agent_id, filters, limit, offset):
                                                         limit=limit, offset=offset))
     if not ok:
         return
-    need = required_scope({"user_id": user_id, "agent_id": agent_id}, filters)
-    assert need and all(in_scope(r, need) for r in got["results"])
+    kwargs = {"user_id": user_id, "agent_id": agent_id}
+    need = required_scope(kwargs, filters)
+    assert all(in_scope(r, need) and names_its_scope(r, kwargs, filters) for r in got["results"])
+    limit = 100 if limit is None else limit  # the default
     assert len(got["results"]) <= limit and got["total"] >= len(got["results"])
     node = F.parse(filters)
-    expected = [r["id"] for r in all_of(m, need) if F.matches(node, r)]
+    expected = [r["id"] for r in candidates(m, need) if F.matches(node, r)]
     assert got["total"] == len(expected)
     assert [r["id"] for r in got["results"]] == expected[offset:offset + limit]
 
@@ -291,14 +318,14 @@ def test_search(harness, query, user_id, filters, limit, threshold, rerank):
         return
     need = required_scope({"user_id": user_id}, filters)
     results = got["results"]
-    assert need and all(in_scope(r, need) for r in results)
-    assert len(results) <= limit
+    assert all(in_scope(r, need) and names_its_scope(r, {"user_id": user_id}, filters) for r in results)
+    assert len(results) <= (10 if limit is None else limit)
     scores = [r["score"] for r in results]
     assert all(0 <= s <= 1 and not math.isnan(s) for s in scores) and scores == sorted(scores, reverse=True)
     if threshold is not None:
         assert all(s >= threshold for s in scores)
     node = F.parse(filters)
-    allowed = {r["id"] for r in all_of(m, need) if F.matches(node, r)}
+    allowed = {r["id"] for r in candidates(m, need) if F.matches(node, r)}
     assert {r["id"] for r in results} <= allowed
 
 
@@ -357,7 +384,10 @@ def test_get_update_delete_history(harness, data, text, meta):
     if ok:
         after = m.get(mid)
         assert after["memory"] == (text if text is not None else before["memory"])
-        assert after["metadata"] == (meta if meta is not None else before["metadata"])
+        # merged, as mem0 does: the keys given are set, a key given as None is removed
+        merged = {k: v for k, v in {**before["metadata"], **(meta or {})}.items()
+                  if not (meta and k in meta and meta[k] is None)}
+        assert after["metadata"] == merged
         assert after["user_id"] == before["user_id"]
     if data.draw(st.booleans()):
         ok, _ = harness.call("delete", lambda: m.delete(mid))
@@ -385,7 +415,7 @@ def test_delete_all(harness, filters, asked, metas):
     assert {s: all_of(m, {"user_id": s}) for s in kept} == kept
     need = required_scope({"user_id": user_id}, filters)
     node = F.parse(filters)
-    assert not [r for r in all_of(m, need) if F.matches(node, r)]
+    assert not [r for r in candidates(m, need) if F.matches(node, r)]
     m.delete_all(user_id=victim)
 
 
@@ -438,8 +468,8 @@ def test_async_api(aharness, op, msgs, user_id, filters, limit, offset, threshol
     ok, got = loop.run_until_complete(harness.acall(op, calls[op]))
     if ok and op in ("search", "get_all"):
         need = required_scope({"user_id": user_id}, filters)
-        assert need and all(in_scope(r, need) for r in got["results"])
-        assert len(got["results"]) <= limit
+        assert all(in_scope(r, need) and names_its_scope(r, {"user_id": user_id}, filters) for r in got["results"])
+        assert len(got["results"]) <= (limit if limit is not None else 10 if op == "search" else 100)
         assert all(0 <= r["score"] <= 1 for r in got["results"] if "score" in r)
 
 

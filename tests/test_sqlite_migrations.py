@@ -69,7 +69,7 @@ def _version(path) -> str:
 
 
 def test_the_version_is_the_number_of_migrations():
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 4
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 5
 
 
 def test_a_schema_1_file_from_the_first_release_opens_at_the_current_version(tmp_path):
@@ -83,7 +83,7 @@ def test_a_schema_1_file_from_the_first_release_opens_at_the_current_version(tmp
     try:
         assert _version(path) == str(SCHEMA_VERSION)
         conn = store._conn()
-        assert {"version"} <= table_columns(conn, "memories")
+        assert {"version", "expiration_date"} <= table_columns(conn, "memories")
         assert {"old_metadata", "new_metadata"} <= table_columns(conn, "history")
         assert "scope" not in table_columns(conn, "memories_fts")
         assert _search(store, ["motorcycles"], "alice") == ["m1"]  # keyed terms, rebuilt from the rows

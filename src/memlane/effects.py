@@ -56,6 +56,10 @@ class Store:
         return StoreCall("keyword_search", (terms, scope, where, k))
 
     @staticmethod
+    def entities() -> StoreCall:
+        return StoreCall("entities")
+
+    @staticmethod
     def history(memory_id: str) -> StoreCall:
         return StoreCall("history", (memory_id,))
 

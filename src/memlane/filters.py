@@ -31,7 +31,7 @@ OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "ico
 LOGICAL = ("AND", "OR", "NOT")
 # Fields stored as columns; every other key is looked up in metadata.
 COLUMN_KEYS = SCOPE_KEYS + ("actor_id", "role", "memory_type", "id", "hash", "created_at", "updated_at",
-                            "timestamp", "context")
+                            "timestamp", "context", "expiration_date")
 Scalar = Union[str, int, float, bool, None]
 
 
@@ -254,6 +254,32 @@ def scope_of(node: Node) -> Scope:
         values = {v for v in equalities.get(key, []) if isinstance(v, str)}
         fixed[key] = values.pop() if len(values) == 1 else None
     return Scope(**fixed)
+
+
+def scope_cover(node: Node) -> list[Scope]:
+    """Scopes that together hold every match of `node` (each match has every id of one of them), or []
+    when the filter pins none and may match across tenants. A scope is a string equality on a scope id, or
+    an `in` list of them, alone or under AND beside anything (the top-level equalities together make one
+    scope, as scope_of), or in every branch of an OR. Search reads each scope of the cover in turn."""
+    if isinstance(node, Cmp):
+        if node.key in SCOPE_KEYS and node.op == "eq" and isinstance(node.value, str):
+            return [Scope(**{node.key: node.value})]
+        if node.key in SCOPE_KEYS and node.op == "in" and node.value and all(isinstance(v, str)
+                                                                             for v in node.value):
+            return [Scope(**{node.key: v}) for v in dict.fromkeys(node.value)]
+        return []
+    if isinstance(node, And):
+        fixed = scope_of(node)
+        if fixed != Scope():
+            return [fixed]
+        covers = [c for c in (scope_cover(child) for child in node.children) if c]
+        return min(covers, key=len) if covers else []
+    if isinstance(node, Or):
+        covers = [scope_cover(child) for child in node.children]
+        if not covers or not all(covers):
+            return []
+        return list(dict.fromkeys(scope for cover in covers for scope in cover))
+    return []
 
 
 def mentions(node: Node, key: str) -> bool:

@@ -13,7 +13,7 @@ import json
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Optional
 
 from . import filters as F
@@ -147,20 +147,10 @@ def _scope_values(node: F.Node) -> None:
 
 
 def pins_scope(node: F.Node) -> bool:
-    """Whether every row `node` matches has a scope id equal to one the filter names: an equality or an
-    `in` list of ids, alone, under AND beside anything, or in every branch of an OR. A null equality, `ne`,
-    `nin`, "*" and NOT select across tenants, so they are not a scope."""
-    if isinstance(node, F.Cmp):
-        if node.key not in SCOPE_KEYS:
-            return False
-        if node.op == "eq":
-            return node.value is not None
-        return node.op == "in" and bool(node.value) and all(v is not None for v in node.value)
-    if isinstance(node, F.And):
-        return any(pins_scope(c) for c in node.children)
-    if isinstance(node, F.Or):
-        return bool(node.children) and all(pins_scope(c) for c in node.children)
-    return False
+    """Whether every row `node` matches has a scope id the filter names: an equality or an `in` list of
+    ids, alone, under AND beside anything, or in every branch of an OR (filters.scope_cover). A null
+    equality, `ne`, `nin`, "*" and NOT select across tenants, so they are not a scope."""
+    return bool(F.scope_cover(node))
 
 
 def scoped_filter(user_id: Any, agent_id: Any, run_id: Any, filters: Optional[dict[str, Any]]) -> F.Node:
@@ -302,48 +292,43 @@ def limit_or_top_k(limit_value: Any, top_k: Any, default: int, maximum: int = 10
     return top_k
 
 
-EXPIRATION_FORMS = ("expiration_date must be a date (YYYY-MM-DD), a datetime or an ISO 8601 date/time string "
-                    "(years 1 to 9999)")
+EXPIRATION_FORMS = ("expiration_date must be a date: YYYY-MM-DD, a datetime.date, or a datetime or ISO 8601 "
+                    "date-time (its date is taken, as mem0 takes it)")
 
 
-def _instant(value: datetime) -> str:
-    """A UTC instant in one fixed-width form, so stored instants compare as strings."""
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
-
-
-def now_instant() -> str:
-    """Now, in the form of the instants expiration_date() gives (for comparing with them)."""
-    return _instant(datetime.now(timezone.utc))
-
-
-def expiration_date(value: Any) -> tuple[Optional[str], Optional[str]]:
-    """add/update(expiration_date=...) -> (the date as memories show it, the UTC instant from which the
-    memory is hidden), or (None, None). A date (mem0's form) expires when that day ends in UTC, so the memory
-    is visible through it, as in mem0; a datetime or an ISO string with a time expires at that instant (a
-    naive one is UTC)."""
+def expiration_date(value: Any) -> Optional[str]:
+    """add/update(expiration_date=...) -> "YYYY-MM-DD", or None (none; on update, clear it). mem0's
+    meaning: the memory is visible through that day and hidden from search/get_all once it has passed
+    (UTC), unless show_expired=True."""
     if value is None:
-        return None, None
+        return None
     given = value
     if isinstance(value, str):
         raw = value.strip()
         try:
-            if any(ord(c) < 32 for c in raw):
+            if any(ord(c) < 32 for c in raw):  # fromisoformat stops at U+0000 and ignores the rest
                 raise ValueError(raw)
             value = date.fromisoformat(raw) if len(raw) == 10 else datetime.fromisoformat(raw.replace("Z", "+00:00"))
         except ValueError:
             raise ValidationError(f"{EXPIRATION_FORMS}, got {show(given)}") from None
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        try:
-            return value.isoformat(), _instant(value)
-        except Exception as exc:  # noqa: BLE001 - out of range in UTC, or a caller's tzinfo failing
-            raise ValidationError(f"{EXPIRATION_FORMS}, got {show(given)} ({exc})") from None
-    if isinstance(value, date):
-        end = datetime.combine(value, time.min, timezone.utc)
-        end = end + timedelta(days=1) if value < date.max else datetime.max.replace(tzinfo=timezone.utc)
-        return value.isoformat(), _instant(end)
-    raise ValidationError(f"{EXPIRATION_FORMS}, got {show(given)}")
+        value = value.date()
+    if not isinstance(value, date):
+        raise ValidationError(f"{EXPIRATION_FORMS}, got {show(given)}")
+    return value.isoformat()
+
+
+def today() -> str:
+    """Today's date in UTC ("YYYY-MM-DD"): a memory whose expiration_date is before it has expired."""
+    return datetime.now(timezone.utc).date().isoformat()
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()  # update(expiration_date=...) not given, beside None (clear it)
 
 
 def _batch(value: Any, what: str) -> list[Any]:

@@ -155,46 +155,95 @@ class Memory(_Base):
     def add(self, messages: Messages, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
             run_id: Optional[str] = None, metadata: Optional[dict[str, Any]] = None, infer: bool = True,
             timestamp: Any = None, memory_type: Optional[str] = None, prompt: Optional[str] = None,
-            background: bool = False) -> dict[str, Any]:
+            background: bool = False, expiration_date: Any = None) -> dict[str, Any]:
         """Remember `messages` in the scope given by user_id / agent_id / run_id (at least one).
 
         With an LLM configured and infer=True, facts are extracted and reconciled (ADD / UPDATE / DELETE /
-        NONE) with one LLM call; otherwise each message is stored verbatim. `timestamp` is when the
-        conversation happened; `prompt` extends the extraction instructions for this call;
-        memory_type="procedural_memory" (with agent_id) summarises an agent's run into one memory.
-        background=True persists the work and returns {"job_id", "status"} at once (see job()/wait())."""
+        NONE) with one LLM call; otherwise each message is stored verbatim. A message's content may be a
+        string or OpenAI-style parts (text and image_url): the text parts are its text, and the parts are
+        kept whole in the message log; an LLM with vision (llm config enable_vision) describes the images.
+        `timestamp` is when the conversation happened; `prompt` extends the extraction instructions for this
+        call; memory_type="procedural_memory" (with agent_id) summarises an agent's run into one memory.
+        `expiration_date` (YYYY-MM-DD, or a date): once that day has passed (UTC), search and get_all leave
+        the memories it writes out unless show_expired=True. background=True persists the work and returns
+        {"job_id", "status"} at once (see job()/wait())."""
         if inputs.flag(background, "background"):
             return self._enqueue(messages, user_id=user_id, agent_id=agent_id, run_id=run_id, metadata=metadata,
-                                 infer=infer, timestamp=timestamp, memory_type=memory_type, prompt=prompt)
+                                 infer=infer, timestamp=timestamp, memory_type=memory_type, prompt=prompt,
+                                 expiration_date=expiration_date)
         return self._run(pipeline.add(self._settings, messages, user_id=user_id, agent_id=agent_id,
                                       run_id=run_id, metadata=metadata, infer=infer, timestamp=timestamp,
-                                      memory_type=memory_type, prompt=prompt))
+                                      memory_type=memory_type, prompt=prompt, expiration_date=expiration_date))
 
     def search(self, query: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-               run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None, limit: int = 10,
-               threshold: Optional[float] = None, rerank: Optional[bool] = None) -> dict[str, Any]:
-        """Hybrid search within a scope; results carry `score` in [0, 1], best first. `threshold` drops
-        results scoring below it. With a reranker configured the best candidates are reranked unless
-        rerank=False; rerank=True without one is a ConfigurationError."""
+               run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None, limit: Optional[int] = None,
+               threshold: Optional[float] = None, rerank: Optional[bool] = None, top_k: Optional[int] = None,
+               show_expired: bool = False) -> dict[str, Any]:
+        """Hybrid search within a scope; results carry `score` in [0, 1], best first. The scope is the
+        user_id / agent_id / run_id arguments or an equality (or `in` list, or an OR of them) in `filters`.
+        `limit` (10 by default; `top_k`, mem0 2.x's name, is the same setting) bounds the results;
+        `threshold` drops results scoring below it. With a reranker configured the best candidates are
+        reranked unless rerank=False; rerank=True without one searches without reranking (as mem0 does; a
+        debug log says so). Expired memories are left out unless show_expired=True."""
         return self._run(pipeline.search(self._settings, query, user_id=user_id, agent_id=agent_id,
                                          run_id=run_id, filters=filters, limit=limit, threshold=threshold,
-                                         rerank=rerank))
+                                         rerank=rerank, top_k=top_k, show_expired=show_expired))
 
     def get(self, memory_id: str) -> Optional[dict[str, Any]]:
+        """The memory with this id, expired or not (None when there is none)."""
         return self._run(pipeline.get(self._settings, memory_id))
 
     def get_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None, limit: int = 100,
-                offset: int = 0) -> dict[str, Any]:
+                run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None,
+                limit: Optional[int] = None, offset: int = 0, top_k: Optional[int] = None,
+                show_expired: bool = False) -> dict[str, Any]:
+        """A page of the scope's memories, oldest first, and their `total`: `limit` (100 by default; `top_k`
+        is the same setting) from `offset`. Expired memories are left out unless show_expired=True."""
         return self._run(pipeline.get_all(self._settings, user_id=user_id, agent_id=agent_id, run_id=run_id,
-                                          filters=filters, limit=limit, offset=offset))
+                                          filters=filters, limit=limit, offset=offset, top_k=top_k,
+                                          show_expired=show_expired))
 
-    def update(self, memory_id: str, text: Optional[str] = None,
-               metadata: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-        return self._run(pipeline.update(self._settings, memory_id, text, metadata))
+    def update(self, memory_id: str, text: Optional[str] = None, metadata: Optional[dict[str, Any]] = None,
+               *, data: Optional[str] = None, expiration_date: Any = inputs.UNSET,
+               replace_metadata: bool = False) -> dict[str, Any]:
+        """Change a memory's text (`data` is mem0 1.x's name for it), metadata and/or expiration_date.
+
+        `metadata` is merged into the memory's metadata, as mem0 does: its keys are set, a key given as
+        None is removed, the others are kept. replace_metadata=True stores `metadata` instead, as given
+        (metadata={} with it empties the metadata). expiration_date=None clears the date. An unknown id is a
+        NotFoundError (also a ValueError, as mem0 raises)."""
+        return self._run(pipeline.update(self._settings, memory_id, text, metadata, data=data,
+                                          expiration_date=expiration_date, replace_metadata=replace_metadata))
+
+    def batch_update(self, memories: list[dict[str, Any]]) -> dict[str, Any]:
+        """Update up to 1,000 memories in one transaction: [{"memory_id": ..., "text"?: ..., "metadata"?:
+        ..., "expiration_date"?: ...}, ...], each as update() does (metadata merged). All or nothing: an
+        unknown id is a NotFoundError and changes none."""
+        return self._run(pipeline.batch_update(self._settings, memories))
 
     def delete(self, memory_id: str) -> dict[str, Any]:
+        """Delete one memory; an unknown id is a NotFoundError (also a ValueError, as mem0 raises)."""
         return self._run(pipeline.delete(self._settings, memory_id))
+
+    def batch_delete(self, memories: list[dict[str, Any]]) -> dict[str, Any]:
+        """Delete up to 1,000 memories in one transaction: [{"memory_id": ...}, ...]. All or nothing: an
+        unknown id is a NotFoundError and deletes none."""
+        return self._run(pipeline.batch_delete(self._settings, memories))
+
+    def users(self) -> dict[str, Any]:
+        """Every user, agent and run that memories are scoped to, as mem0's entity listing: {"results":
+        [{"type": "user" | "agent" | "run", "name", "id" (the same), "total_memories", "created_at",
+        "updated_at"}, ...], "total"}. total_memories counts every memory holding the id (episodic and
+        expired ones too): what delete_users() would delete."""
+        return self._run(pipeline.users(self._settings))
+
+    def delete_users(self, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                     run_id: Optional[str] = None) -> dict[str, Any]:
+        """Delete every memory of the named user, agent and/or run, in one transaction (an entity with no
+        memories is a NotFoundError). With no argument it deletes the memories of EVERY entity, as mem0's
+        delete_users() does. History rows are written as delete_all writes them; the message log is kept
+        (reset() clears everything)."""
+        return self._run(pipeline.delete_users(self._settings, user_id=user_id, agent_id=agent_id, run_id=run_id))
 
     def delete_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                    run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None) -> dict[str, Any]:
@@ -271,37 +320,60 @@ class AsyncMemory(_Base):
     async def add(self, messages: Messages, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                   run_id: Optional[str] = None, metadata: Optional[dict[str, Any]] = None, infer: bool = True,
                   timestamp: Any = None, memory_type: Optional[str] = None, prompt: Optional[str] = None,
-                  background: bool = False) -> dict[str, Any]:
+                  background: bool = False, expiration_date: Any = None) -> dict[str, Any]:
         if inputs.flag(background, "background"):
             return await asyncio.to_thread(self._enqueue, messages, user_id=user_id, agent_id=agent_id,
                                            run_id=run_id, metadata=metadata, infer=infer, timestamp=timestamp,
-                                           memory_type=memory_type, prompt=prompt)
+                                           memory_type=memory_type, prompt=prompt,
+                                           expiration_date=expiration_date)
         return await self._run(pipeline.add(self._settings, messages, user_id=user_id, agent_id=agent_id,
                                             run_id=run_id, metadata=metadata, infer=infer, timestamp=timestamp,
-                                            memory_type=memory_type, prompt=prompt))
+                                            memory_type=memory_type, prompt=prompt,
+                                            expiration_date=expiration_date))
 
     async def search(self, query: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                     run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None, limit: int = 10,
-                     threshold: Optional[float] = None, rerank: Optional[bool] = None) -> dict[str, Any]:
+                     run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None,
+                     limit: Optional[int] = None, threshold: Optional[float] = None,
+                     rerank: Optional[bool] = None, top_k: Optional[int] = None,
+                     show_expired: bool = False) -> dict[str, Any]:
         return await self._run(pipeline.search(self._settings, query, user_id=user_id, agent_id=agent_id,
                                                run_id=run_id, filters=filters, limit=limit, threshold=threshold,
-                                               rerank=rerank))
+                                               rerank=rerank, top_k=top_k, show_expired=show_expired))
 
     async def get(self, memory_id: str) -> Optional[dict[str, Any]]:
         return await self._run(pipeline.get(self._settings, memory_id))
 
     async def get_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
-                      run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None, limit: int = 100,
-                      offset: int = 0) -> dict[str, Any]:
+                      run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None,
+                      limit: Optional[int] = None, offset: int = 0, top_k: Optional[int] = None,
+                      show_expired: bool = False) -> dict[str, Any]:
         return await self._run(pipeline.get_all(self._settings, user_id=user_id, agent_id=agent_id,
-                                                run_id=run_id, filters=filters, limit=limit, offset=offset))
+                                                run_id=run_id, filters=filters, limit=limit, offset=offset,
+                                                top_k=top_k, show_expired=show_expired))
 
     async def update(self, memory_id: str, text: Optional[str] = None,
-                     metadata: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-        return await self._run(pipeline.update(self._settings, memory_id, text, metadata))
+                     metadata: Optional[dict[str, Any]] = None, *, data: Optional[str] = None,
+                     expiration_date: Any = inputs.UNSET, replace_metadata: bool = False) -> dict[str, Any]:
+        return await self._run(pipeline.update(self._settings, memory_id, text, metadata, data=data,
+                                                expiration_date=expiration_date,
+                                                replace_metadata=replace_metadata))
+
+    async def batch_update(self, memories: list[dict[str, Any]]) -> dict[str, Any]:
+        return await self._run(pipeline.batch_update(self._settings, memories))
 
     async def delete(self, memory_id: str) -> dict[str, Any]:
         return await self._run(pipeline.delete(self._settings, memory_id))
+
+    async def batch_delete(self, memories: list[dict[str, Any]]) -> dict[str, Any]:
+        return await self._run(pipeline.batch_delete(self._settings, memories))
+
+    async def users(self) -> dict[str, Any]:
+        return await self._run(pipeline.users(self._settings))
+
+    async def delete_users(self, user_id: Optional[str] = None, agent_id: Optional[str] = None,
+                           run_id: Optional[str] = None) -> dict[str, Any]:
+        return await self._run(pipeline.delete_users(self._settings, user_id=user_id, agent_id=agent_id,
+                                                      run_id=run_id))
 
     async def delete_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                          run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None) -> dict[str, Any]:

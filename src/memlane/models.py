@@ -69,6 +69,22 @@ class MemoryRecord:
     # Bumped by the store on every write to the row; a ChangeSet names the version it was planned against
     # (ChangeSet.expected), so a concurrent change is a ConflictError instead of a lost update.
     version: int = 1
+    # mem0's expiration_date (YYYY-MM-DD): from the day after it (UTC), search and get_all leave the memory
+    # out unless asked to show expired ones; get() still answers.
+    expiration_date: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class EntityRecord:
+    """One user, agent or run that memories are scoped to (users()): `kind` is the scope key ("user_id",
+    "agent_id" or "run_id"), `count` how many memories hold that id (every type, expired ones included), and
+    the oldest created_at and newest change among them."""
+
+    kind: str
+    id: str
+    count: int
+    created_at: str
+    updated_at: str
 
 
 @dataclass
@@ -137,6 +153,7 @@ class MemoryItem(BaseModel):
     updated_at: Optional[str] = None
     timestamp: Optional[str] = None
     source_message_ids: list[str] = []
+    expiration_date: Optional[str] = None
     score: Optional[float] = None
 
     @classmethod
@@ -146,12 +163,14 @@ class MemoryItem(BaseModel):
             agent_id=rec.agent_id, run_id=rec.run_id, actor_id=rec.actor_id, role=rec.role,
             memory_type=rec.memory_type, created_at=rec.created_at, updated_at=rec.updated_at,
             timestamp=rec.timestamp, source_message_ids=list(rec.source_message_ids), score=score,
+            expiration_date=rec.expiration_date,
         )
 
     def to_dict(self) -> dict[str, Any]:
         data = self.model_dump()
-        if data["score"] is None:
-            del data["score"]
+        for optional in ("score", "expiration_date"):  # present when there is one (as in mem0's results)
+            if data[optional] is None:
+                del data[optional]
         return data
 
 

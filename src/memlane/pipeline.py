@@ -17,6 +17,7 @@ from . import filters as F
 from . import inputs
 from .effects import Complete, Embed, Rerank, Store, WarnOnce
 from .errors import ConfigurationError, ConflictError, LLMError, NotFoundError, ValidationError
+from .llms.base import LLMRequest
 from .models import (ChangeSet, HistoryEntry, HistoryRecord, JobCompletion, MemoryItem, MemoryRecord,
                      MessageRecord, Scope, text_hash)
 from .rerankers.base import checked
@@ -58,18 +59,21 @@ def retrying(attempt: Callable[[], Op]) -> Op:
 
 def message_records(msgs: list[inputs.Message], ids: dict[str, Optional[str]], event_time: Optional[str],
                     at: str, message_ids: list[str]) -> list[MessageRecord]:
+    """The message log's rows; a message given as content parts keeps them whole (images included)."""
     return [MessageRecord(id=mid, role=m.role, content=m.content, actor_id=m.name, user_id=ids["user_id"],
-                          agent_id=ids["agent_id"], run_id=ids["run_id"], timestamp=event_time, created_at=at)
+                          agent_id=ids["agent_id"], run_id=ids["run_id"], timestamp=event_time, created_at=at,
+                          metadata={"content_parts": m.parts} if m.parts else {})
             for m, mid in zip(msgs, message_ids)]
 
 
 def new_memory(text: str, vector: np.ndarray, ids: dict[str, Optional[str]], metadata: dict[str, Any], *,
                actor_id: Optional[str], role: Optional[str], event_time: Optional[str], sources: list[str],
-               at: str, memory_type: str = "semantic_memory") -> MemoryRecord:
+               at: str, memory_type: str = "semantic_memory", expiration_date: Optional[str] = None) -> MemoryRecord:
     return MemoryRecord(id=inputs.new_id(), memory=text, hash=text_hash(text), metadata=dict(metadata),
                         user_id=ids["user_id"], agent_id=ids["agent_id"], run_id=ids["run_id"],
                         actor_id=actor_id, role=role, memory_type=memory_type, created_at=at, updated_at=None,
-                        timestamp=event_time, source_message_ids=sources, embedding=vector)
+                        timestamp=event_time, source_message_ids=sources, embedding=vector,
+                        expiration_date=expiration_date)
 
 
 # ------------------------------------------------------------------ add
@@ -87,6 +91,8 @@ class AddRequest:
     memory_type: Optional[str]
     instructions: Optional[str]
     message_ids: list[str]
+    # mem0's expiration_date (YYYY-MM-DD) for the memories this add writes or updates
+    expiration_date: Optional[str] = None
     # (job id, lease owner) when a background worker runs it: the job is marked done in the final write.
     job: Optional[tuple[str, str]] = None
 
@@ -99,7 +105,8 @@ class AddRequest:
     def to_payload(self) -> dict[str, Any]:
         return {"messages": [m.__dict__ for m in self.messages], "ids": self.ids, "metadata": self.metadata,
                 "timestamp": self.timestamp, "infer": self.infer, "memory_type": self.memory_type,
-                "instructions": self.instructions, "message_ids": self.message_ids}
+                "instructions": self.instructions, "message_ids": self.message_ids,
+                "expiration_date": self.expiration_date}
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> "AddRequest":
@@ -108,7 +115,7 @@ class AddRequest:
 
 def prepare_add(settings: Settings, messages: Any, *, user_id: Any = None, agent_id: Any = None,
                 run_id: Any = None, metadata: Any = None, infer: bool = True, timestamp: Any = None,
-                memory_type: Any = None, prompt: Any = None) -> AddRequest:
+                memory_type: Any = None, prompt: Any = None, expiration_date: Any = None) -> AddRequest:
     """Validate everything add() takes; raises ValidationError / ConfigurationError before any write."""
     msgs = inputs.messages(messages, settings.max_message_chars)
     ids = inputs.scope_ids(user_id, agent_id, run_id)
@@ -124,7 +131,8 @@ def prepare_add(settings: Settings, messages: Any, *, user_id: Any = None, agent
     return AddRequest(messages=msgs, ids=ids, metadata=inputs.metadata(metadata),
                       timestamp=inputs.timestamp(timestamp), infer=infer, memory_type=memory_type,
                       instructions="\n".join(p for p in (settings.custom_instructions, prompt) if p) or None,
-                      message_ids=[inputs.new_id() for _ in msgs])
+                      message_ids=[inputs.new_id() for _ in msgs],
+                      expiration_date=inputs.expiration_date(expiration_date))
 
 
 def add(settings: Settings, messages: Any, **kwargs: Any) -> Op:
@@ -134,12 +142,37 @@ def add(settings: Settings, messages: Any, **kwargs: Any) -> Op:
 def execute_add(settings: Settings, req: AddRequest) -> Op:
     logged = message_records(req.messages, req.ids, req.timestamp, inputs.now_iso(), req.message_ids)
     if req.memory_type == "procedural_memory":
-        return (yield from add_procedural(req, logged))
+        return (yield from add_procedural(settings, req, logged))
     if req.infer and settings.llm_configured:
         return (yield from add_inferred(settings, req, logged))
     if req.infer:
         yield WarnOnce(NO_LLM_WARNING)  # once per Memory: the runtime remembers
     return (yield from add_verbatim(settings, req, logged))
+
+
+DESCRIBE_IMAGE = ("A user shared this image in a conversation. Describe it in one or two sentences: what it "
+                  "shows, and any text in it. Answer with the description only.")
+
+
+def described(settings: Settings, msgs: list[inputs.Message], usage: Optional["Usage"] = None) -> Op:
+    """The messages as memories read them: with an LLM that has vision (llm config enable_vision), each
+    image part is described by it and the description follows the message's text (mem0 describes images
+    so); without one they are as given, their images kept in the message log only."""
+    if not settings.vision or not any(m.images for m in msgs if m.role != "system"):
+        return msgs
+    out = []
+    for m in msgs:
+        descriptions = []
+        for image in m.images if m.role != "system" else ():
+            response = yield Complete(LLMRequest(
+                messages=[{"role": "user", "content": [{"type": "text", "text": DESCRIBE_IMAGE}, image]}],
+                schema_name="image_description"))
+            if usage is not None:
+                usage.count(response)
+            descriptions.append(" ".join((response.content or "").split()))
+        text = " ".join(t for t in (m.content.strip(), *descriptions) if t)
+        out.append(replace(m, content=text[:settings.max_message_chars]) if descriptions else m)
+    return out
 
 
 class Usage:
@@ -182,12 +215,20 @@ def scope_node(ids: dict[str, Optional[str]], memory_type: str) -> F.Node:
 def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord]) -> Op:
     """Extract facts and reconcile them with related memories in one LLM call, then apply the plan in one
     transaction. The messages are logged first, in their own transaction, so a failed add loses no input."""
-    msgs, ids, meta, event_time, instructions = req.messages, req.ids, req.metadata, req.timestamp, req.instructions
+    ids, meta, event_time, instructions = req.ids, req.metadata, req.timestamp, req.instructions
     first_context = (yield from previous_turn(ids, "episodic_memory")) if settings.keep_episodic else None
     yield Store.apply(ChangeSet(messages=logged))
-    convo = [(m, rec) for m, rec in zip(msgs, logged) if m.role != "system"]
+    usage = Usage()
+    msgs = yield from described(settings, req.messages, usage)
+    # a message of images alone, with no LLM to see them, is in the log and nowhere else
+    convo = [(m, rec) for m, rec in zip(msgs, logged) if m.role != "system" and m.content.strip()]
+    if not convo:
+        out: dict[str, Any] = {"results": [], "relations": [], "usage": usage.as_dict()}
+        yield Store.apply(req.finish(ChangeSet(), out))
+        return out
     vectors = yield from memory_vectors(settings, [m.content for m, _ in convo], [m.name for m, _ in convo])
-    where, scope = scope_node(ids, "semantic_memory"), Scope(**ids)
+    # Expired memories are not shown to the LLM: "already known" must not hold for a fact that search hides.
+    where, scope = unexpired(scope_node(ids, "semantic_memory")), Scope(**ids)
     best: dict[str, float] = {}
     for vec in vectors:
         for mid, score in (yield Store.vector_search(vec, scope, where, settings.related_per_message)):
@@ -198,7 +239,6 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
     ctx = X.Context(messages=[m for m, _ in convo], existing=[found[i] for i in related_ids if i in found],
                     conversation_date=(event_time or at)[:10], agent_mode=X.use_agent_prompt(msgs, ids["agent_id"]),
                     custom_instructions=instructions)
-    usage = Usage()
     answer = yield from ask(X.build_request(ctx), X.Answer, usage)
     plan = X.plan(answer, ctx)
     texts = [a.text for a in plan.adds] + [u.text for u in plan.updates]
@@ -211,7 +251,8 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
                                                       [m.name for m, _ in convo], first_context, own=vectors)
         for (m, rec), vec, context in zip(convo, turn_vecs, contexts):
             episode = new_memory(m.content, vec, ids, meta, actor_id=m.name, role=m.role, event_time=event_time,
-                                 sources=[rec.id], at=at, memory_type="episodic_memory")
+                                 sources=[rec.id], at=at, memory_type="episodic_memory",
+                                 expiration_date=req.expiration_date)
             episode.context = context
             episodes.append(episode)
     source_ids = [rec.id for _, rec in convo]
@@ -220,8 +261,9 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
     # is written.
     while True:
         changes, results = yield from inferred_changes(settings, plan, add_vectors, update_vectors, episodes,
-                                                       convo, source_ids, ids, meta, event_time, at)
-        out: dict[str, Any] = {"results": results, "relations": [], "usage": usage.as_dict()}
+                                                       convo, source_ids, ids, meta, event_time, at,
+                                                       expiration=req.expiration_date)
+        out = {"results": results, "relations": [], "usage": usage.as_dict()}
         if plan.rejected:
             out["rejected"] = plan.rejected
         try:
@@ -255,8 +297,9 @@ def drop_conflicts(plan: X.Plan, stale: set[str]) -> bool:
 def inferred_changes(settings: Settings, plan: X.Plan, add_vectors: list, update_vectors: dict[int, Any],
                      episodes: list[MemoryRecord], convo: list, source_ids: list[str],
                      ids: dict[str, Optional[str]], meta: dict[str, Any], event_time: Optional[str],
-                     at: str) -> Op:
-    """The ChangeSet and results of an LLM plan, each update and delete expecting the version shown."""
+                     at: str, expiration: Optional[str] = None) -> Op:
+    """The ChangeSet and results of an LLM plan, each update and delete expecting the version shown. The
+    add's metadata and expiration_date go to the memories it adds and updates."""
     def sources(indices: list[int]) -> list[str]:
         return [source_ids[i] for i in indices] if indices else list(source_ids)
 
@@ -268,7 +311,8 @@ def inferred_changes(settings: Settings, plan: X.Plan, add_vectors: list, update
     results: list[dict[str, Any]] = []
     for add_, vec in zip(plan.adds, add_vectors):
         rec = new_memory(add_.text, vec, ids, meta, actor_id=speaker(add_.sources, add_.attributed_to),
-                         role=add_.attributed_to, event_time=event_time, sources=sources(add_.sources), at=at)
+                         role=add_.attributed_to, event_time=event_time, sources=sources(add_.sources), at=at,
+                         expiration_date=expiration)
         changes.inserts.append(rec)
         changes.history.append(history_row(rec.id, "ADD", None, rec.memory, rec.actor_id, rec.role, at))
         results.append({"id": rec.id, "memory": rec.memory, "event": "ADD"})
@@ -277,7 +321,7 @@ def inferred_changes(settings: Settings, plan: X.Plan, add_vectors: list, update
         merged_sources = list(dict.fromkeys(old.source_message_ids + sources(upd.sources)))
         new = replace(old, memory=upd.text, hash=text_hash(upd.text), metadata={**old.metadata, **meta},
                       updated_at=at, embedding=update_vectors[id(upd)], timestamp=event_time or old.timestamp,
-                      source_message_ids=merged_sources)
+                      source_message_ids=merged_sources, expiration_date=expiration or old.expiration_date)
         changes.updates.append(new)
         changes.expected[old.id] = old.version
         changes.history.append(history_row(old.id, "UPDATE", old.memory, upd.text, old.actor_id, old.role, at))
@@ -298,19 +342,21 @@ def inferred_changes(settings: Settings, plan: X.Plan, add_vectors: list, update
     return changes, results
 
 
-def add_procedural(req: AddRequest, logged: list[MessageRecord]) -> Op:
+def add_procedural(settings: Settings, req: AddRequest, logged: list[MessageRecord]) -> Op:
     """Summarise an agent's execution history into one procedural memory (mem0's procedural_memory)."""
-    msgs, ids, meta, event_time, instructions = req.messages, req.ids, req.metadata, req.timestamp, req.instructions
+    ids, meta, event_time, instructions = req.ids, req.metadata, req.timestamp, req.instructions
     at = inputs.now_iso()
     yield Store.apply(ChangeSet(messages=logged))
     usage = Usage()
+    msgs = [m for m in (yield from described(settings, req.messages, usage)) if m.content.strip()]
     answer = yield from ask(X.procedural_request(msgs, instructions), X.ProceduralAnswer, usage)
     summary = answer.summary.strip()
     if not summary:
         raise LLMError("the LLM returned an empty procedural summary", raw_output=answer.model_dump())
     vector = (yield Embed([summary], "add"))[0]
     rec = new_memory(summary, vector, ids, meta, actor_id=None, role="assistant", event_time=event_time,
-                     sources=[r.id for r in logged], at=at, memory_type="procedural_memory")
+                     sources=[r.id for r in logged], at=at, memory_type="procedural_memory",
+                     expiration_date=req.expiration_date)
     row = history_row(rec.id, "ADD", None, summary, None, "assistant", at)
     out = {"results": [{"id": rec.id, "memory": summary, "event": "ADD"}], "relations": [],
            "usage": usage.as_dict()}
@@ -363,15 +409,22 @@ def turns_after(settings: Settings, olds: list[MemoryRecord], new_texts: list[Op
 
 
 def add_verbatim(settings: Settings, req: AddRequest, logged: list[MessageRecord]) -> Op:
-    """Store each non-system message as one memory, with the message log, in one transaction."""
-    msgs, ids, meta, event_time = req.messages, req.ids, req.metadata, req.timestamp
+    """Store each non-system message as one memory, with the message log, in one transaction. A message
+    of images alone, with no LLM to see them, is logged and stored as no memory."""
+    ids, meta, event_time = req.ids, req.metadata, req.timestamp
     at = logged[0].created_at
-    kept = [(m, rec) for m, rec in zip(msgs, logged) if m.role != "system"]
+    msgs = yield from described(settings, req.messages)
+    kept = [(m, rec) for m, rec in zip(msgs, logged) if m.role != "system" and m.content.strip()]
+    if not kept:
+        out: dict[str, Any] = {"results": [], "relations": []}
+        yield Store.apply(req.finish(ChangeSet(messages=logged), out))
+        return out
     texts = [m.content for m, _ in kept]
     first_context = (yield from previous_turn(ids, "semantic_memory")) if settings.context_weight > 0 else None
     vectors, contexts = yield from turn_vectors(settings, texts, [m.name for m, _ in kept], first_context)
     records = [new_memory(m.content, vec, ids, meta, actor_id=m.name, role=m.role, event_time=event_time,
-                          sources=[rec.id], at=at) for (m, rec), vec in zip(kept, vectors)]
+                          sources=[rec.id], at=at, expiration_date=req.expiration_date)
+               for (m, rec), vec in zip(kept, vectors)]
     for rec, context in zip(records, contexts):
         rec.context = context
     history = [history_row(r.id, "ADD", None, r.memory, r.actor_id, r.role, at) for r in records]
@@ -383,30 +436,51 @@ def add_verbatim(settings: Settings, req: AddRequest, logged: list[MessageRecord
 
 # ------------------------------------------------------------------ search
 
-def visible(where: F.Node) -> F.Node:
-    """Episodic memories (raw turns kept beside extracted facts) show only when a filter asks for them."""
-    if F.mentions(where, "memory_type"):
-        return where
-    return F.conjoin(where, F.Cmp("memory_type", "ne", "episodic_memory"))
+def unexpired(where: F.Node) -> F.Node:
+    """`where`, less the memories whose expiration_date has passed (before today, UTC: mem0's meaning)."""
+    return F.conjoin(where, F.Or((F.Cmp("expiration_date", "eq", None),
+                                  F.Cmp("expiration_date", "gte", inputs.today()))))
+
+
+def visible(where: F.Node, show_expired: bool = False) -> F.Node:
+    """What search and get_all show: episodic memories (raw turns kept beside extracted facts) only when a
+    filter asks for them, expired memories only with show_expired."""
+    if not F.mentions(where, "memory_type"):
+        where = F.conjoin(where, F.Cmp("memory_type", "ne", "episodic_memory"))
+    return where if show_expired else unexpired(where)
+
+
+RERANK_WITHOUT_RERANKER = ("memlane: search(rerank=True) but no reranker is configured: searching without one "
+                           "(as mem0 does); configure reranker={'provider': 'maxsim'} to rerank")
 
 
 def search(settings: Settings, query: Any, *, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
-           filters: Any = None, limit: Any = 10, threshold: Any = None, rerank: Any = None) -> Op:
+           filters: Any = None, limit: Any = None, threshold: Any = None, rerank: Any = None, top_k: Any = None,
+           show_expired: Any = False) -> Op:
     text = inputs.query(query, settings.max_message_chars)
-    where = visible(inputs.scoped_filter(user_id, agent_id, run_id, filters))
-    scope = F.scope_of(where)  # the ids the arguments and filters fixed; the store reads that scope first
-    k = inputs.limit(limit, maximum=1000)
+    where = visible(inputs.scoped_filter(user_id, agent_id, run_id, filters),
+                    inputs.flag(show_expired, "show_expired"))
+    # The scopes the arguments and filters fix (several for an OR of scopes or an `in` list of ids); the
+    # store reads each one's partition, and a memory found under several keeps its best score.
+    scopes = F.scope_cover(where)
+    k = inputs.limit_or_top_k(limit, top_k, 10, maximum=1000)
     cut = inputs.threshold(threshold)
     if rerank is not None and not isinstance(rerank, bool):
         raise ValidationError(f"rerank must be true, false or omitted, not {rerank!r}")
-    if rerank and not settings.reranker_configured:
-        raise ConfigurationError("search(rerank=True) needs a reranker: set reranker={'provider': 'maxsim'} "
-                                 "in the config")
+    if rerank and not settings.reranker_configured:  # mem0 code passes rerank=True whether or not one exists
+        log.debug(RERANK_WITHOUT_RERANKER)
+        rerank = False
     rerank = settings.reranker_configured if rerank is None else rerank
     pool = max(settings.min_candidates, settings.candidate_factor * k)
     vector = (yield Embed([text], "search"))[0]
-    dense = dict((yield Store.vector_search(vector, scope, where, pool)))
-    keyword = dict((yield Store.keyword_search(query_terms(text), scope, where, pool)))
+    terms = query_terms(text)
+    dense: dict[str, float] = {}
+    keyword: dict[str, float] = {}
+    for scope in scopes:
+        for mid, score in (yield Store.vector_search(vector, scope, where, pool)):
+            dense[mid] = max(score, dense.get(mid, score))
+        for mid, score in (yield Store.keyword_search(terms, scope, where, pool)):
+            keyword[mid] = max(score, keyword.get(mid, score))
     candidates = list(dict.fromkeys([*dense, *keyword]))
     records = {r.id: r for r in (yield Store.get(candidates, with_embeddings=True))}
     # Exact dense scores from the stored vectors: keyword-only hits get one, and a store may rank with a
@@ -449,9 +523,12 @@ def get(settings: Settings, memory_id: Any) -> Op:
 
 
 def get_all(settings: Settings, *, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
-            filters: Any = None, limit: Any = 100, offset: Any = 0) -> Op:
-    where = visible(inputs.scoped_filter(user_id, agent_id, run_id, filters))
-    records, total = yield Store.list(where, inputs.limit(limit), inputs.offset(offset))
+            filters: Any = None, limit: Any = None, offset: Any = 0, top_k: Any = None,
+            show_expired: Any = False) -> Op:
+    where = visible(inputs.scoped_filter(user_id, agent_id, run_id, filters),
+                    inputs.flag(show_expired, "show_expired"))
+    limit = inputs.limit_or_top_k(limit, top_k, 100)
+    records, total = yield Store.list(where, limit, inputs.offset(offset))
     return {"results": [MemoryItem.from_record(r).to_dict() for r in records], "total": total}
 
 
@@ -463,51 +540,142 @@ def history(settings: Settings, memory_id: Any) -> Op:
 
 # ------------------------------------------------------------------ mutations
 
-def _existing(mid: str, with_embeddings: bool = False) -> Op:
-    found = yield Store.get([mid], with_embeddings)
-    if not found:
-        raise NotFoundError(f"memory {mid} not found")
-    return found[0]
+def _existing(mids: list[str], with_embeddings: bool = False) -> Op:
+    """The records of `mids`, in that order; NotFoundError naming those that do not exist."""
+    found = {r.id: r for r in (yield Store.get(mids, with_embeddings))}
+    missing = [mid for mid in mids if mid not in found]
+    if len(missing) == 1:
+        raise NotFoundError(f"memory {missing[0]} not found")
+    if missing:
+        raise NotFoundError(f"{len(missing)} memories not found: {', '.join(missing[:5])}"
+                            + (", ..." if len(missing) > 5 else ""))
+    return [found[mid] for mid in mids]
 
 
-def update(settings: Settings, memory_id: Any, text: Any = None, metadata: Any = None) -> Op:
+@dataclass(frozen=True)
+class Edit:
+    """One memory's validated change (update, batch_update): new text (None: kept), a metadata patch or,
+    with replace_metadata, a replacement (None: kept), and an expiration date (inputs.UNSET: kept, None:
+    cleared)."""
+
+    memory_id: str
+    text: Optional[str] = None
+    metadata: Optional[dict[str, Any]] = None
+    replace_metadata: bool = False
+    expiration_date: Any = inputs.UNSET
+
+    def metadata_of(self, old: dict[str, Any]) -> dict[str, Any]:
+        """The memory's metadata after this edit: the patch merged in (a key set to None is removed), or
+        the replacement; checked again, as the merge may outgrow the limits."""
+        if self.metadata is None:
+            return old
+        if self.replace_metadata:
+            return self.metadata
+        merged = dict(old)
+        for key, value in self.metadata.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        return inputs.metadata(merged)
+
+
+def edit(settings: Settings, memory_id: Any, text: Any = None, metadata: Any = None, *, data: Any = None,
+         expiration_date: Any = inputs.UNSET, replace_metadata: Any = False, what: str = "update()") -> Edit:
+    """Validate one update (before any read)."""
     mid = inputs.memory_id(memory_id)
-    if text is None and metadata is None:
-        raise ValidationError("update() needs text, metadata or both")
-    if text is not None:
-        text = inputs.messages([{"role": "user", "content": text}], settings.max_message_chars)[0].content
-    meta = inputs.metadata(metadata) if metadata is not None else None
-    return (yield from retrying(lambda: update_once(settings, mid, text, meta)))
+    text = inputs.text_or_data(text, data)
+    if inputs.flag(replace_metadata, "replace_metadata") and metadata is None:
+        raise ValidationError(f"{what}: replace_metadata=True replaces the metadata with `metadata`; pass it "
+                              "(metadata={} empties it)")
+    if text is None and metadata is None and expiration_date is inputs.UNSET:
+        raise ValidationError(f"{what} needs text, metadata or expiration_date")
+    return Edit(memory_id=mid,
+                text=None if text is None else inputs.memory_text(text, settings.max_message_chars),
+                metadata=None if metadata is None else inputs.metadata(metadata),
+                replace_metadata=replace_metadata,
+                expiration_date=expiration_date if expiration_date is inputs.UNSET
+                else inputs.expiration_date(expiration_date))
 
 
-def update_once(settings: Settings, mid: str, text: Optional[str], meta: Optional[dict[str, Any]]) -> Op:
-    """One read-plan-write round of update(): the write expects the version it read."""
-    old = yield from _existing(mid, with_embeddings=True)
+def update(settings: Settings, memory_id: Any, text: Any = None, metadata: Any = None, *, data: Any = None,
+           expiration_date: Any = inputs.UNSET, replace_metadata: Any = False) -> Op:
+    change = edit(settings, memory_id, text, metadata, data=data, expiration_date=expiration_date,
+                  replace_metadata=replace_metadata)
+    [new] = yield from retrying(lambda: edits_once(settings, [change]))
+    return {"message": "Memory updated successfully!", "id": new.id, "memory": new.memory}
+
+
+def batch_update(settings: Settings, memories: Any) -> Op:
+    """mem0's batch_update: [{"memory_id", "text"?, "metadata"?, "expiration_date"?}, ...], at most
+    inputs.MAX_BATCH, each applied as update() applies it, all in one transaction or none."""
+    changes = [edit(settings, item["memory_id"], item.get("text"), item.get("metadata"),
+                    expiration_date=item.get("expiration_date", inputs.UNSET), what=f"batch_update() item {i}")
+               for i, item in enumerate(inputs.batch_updates(memories))]
+    news = yield from retrying(lambda: edits_once(settings, changes))
+    return {"message": f"{len(news)} memories updated",
+            "results": [{"id": n.id, "memory": n.memory, "event": "UPDATE"} for n in news]}
+
+
+def edits_once(settings: Settings, changes: list[Edit]) -> Op:
+    """One read-plan-write round of update() / batch_update(): the write expects the versions it read.
+    Returns the new records."""
+    olds = yield from _existing([c.memory_id for c in changes], with_embeddings=True)
     at = inputs.now_iso()
-    changed = text is not None and text != old.memory
-    new = replace(old, memory=text if changed else old.memory, hash=text_hash(text) if changed else old.hash,
-                  metadata=meta if meta is not None else old.metadata, updated_at=at)
+    news, rows = [], []
+    for change, old in zip(changes, olds):
+        text = old.memory if change.text is None else change.text
+        meta = change.metadata_of(old.metadata)
+        news.append(replace(old, memory=text, hash=text_hash(text) if text != old.memory else old.hash,
+                            metadata=meta, updated_at=at,
+                            expiration_date=old.expiration_date if change.expiration_date is inputs.UNSET
+                            else change.expiration_date))
+        given = change.metadata is not None
+        rows.append(history_row(old.id, "UPDATE", old.memory, news[-1].memory, old.actor_id, old.role, at,
+                                old_metadata=old.metadata if given else None, new_metadata=meta if given else None))
+    edited = [i for i, (old, new) in enumerate(zip(olds, news)) if new.memory != old.memory]
     retold: list[MemoryRecord] = []
-    if changed:  # embedded as add() or reindex() would embed it now (vectors.py)
-        new, *retold = yield from turns_after(settings, [old], [text], lead=[new])
-    row = history_row(mid, "UPDATE", old.memory, new.memory, old.actor_id, old.role, at,
-                      old_metadata=old.metadata if meta is not None else None, new_metadata=meta)
-    yield Store.apply(ChangeSet(updates=[new], history=[row], reindex=retold, expected={mid: old.version}))
-    return {"message": "Memory updated successfully!", "id": mid, "memory": new.memory}
+    if edited:  # embedded as add() or reindex() would embed them now (vectors.py)
+        redone = yield from turns_after(settings, [olds[i] for i in edited], [news[i].memory for i in edited],
+                                        lead=[news[i] for i in edited])
+        for i, rec in zip(edited, redone):
+            news[i] = rec
+        retold = redone[len(edited):]
+    yield Store.apply(ChangeSet(updates=news, history=rows, reindex=retold,
+                                expected={o.id: o.version for o in olds}))
+    return news
 
 
 def delete(settings: Settings, memory_id: Any) -> Op:
     mid = inputs.memory_id(memory_id)
-    return (yield from retrying(lambda: delete_once(settings, mid)))
-
-
-def delete_once(settings: Settings, mid: str) -> Op:
-    """One round of delete(): a memory deleted meanwhile is a NotFoundError on the next round's read."""
-    old = yield from _existing(mid)
-    row = history_row(mid, "DELETE", old.memory, None, old.actor_id, old.role, inputs.now_iso())
-    reindexed = yield from turns_after(settings, [old], [None])
-    yield Store.apply(ChangeSet(deletes=[mid], history=[row], reindex=reindexed, expected={mid: old.version}))
+    yield from retrying(lambda: deletes_once(settings, [mid]))
     return {"message": "Memory deleted successfully!", "id": mid}
+
+
+def batch_delete(settings: Settings, memories: Any) -> Op:
+    """mem0's batch_delete: [{"memory_id": ...}, ...], at most inputs.MAX_BATCH, all in one transaction or
+    none (an unknown id is a NotFoundError and deletes nothing)."""
+    mids = inputs.batch_deletes(memories)
+    yield from retrying(lambda: deletes_once(settings, mids))
+    return {"message": f"{len(mids)} memories deleted", "deleted": len(mids)}
+
+
+def deletes_once(settings: Settings, mids: list[str]) -> Op:
+    """One round of delete() / batch_delete(): a memory deleted meanwhile is a NotFoundError on the next
+    round's read."""
+    olds = yield from _existing(mids)
+    return (yield from delete_records(settings, olds))
+
+
+def delete_records(settings: Settings, olds: list[MemoryRecord]) -> Op:
+    """Delete these memories (as read, each expected at that version) with their history rows, the turns
+    after them re-indexed, in one write."""
+    at = inputs.now_iso()
+    rows = [history_row(o.id, "DELETE", o.memory, None, o.actor_id, o.role, at) for o in olds]
+    reindexed = yield from turns_after(settings, olds, [None] * len(olds))
+    yield Store.apply(ChangeSet(deletes=[o.id for o in olds], history=rows, reindex=reindexed,
+                                expected={o.id: o.version for o in olds}))
+    return len(olds)
 
 
 def delete_all(settings: Settings, *, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
@@ -517,14 +685,49 @@ def delete_all(settings: Settings, *, user_id: Any = None, agent_id: Any = None,
 
 
 def delete_all_once(settings: Settings, where: F.Node) -> Op:
-    mids = yield Store.ids(where)
-    olds = yield Store.get(mids)
-    at = inputs.now_iso()
-    rows = [history_row(o.id, "DELETE", o.memory, None, o.actor_id, o.role, at) for o in olds]
-    reindexed = yield from turns_after(settings, olds, [None] * len(olds))
-    yield Store.apply(ChangeSet(deletes=[o.id for o in olds], history=rows, reindex=reindexed,
-                                expected={o.id: o.version for o in olds}))
-    return {"message": f"{len(olds)} memories deleted", "deleted": len(olds)}
+    deleted = yield from delete_records(settings, (yield Store.get((yield Store.ids(where)))))
+    return {"message": f"{deleted} memories deleted", "deleted": deleted}
+
+
+# ------------------------------------------------------------------ entities (mem0's users())
+
+ENTITY_TYPES = {"user_id": "user", "agent_id": "agent", "run_id": "run"}
+
+
+def users(settings: Settings) -> Op:
+    """Every user, agent and run that memories are scoped to, in mem0's entity shape: type, name (and id,
+    the same), total_memories (every memory holding the id: all types, expired ones included, what
+    delete_users would delete), created_at of the oldest and updated_at of the newest change."""
+    rows = yield Store.entities()
+    results = [{"id": e.id, "name": e.id, "type": ENTITY_TYPES[e.kind], "total_memories": e.count,
+                "created_at": e.created_at, "updated_at": e.updated_at} for e in rows]
+    return {"results": results, "total": len(results)}
+
+
+def delete_users(settings: Settings, *, user_id: Any = None, agent_id: Any = None, run_id: Any = None) -> Op:
+    """Delete every memory of the named entities (each must have some: NotFoundError otherwise), or, with
+    no argument, of every entity, as mem0's delete_users() does; one transaction, with history rows as
+    delete_all writes them. The message log is kept (reset() clears everything)."""
+    ids = inputs.scope_ids(user_id, agent_id, run_id)
+    named = [F.Cmp(k, "eq", v) for k, v in ids.items() if v is not None]
+    return (yield from retrying(lambda: delete_users_once(settings, named)))
+
+
+def delete_users_once(settings: Settings, named: list[F.Cmp]) -> Op:
+    if not named:
+        deleted = yield from delete_records(settings, (yield Store.get((yield Store.ids(F.TRUE)))))
+        return {"message": "All users, agents and runs deleted.", "deleted": deleted}
+    mids: list[str] = []
+    missing: list[str] = []
+    for cmp in named:
+        found = yield Store.ids(cmp)
+        if not found:
+            missing.append(f"{ENTITY_TYPES[cmp.key]} {cmp.value!r}")
+        mids += found
+    if missing:
+        raise NotFoundError(f"no memories of {' or '.join(missing)}: nothing to delete")
+    deleted = yield from delete_records(settings, (yield Store.get(list(dict.fromkeys(mids)))))
+    return {"message": "Entity deleted successfully.", "deleted": deleted}
 
 
 def reset(settings: Settings) -> Op:
@@ -534,8 +737,12 @@ def reset(settings: Settings) -> Op:
 
 
 def _message_dict(r: MessageRecord) -> dict[str, Any]:
-    return {"id": r.id, "role": r.role, "content": r.content, "actor_id": r.actor_id, "user_id": r.user_id,
-            "agent_id": r.agent_id, "run_id": r.run_id, "timestamp": r.timestamp, "created_at": r.created_at}
+    """A logged message; one given as content parts also has them, images included, as `content_parts`."""
+    out = {"id": r.id, "role": r.role, "content": r.content, "actor_id": r.actor_id, "user_id": r.user_id,
+           "agent_id": r.agent_id, "run_id": r.run_id, "timestamp": r.timestamp, "created_at": r.created_at}
+    if r.metadata.get("content_parts"):
+        out["content_parts"] = r.metadata["content_parts"]
+    return out
 
 
 def messages(settings: Settings, ids: Any) -> Op:

@@ -1,11 +1,12 @@
 """What the pipeline reads, fixed when a Memory is built, and the type of its operations. A leaf module:
 the pipeline, reindex and vectors all import it, so it imports none of them (only FusionWeights, itself a
-leaf). The defaults live in the config (config.py) alone; Settings has none of its own."""
+leaf, and errors). The defaults live in the config (config.py) alone; Settings has none of its own."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generator, Optional
 
+from .errors import ConfigurationError
 from .scoring import FusionWeights
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ class Settings:
     reranker_configured: bool
     rerank_pool: int
     rerank_weight: float
+    # The LLM sees images (mem0's llm config enable_vision): add() has it describe each image part, and the
+    # description joins the message's text; without it images stay in the message log only.
+    vision: bool
 
     @classmethod
     def from_config(cls, config: MemoryConfig, *, embedding_model: str, dimension: int, sentence_pooling: bool,
@@ -59,4 +63,21 @@ class Settings:
                    related_per_message=config.related_per_message, max_related=config.max_related,
                    context_weight=r.context_weight, sentence_pooling=sentence_pooling,
                    reranker_configured=reranker_configured, rerank_pool=r.rerank_pool,
-                   rerank_weight=r.rerank_weight)
+                   rerank_weight=r.rerank_weight, vision=llm_configured and vision_enabled(config))
+
+
+# Built-in LLM providers whose request formats memlane does not yet translate OpenAI-style image parts to
+# (the OpenAI-compatible ones and litellm send them as they are).
+NO_VISION_PROVIDERS = ("anthropic", "gemini", "ollama", "aws_bedrock")
+
+
+def vision_enabled(config: MemoryConfig) -> bool:
+    """Whether the configured LLM is to describe images (llm config enable_vision, mem0's key). A provider
+    that cannot be sent image parts is a ConfigurationError here, not a failed add() later."""
+    llm = config.llm
+    if llm is None or llm.config.get("enable_vision") is not True:
+        return False
+    if llm.provider in NO_VISION_PROVIDERS:
+        raise ConfigurationError(f"enable_vision: memlane cannot send images to the {llm.provider} LLM "
+                                 "provider yet (OpenAI-compatible providers and litellm can)")
+    return True

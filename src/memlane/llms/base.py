@@ -7,7 +7,9 @@ from typing import Any, Optional, Protocol, runtime_checkable
 
 @dataclass
 class LLMRequest:
-    messages: list[dict[str, str]]  # [{"role": "system"|"user"|"assistant", "content": str}]
+    # [{"role": "system"|"user"|"assistant", "content": str}]; the content of a request to describe an image
+    # (llm config enable_vision) is OpenAI-style parts: [{"type": "text", ...}, {"type": "image_url", ...}]
+    messages: list[dict[str, Any]]
     # JSON schema the answer must follow; providers use their structured-output mode for it when they have one.
     schema: Optional[dict[str, Any]] = None
     schema_name: str = "response"

@@ -9,7 +9,7 @@ from typing import Any, Optional, Protocol, runtime_checkable
 import numpy as np
 
 from ..filters import Node
-from ..models import ChangeSet, HistoryRecord, MemoryRecord, MessageRecord, Scope
+from ..models import ChangeSet, EntityRecord, HistoryRecord, MemoryRecord, MessageRecord, Scope
 
 
 @runtime_checkable
@@ -70,6 +70,9 @@ class MemoryStore(Protocol):
     def keyword_search(self, terms: list[str], scope: Scope, where: Node, k: int) -> list[tuple[str, float]]:
         """Up to k (id, BM25 relevance >= 0, higher better) pairs matching any of `terms` and `where`, best
         first; `scope` as for vector_search."""
+
+    def entities(self) -> list[EntityRecord]:
+        """Every user, agent and run id that memories hold, with how many memories hold it (users())."""
 
     def history(self, memory_id: str) -> list[HistoryRecord]:
         """Every history row of a memory, oldest first."""

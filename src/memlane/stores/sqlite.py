@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import filters as F
 from ..errors import ConfigurationError, ConflictError, DimensionMismatchError, ProviderError, ValidationError
-from ..models import ChangeSet, HistoryRecord, MemoryRecord, MessageRecord, Scope
+from ..models import ChangeSet, EntityRecord, HistoryRecord, MemoryRecord, MessageRecord, Scope
 from ..pooling import POOLED_SUFFIX
 from . import sqlite_jobs
 from .scope_bm25 import fts5_idf, fts5_row_count, scope_idf
@@ -38,8 +38,8 @@ from .sqlite_migrations import migrate
 BUSY_TIMEOUT_MS = 30_000
 
 MEMORY_COLUMNS = ("id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, memory_type, "
-                  "created_at, updated_at, timestamp, source_message_ids, context, version")
-EMBEDDING_INDEX = 16  # position of the embedding after MEMORY_COLUMNS
+                  "created_at, updated_at, timestamp, source_message_ids, context, expiration_date, version")
+EMBEDDING_INDEX = 17  # position of the embedding after MEMORY_COLUMNS
 HISTORY_COLUMNS = ("id, memory_id, event, old_memory, new_memory, actor_id, role, created_at, updated_at, "
                    "old_metadata, new_metadata")
 # A term found in the previous turn counts half as much as one in the memory itself (LOCOMO ablation,
@@ -66,7 +66,7 @@ def _row_to_record(row: sqlite3.Row | tuple, embedding: bytes | None = None) -> 
         id=row[0], memory=row[1], hash=row[2], metadata=json.loads(row[3]), user_id=row[4],
         agent_id=row[5], run_id=row[6], actor_id=row[7], role=row[8], memory_type=row[9],
         created_at=row[10], updated_at=row[11], timestamp=row[12], source_message_ids=json.loads(row[13]),
-        context=row[14], version=row[15],
+        context=row[14], expiration_date=row[15], version=row[16],
         embedding=None if embedding is None else np.frombuffer(embedding, dtype=np.float32),
     )
 
@@ -266,7 +266,7 @@ class SQLiteStore:
     def _memory_values(rec: MemoryRecord, blob: bytes) -> tuple:
         return (rec.id, rec.memory, rec.hash, json.dumps(rec.metadata), rec.user_id, rec.agent_id,
                 rec.run_id, rec.actor_id, rec.role, rec.memory_type, rec.created_at, rec.updated_at,
-                rec.timestamp, json.dumps(rec.source_message_ids), rec.context, blob)
+                rec.timestamp, json.dumps(rec.source_message_ids), rec.context, rec.expiration_date, blob)
 
     def apply(self, changes: ChangeSet) -> None:
         """Write the whole ChangeSet in one IMMEDIATE transaction, or nothing: ConflictError when a memory
@@ -285,12 +285,13 @@ class SQLiteStore:
                     [(m.id, m.role, m.content, m.actor_id, m.user_id, m.agent_id, m.run_id, m.timestamp,
                       m.created_at, json.dumps(m.metadata)) for m in changes.messages])
                 conn.executemany(f"INSERT INTO memories ({MEMORY_COLUMNS.removesuffix(', version')}, embedding) "
-                                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inserts)
+                                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inserts)
                 for values in updates:
                     cur = conn.execute(
                         "UPDATE memories SET memory=?, hash=?, metadata=?, user_id=?, agent_id=?, run_id=?, "
                         "actor_id=?, role=?, memory_type=?, created_at=?, updated_at=?, timestamp=?, "
-                        "source_message_ids=?, context=?, embedding=?, version = version + 1 WHERE id=?",
+                        "source_message_ids=?, context=?, expiration_date=?, embedding=?, version = version + 1 "
+                        "WHERE id=?",
                         values[1:] + (values[0],))
                     if cur.rowcount != 1:
                         raise ConflictError(f"memory {values[0]} was deleted by another call", ids=(values[0],))
@@ -414,6 +415,17 @@ class SQLiteStore:
                                   "SELECT pk, max(0.0, sum(s)) AS s FROM per_term GROUP BY pk ORDER BY s DESC, pk",
                                   args).fetchall()
             return self._first_matching(conn, [r[0] for r in ranked], [float(r[1]) for r in ranked], where, k)
+
+    @_reads
+    def entities(self) -> list[EntityRecord]:
+        conn = self._conn()
+        out: list[EntityRecord] = []
+        with _read_snapshot(conn):  # the three kinds counted on the same rows
+            for kind in ("user_id", "agent_id", "run_id"):  # constants; each GROUP BY walks that id's index
+                out += [EntityRecord(kind, *row) for row in conn.execute(
+                    f"SELECT {kind}, count(*), min(created_at), max(coalesce(updated_at, created_at)) "
+                    f"FROM memories WHERE {kind} IS NOT NULL GROUP BY {kind} ORDER BY {kind}")]
+        return out
 
     @_reads
     def history(self, memory_id: str) -> list[HistoryRecord]:

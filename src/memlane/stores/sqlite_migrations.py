@@ -177,7 +177,12 @@ def versions(conn: sqlite3.Connection) -> None:
     _add_column(conn, "history", "new_metadata", "TEXT")
 
 
-MIGRATIONS: list[Migration] = [tables, keyed_terms, vector_copy, versions]
+def expiration(conn: sqlite3.Connection) -> None:
+    """5: mem0's expiration_date per memory (YYYY-MM-DD; NULL: none)."""
+    _add_column(conn, "memories", "expiration_date", "TEXT")
+
+
+MIGRATIONS: list[Migration] = [tables, keyed_terms, vector_copy, versions, expiration]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
