@@ -22,6 +22,7 @@ from .models import (ChangeSet, HistoryEntry, HistoryRecord, JobCompletion, Memo
                      MessageRecord, Scope, text_hash)
 from .rerankers.base import checked
 from .query_dates import date_share, named_dates
+from .calibration import result_scores, scope_size
 from .scoring import fuse, named_actor, query_terms
 from .settings import Op, Settings
 from .vectors import memory_vectors, reembedded, scope_key, turn_vectors
@@ -497,9 +498,14 @@ def search(settings: Settings, query: Any, *, user_id: Any = None, agent_id: Any
     ranked = sorted(((i, s) for i, s in scores.items() if i in records), key=lambda kv: (-kv[1], kv[0]))
     if rerank and ranked:
         ranked = yield from reranked(settings, text, ranked, records, k)
-    if cut is not None:
-        ranked = [(i, s) for i, s in ranked if s >= cut]
-    results = [MemoryItem.from_record(records[i], score=round(s, 6)).to_dict() for i, s in ranked[:k]]
+    # The returned score is calibrated (calibration.py): the probability that a result is evidence, given the
+    # scope's size (the candidate count, when below the pool), a near-exact match at least 0.9, never above the
+    # result before it; the order stays the ranking's, and a threshold keeps a prefix of it.
+    head = ranked[:k]
+    final = result_scores(text, [(records[i].memory, records[i].actor_id, s) for i, s in head],
+                          scope_size(len(records), pool))
+    results = [MemoryItem.from_record(records[i], score=round(f, 6)).to_dict()
+               for (i, _), f in zip(head, final) if cut is None or f >= cut]
     return {"results": results, "relations": []}
 
 
