@@ -271,6 +271,9 @@ def test_update_sets_and_clears_expiration_date(m):
     assert "expiration_date" not in m.get(mid)
     m.update(mid, expiration_date=date(2999, 1, 1))
     assert m.get(mid)["expiration_date"] == "2999-01-01"
+    m.update(mid, "Is in Lyon this week", {"city": "Lyon"}, FUTURE)  # mem0 2.x's positional order
+    assert (m.get(mid)["memory"], m.get(mid)["metadata"], m.get(mid)["expiration_date"]) == (
+        "Is in Lyon this week", {"city": "Lyon"}, FUTURE)
 
 
 def test_a_datetime_expires_with_its_date_as_in_mem0(m):

@@ -204,9 +204,10 @@ class Memory(_Base):
                                           show_expired=show_expired))
 
     def update(self, memory_id: str, text: Optional[str] = None, metadata: Optional[dict[str, Any]] = None,
-               *, data: Optional[str] = None, expiration_date: Any = inputs.UNSET,
+               expiration_date: Any = inputs.UNSET, data: Optional[str] = None, *,
                replace_metadata: bool = False) -> dict[str, Any]:
-        """Change a memory's text (`data` is mem0 1.x's name for it), metadata and/or expiration_date.
+        """Change a memory's text (`data` is mem0 1.x's name for it), metadata and/or expiration_date (the
+        parameters in mem0's order).
 
         `metadata` is merged into the memory's metadata, as mem0 does: its keys are set, a key given as
         None is removed, the others are kept. replace_metadata=True stores `metadata` instead, as given
@@ -352,8 +353,8 @@ class AsyncMemory(_Base):
                                                 top_k=top_k, show_expired=show_expired))
 
     async def update(self, memory_id: str, text: Optional[str] = None,
-                     metadata: Optional[dict[str, Any]] = None, *, data: Optional[str] = None,
-                     expiration_date: Any = inputs.UNSET, replace_metadata: bool = False) -> dict[str, Any]:
+                     metadata: Optional[dict[str, Any]] = None, expiration_date: Any = inputs.UNSET,
+                     data: Optional[str] = None, *, replace_metadata: bool = False) -> dict[str, Any]:
         return await self._run(pipeline.update(self._settings, memory_id, text, metadata, data=data,
                                                 expiration_date=expiration_date,
                                                 replace_metadata=replace_metadata))
