@@ -32,6 +32,11 @@ package-test: $(STAMP)
 bench-locomo: $(STAMP)
 	$(BIN)/python bench/locomo.py --data ../shared/datasets/locomo --out bench/results/locomo.json
 
+# Refit the score calibration from cached LOCOMO scores (add --recollect to search again, ~15 min).
+.PHONY: bench-calibrate
+bench-calibrate: $(STAMP)
+	$(BIN)/python bench/calibrate.py --data ../shared/datasets/locomo --write-map
+
 .PHONY: bench-locomo-rerank
 bench-locomo-rerank: $(STAMP)
 	$(BIN)/python bench/locomo.py --data ../shared/datasets/locomo --method memlane-rerank \
