@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/memlane demo
 
-test: $(STAMP)
+# The README's test command (and CI's): lint, types, the suite, then the built wheel outside the checkout.
+test: lint typecheck pytest package-test
+
+pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # ruff over the code and tests, mypy over the package (settings in pyproject.toml).

@@ -143,7 +143,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _scope(args: argparse.Namespace) -> dict[str, Optional[str]]:
+def _scope(args: argparse.Namespace) -> dict[str, Any]:
     return {"user_id": args.user, "agent_id": args.agent, "run_id": args.run}
 
 
@@ -366,7 +366,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "delete" and args.all == bool(args.id):
         parser.error("delete needs an id, or --all with a scope (not both)")
-    memory_id = _memory_id(args.id) if getattr(args, "id", None) else None
+    memory_id = _memory_id(args.id) if getattr(args, "id", None) else ""  # set for the commands that use it
     with _memory(args) as m:
         if args.command == "add":
             r = m.add({"role": args.role, "content": args.text}, **_scope(args),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any, Optional, Union
+from typing import Any, Optional, TypeVar, Union
 
 from . import inputs, pipeline, pooling, registry, reindex
 from .config import MemoryConfig, ProviderConfig
@@ -15,6 +15,7 @@ from .progress import ProgressBar
 from .settings import Op, Settings
 
 Messages = Union[str, dict[str, Any], list[dict[str, Any]]]
+B = TypeVar("B", bound="_Base")
 Progress = reindex.Progress
 
 
@@ -128,7 +129,7 @@ class _Base:
 
 
     @classmethod
-    def from_config(cls, config: Union[MemoryConfig, dict[str, Any]]):
+    def from_config(cls: type[B], config: Union[MemoryConfig, dict[str, Any]]) -> B:
         """Build from a MemoryConfig or mem0's config dict (`{"llm": {...}, "embedder": {...}, ...}`)."""
         return cls(config)
 
@@ -138,7 +139,7 @@ class _Base:
         self._queue.close()
         self._runtime.store.close()
 
-    def __enter__(self):
+    def __enter__(self: B) -> B:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -282,12 +282,11 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
 
 def drop_conflicts(plan: X.Plan, stale: set[str]) -> bool:
     """Move the plan's updates and deletes of `stale` memories to its rejected decisions; False if none."""
-    conflicted = [u for u in plan.updates if u.target.id in stale] + [d for d in plan.deletes if d.id in stale]
-    for item in conflicted:
-        update = isinstance(item, X.PlannedUpdate)
-        target = item.target if update else item
-        plan.rejected.append({"decision": {"event": "UPDATE" if update else "DELETE", "memory_id": target.id,
-                                           "text": item.text if update else None},
+    conflicted: list[tuple[str, MemoryRecord, Optional[str]]] = [
+        *(("UPDATE", u.target, u.text) for u in plan.updates if u.target.id in stale),
+        *(("DELETE", d, None) for d in plan.deletes if d.id in stale)]
+    for event, target, text in conflicted:
+        plan.rejected.append({"decision": {"event": event, "memory_id": target.id, "text": text},
                               "reason": f"conflict: memory {target.id} was changed or deleted by another "
                                         "call after it was shown to the LLM"})
     plan.updates = [u for u in plan.updates if u.target.id not in stale]

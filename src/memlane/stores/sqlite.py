@@ -21,7 +21,7 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from .sqlite_filters import to_sql
 from .sqlite_migrations import migrate
 
 BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
 
 MEMORY_COLUMNS = ("id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, memory_type, "
                   "created_at, updated_at, timestamp, source_message_ids, context, expiration_date, version")
@@ -76,8 +77,18 @@ def _json_or_none(value: Any) -> Optional[str]:
 
 
 def _history_record(row: tuple) -> HistoryRecord:
-    return HistoryRecord(*row[:9], old_metadata=None if row[9] is None else json.loads(row[9]),
-                         new_metadata=None if row[10] is None else json.loads(row[10]))
+    id_, memory_id, event, old, new, actor_id, role, created_at, updated_at, old_meta, new_meta = row
+    return HistoryRecord(id=id_, memory_id=memory_id, event=event, old_memory=old, new_memory=new,
+                         actor_id=actor_id, role=role, created_at=created_at, updated_at=updated_at,
+                         old_metadata=None if old_meta is None else json.loads(old_meta),
+                         new_metadata=None if new_meta is None else json.loads(new_meta))
+
+
+def _message_record(row: tuple) -> MessageRecord:
+    id_, role, content, actor_id, user_id, agent_id, run_id, timestamp, created_at, metadata = row
+    return MessageRecord(id=id_, role=role, content=content, actor_id=actor_id, user_id=user_id,
+                         agent_id=agent_id, run_id=run_id, timestamp=timestamp, created_at=created_at,
+                         metadata=json.loads(metadata))
 
 
 def _pooling_hint(stored: str, configured: str) -> str:
@@ -94,11 +105,11 @@ def _failed(action: str, exc: sqlite3.DatabaseError) -> ProviderError:
     return ProviderError(f"sqlite {action} failed{hint}: {exc}", provider="sqlite")
 
 
-def _reads(method):
+def _reads(method: Callable[..., T]) -> Callable[..., T]:
     """A read that SQLite could not answer is a ProviderError, as a failed write is, not a raw sqlite3
     error."""
     @functools.wraps(method)
-    def read(*args: Any, **kwargs: Any) -> Any:
+    def read(*args: Any, **kwargs: Any) -> T:
         try:
             return method(*args, **kwargs)
         except sqlite3.DatabaseError as exc:
@@ -120,9 +131,9 @@ class SQLiteStore:
         self._expected_dims = config.pop("embedding_model_dims", None)
         if config:
             raise ConfigurationError(f"unknown sqlite store config keys: {', '.join(sorted(config))}")
-        self.path = Path(path) if str(path) != ":memory:" else None
-        if self.path is None:
+        if str(path) == ":memory:":
             raise ConfigurationError("the sqlite store needs a file path (several connections share it)")
+        self.path = Path(path)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -165,7 +176,7 @@ class SQLiteStore:
             self.conn.execute("BEGIN IMMEDIATE")
             return self.conn
 
-        def __exit__(self, exc_type, exc, tb) -> None:
+        def __exit__(self, exc_type: Optional[type], exc: Optional[BaseException], tb: Any) -> None:
             if exc_type is None:
                 self.conn.execute("COMMIT")
             else:
@@ -340,17 +351,6 @@ class SQLiteStore:
         return out
 
     @_reads
-    def list(self, where: F.Node, limit: int, offset: int,
-             newest_first: bool = False) -> tuple[list[MemoryRecord], int]:
-        sql, params = self._where(where)
-        conn = self._conn()
-        total = conn.execute(f"SELECT count(*) FROM memories WHERE {sql}", params).fetchone()[0]
-        order = "created_at DESC, pk DESC" if newest_first else "created_at, pk"
-        rows = conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE {sql} ORDER BY {order} "
-                            "LIMIT ? OFFSET ?", params + [limit, offset]).fetchall()
-        return [_row_to_record(r) for r in rows], total
-
-    @_reads
     def ids(self, where: F.Node) -> list[str]:
         sql, params = self._where(where)
         return [r[0] for r in self._conn().execute(f"SELECT id FROM memories WHERE {sql}", params)]
@@ -441,7 +441,7 @@ class SQLiteStore:
         rows = conn.execute(
             "SELECT id, role, content, actor_id, user_id, agent_id, run_id, timestamp, created_at, metadata "
             f"FROM messages WHERE {sql} ORDER BY pk LIMIT ? OFFSET ?", params + [limit, offset]).fetchall()
-        return [MessageRecord(*r[:9], metadata=json.loads(r[9])) for r in rows], total
+        return [_message_record(r) for r in rows], total
 
     @_reads
     def messages(self, ids: list[str]) -> list[MessageRecord]:
@@ -451,8 +451,20 @@ class SQLiteStore:
             for r in self._conn().execute(
                     "SELECT id, role, content, actor_id, user_id, agent_id, run_id, timestamp, created_at, "
                     f"metadata FROM messages WHERE id IN ({marks}) ORDER BY pk", chunk):
-                out.append(MessageRecord(*r[:9], metadata=json.loads(r[9])))
+                out.append(_message_record(r))
         return out
+
+    # Last: below it, `list` in an annotation would name this method (for mypy).
+    @_reads
+    def list(self, where: F.Node, limit: int, offset: int,
+             newest_first: bool = False) -> tuple[list[MemoryRecord], int]:
+        sql, params = self._where(where)
+        conn = self._conn()
+        total = conn.execute(f"SELECT count(*) FROM memories WHERE {sql}", params).fetchone()[0]
+        order = "created_at DESC, pk DESC" if newest_first else "created_at, pk"
+        rows = conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE {sql} ORDER BY {order} "
+                            "LIMIT ? OFFSET ?", params + [limit, offset]).fetchall()
+        return [_row_to_record(r) for r in rows], total
 
 
 def _check_expected(conn: sqlite3.Connection, expected: dict[str, int]) -> None:
@@ -488,7 +500,7 @@ def _similarities(rows: list, dtype: type, query: np.ndarray) -> np.ndarray:
     """Dot products of the query with the vectors of (pk, vector bytes) rows, as float32."""
     if not rows:
         return np.zeros(0, dtype=np.float32)
-    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=dtype).reshape(len(rows), -1)
+    matrix: np.ndarray = np.frombuffer(b"".join(r[1] for r in rows), dtype=dtype).reshape(len(rows), -1)
     if matrix.shape[1] != query.shape[0]:
         raise ValidationError(f"query vector has {query.shape[0]} dimensions, the store holds {matrix.shape[1]}")
     return matrix.astype(np.float32) @ query
