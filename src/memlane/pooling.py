@@ -4,8 +4,8 @@ the memory's one vector. Pure functions; the pipeline yields the embedding betwe
 A conversation turn often holds several sentences ("Hey! Long week. I went to a pride parade on Sunday.").
 Embedded whole, the one sentence a question is about is diluted by the rest; embedded per sentence and
 averaged, each sentence counts equally. Each sentence is prefixed with the speaker's name when it is known,
-so "What did Caroline ..." finds Caroline's turns by meaning as well as by keyword. On LOCOMO this lifts
-dense-only recall@10 from 0.51 to 0.62 and the fused search by about +0.013 (docs/benchmarks.md, bench/ablation.py).
+so "What did Caroline ..." finds Caroline's turns by meaning as well as by keyword. It lifts recall on
+LOCOMO (docs/benchmarks.md, bench/ablation.py).
 """
 from __future__ import annotations
 

@@ -27,8 +27,8 @@ MODEL_ID = "all-MiniLM-L6-v2"
 DIMENSION = 384
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 # Texts are run in batches of similar length holding at most this many tokens, padding included; small
-# batches waste little on padding and give every core a batch (10-turn add() calls, 2 cores: ~83 memories/s
-# with 128 against ~70 with 384 and ~51 with one padded batch, measured with a two-thread session).
+# batches waste little on padding and give every core a batch (128 was the fastest of the sizes tried for
+# 10-turn add() calls on 2 cores; docs/benchmarks.md).
 BATCH_TOKENS = 128
 # Pinned by the package that ships the file; checked once per process so a corrupted install is loud.
 ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"

@@ -5,13 +5,12 @@ Each query word-piece is matched to its most similar token of a candidate (cosin
 a candidate's relevance is the weighted mean of those best matches. The weights are an inverse document
 frequency over the candidates themselves: a query token that matches well in most candidates (the
 person everyone's memories mention, "favorite", ...) separates nothing, one that matches in a few does.
-On LOCOMO this lifts recall@10 by 0.011 over fused search (docs/benchmarks.md, bench/results/locomo-rerank.json).
+What it adds on LOCOMO, and what it costs: docs/benchmarks.md, bench/results/locomo-rerank.json.
 
-Cost: a candidate is encoded at query time, about 12 ms per candidate of ~40 tokens on 2 cores without
-AVX-512, so the pool size (`retrieval.rerank_pool`) is the latency knob. Its content-token states depend on
-its text alone, so they are kept in a bounded in-process cache keyed by the text (float16, the form they
-are always scored in, so a cached and a fresh candidate score alike): searches of one user's memories
-meet the same candidates again and skip their encoding.
+Cost: a candidate is encoded at query time, so the pool size (`retrieval.rerank_pool`) is the latency knob.
+Its content-token states depend on its text alone, so they are kept in a bounded in-process cache keyed by the
+text (float16, the form they are always scored in, so a cached and a fresh candidate score alike): searches of
+one user's memories meet the same candidates again and skip their encoding.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Scope-keyed full-text terms: every word is indexed as `<scope key>_<word>`, once per scope id the memory
 has, so a keyword search reads only its own scope's posting lists. With plain terms plus a scope token, FTS5
-walks every tenant's postings of each query word and intersects them with the scope afterwards: at 1M
-memories over 1,000 scopes that was 18 ms of a 30 ms search (bench/results/scale.json). Keyed terms also
+walks every tenant's postings of each query word and intersects them with the scope afterwards, which
+dominated search time at scale (docs/benchmarks.md, bench/results/scale.json). Keyed terms also
 give each scope its own document frequencies, so one tenant's data no longer shifts another's BM25.
 
 The key is built from consonants and digits only: FTS5's porter stemmer measures vowel-consonant runs

@@ -3,15 +3,14 @@ message log. Every ChangeSet commits in one IMMEDIATE transaction (taking the wr
 avoids SQLite's "database is locked" on lock upgrade); WAL lets readers run beside the writer; each thread
 gets its own connection, so one store can be shared by many threads and processes.
 
-Vectors are float32 BLOBs in the memories table (the exact copy, returned by get()), and a float16 copy
-per scope id lies in memory_vectors, a WITHOUT ROWID table clustered by scope, which search scans with
-numpy: a scope's vectors then sit on a few neighbouring pages instead of one page per memory, wherever its
-rows landed among other tenants' (1M rows over 1,000 scopes: a scope's 1,000 vectors read from disk in
-29 ms instead of 138 ms; bench/vector_layout.py). float16 keeps 768 bytes per vector, under the size SQLite
-stores inside an index page; float32 would spill each row to an overflow page and lose the clustering.
-Triggers keep the copy in step with memories in the same transaction. The schema is the ordered list of
-migrations in sqlite_migrations.py, applied on open; filters compile to SQL in sqlite_filters.py; the job
-queue shares the file (sqlite_jobs.py).
+Vectors are float32 BLOBs in the memories table (the exact copy, returned by get()), and a float16 copy per
+scope id lies in memory_vectors, a WITHOUT ROWID table clustered by scope, which search scans with numpy: a
+scope's vectors then sit on a few neighbouring pages instead of one page per memory, wherever its rows landed
+among other tenants' (measured by bench/vector_layout.py, docs/design.md). float16 keeps 768 bytes per vector,
+under the size SQLite stores inside an index page; float32 would spill each row to an overflow page and lose
+the clustering. Triggers keep the copy in step with memories in the same transaction. The schema is the
+ordered list of migrations in sqlite_migrations.py, applied on open; filters compile to SQL in
+sqlite_filters.py; the job queue shares the file (sqlite_jobs.py).
 """
 from __future__ import annotations
 
