@@ -40,6 +40,7 @@ _BUILTIN: dict[str, dict[str, str]] = {
         "anthropic": "memlane.llms.anthropic:AnthropicLLM",
         "gemini": "memlane.llms.gemini:GeminiLLM",
         "ollama": "memlane.llms.ollama:OllamaLLM",
+        "llamacpp": "memlane.llms.llamacpp:LlamaCppLLM",
         "litellm": "memlane.llms.litellm:LiteLLM",
         "aws_bedrock": "memlane.llms.aws_bedrock:BedrockLLM",
     },
