@@ -69,7 +69,7 @@ def _version(path) -> str:
 
 
 def test_the_version_is_the_number_of_migrations():
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 5
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 6
 
 
 def test_a_schema_1_file_from_the_first_release_opens_at_the_current_version(tmp_path):
@@ -115,6 +115,31 @@ def test_a_file_at_each_earlier_version_is_brought_up_to_date(tmp_path, version)
         assert [i for i, _ in hits] == ["m1"]
     finally:
         store.close()
+
+
+def test_a_schema_5_file_gets_the_graph_tables(tmp_path):
+    path = tmp_path / "v5.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.create_function("memlane_keyed", 4, keyed_text, deterministic=True)
+        conn.create_function("memlane_half", 1, _half, deterministic=True)
+        conn.execute("BEGIN")
+        for step in MIGRATIONS[:5]:
+            step(conn)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '5')")
+        _insert(conn, "m1", "alice keeps bees", "alice", 3)
+        conn.execute("COMMIT")
+        assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'graph_relations'").fetchone() is None
+    SQLiteStore({"path": str(path)}).close()
+    assert _version(path) == "6"
+    with closing(sqlite3.connect(path)) as conn:
+        assert {"id", "user_id", "agent_id", "run_id", "name", "norm", "type", "embedding",
+                "created_at"} <= table_columns(conn, "graph_entities")
+        assert {"source", "relationship", "target", "valid_from", "valid_to", "memory_ids",
+                "message_ids"} <= table_columns(conn, "graph_relations")
+        indexed = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND "
+                                              "tbl_name = 'graph_relations'")}
+        assert {"graph_relations_source", "graph_relations_target", "graph_relations_user"} <= indexed
+        assert conn.execute("SELECT count(*) FROM memories").fetchone()[0] == 1
 
 
 def test_a_failed_migration_leaves_the_file_as_it_was(tmp_path, monkeypatch):

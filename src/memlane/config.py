@@ -14,6 +14,9 @@ from .scoring import FusionWeights
 SUPPORTED_VERSION = "v1.1"
 # The default vector store: one embedded database file, which database_path() finds.
 EMBEDDED_STORE = "sqlite"
+# Graph memory's one provider for now: tables in the embedded file. mem0's connection keys are accepted.
+GRAPH_STORE = "sqlite"
+GRAPH_STORE_KEYS = frozenset({"url", "username", "password", "database"})
 
 
 def default_home() -> Path:
@@ -103,7 +106,28 @@ class MemoryConfig(BaseModel):
     graph_store: Optional[dict[str, Any]] = None
     custom_update_memory_prompt: Optional[str] = None
 
-    @field_validator("graph_store", "custom_update_memory_prompt", mode="before")
+    @field_validator("graph_store", mode="before")
+    @classmethod
+    def _graph_store(cls, value: Any) -> Any:
+        """Graph memory: {"provider": "sqlite"} keeps it in the embedded file (mem0's shape, with its
+        connection keys accepted in "config"); other providers are not available yet."""
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not isinstance(value.get("provider"), str):
+            raise ConfigurationError('graph_store must be {"provider": "sqlite", "config": {...}}')
+        unknown = set(value) - {"provider", "config"}
+        if unknown:
+            raise ConfigurationError(f"unknown graph_store keys: {', '.join(sorted(unknown))}")
+        provider = value["provider"]
+        if provider != GRAPH_STORE:
+            raise ConfigurationError(f"graph_store provider {provider!r} is not supported yet (not available "
+                                     f"yet): use {{'provider': {GRAPH_STORE!r}}}, the graph in the embedded file")
+        config = value.get("config") or {}
+        if not isinstance(config, dict) or set(config) - GRAPH_STORE_KEYS:
+            raise ConfigurationError(f"graph_store config takes only {', '.join(sorted(GRAPH_STORE_KEYS))}")
+        return {"provider": provider, "config": dict(config)}
+
+    @field_validator("custom_update_memory_prompt", mode="before")
     @classmethod
     def _not_supported(cls, value: Any, info: ValidationInfo) -> Any:
         if value is not None:
@@ -131,6 +155,11 @@ class MemoryConfig(BaseModel):
             raise
         except Exception as exc:  # pydantic's message is precise; re-type it
             raise ConfigurationError(f"invalid config: {exc}") from exc
+
+    @property
+    def graph_enabled(self) -> bool:
+        """Whether graph memory is asked for (it also needs an LLM, and the embedded store)."""
+        return self.graph_store is not None
 
     def database_path(self) -> Path:
         """The embedded database file: vector_store.config.path, else history_db_path, else

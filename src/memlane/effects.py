@@ -56,6 +56,15 @@ class Store:
         return StoreCall("keyword_search", (terms, scope, where, k))
 
     @staticmethod
+    def graph_entities(scope: Scope, with_embeddings: bool = False) -> StoreCall:
+        return StoreCall("graph_entities", (scope, with_embeddings))
+
+    @staticmethod
+    def graph_relations(scope: Scope, as_of: Optional[str] = None, entity_ids: Optional[list[str]] = None,
+                        hops: int = 1) -> StoreCall:
+        return StoreCall("graph_relations", (scope, as_of, entity_ids, hops))
+
+    @staticmethod
     def entities() -> StoreCall:
         return StoreCall("entities")
 

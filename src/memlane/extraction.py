@@ -31,9 +31,27 @@ class Decision(BaseModel):
     attributed_to: Literal["user", "assistant"] = "user"
 
 
+class EntityOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    type: str = ""
+
+
+class RelationOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str
+    relationship: str
+    target: str
+    source_messages: list[int] = []
+
+
 class Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
     memory: list[Decision]
+    # Graph memory only (the schema asks for them when it is on).
+    entities: list[EntityOut] = []
+    relations: list[RelationOut] = []
+    ended_relations: list[int] = []
 
 
 class ProceduralAnswer(BaseModel):
@@ -58,6 +76,26 @@ ANSWER_SCHEMA: dict[str, Any] = {
     }}},
     "required": ["memory"],
     "additionalProperties": False,
+}
+# With graph memory on: the same answer plus the graph, every array bounded.
+MAX_GRAPH_ITEMS = 20
+GRAPH_ANSWER_SCHEMA: dict[str, Any] = {
+    **ANSWER_SCHEMA,
+    "properties": {
+        "memory": {**ANSWER_SCHEMA["properties"]["memory"], "maxItems": 50},
+        "entities": {"type": "array", "maxItems": MAX_GRAPH_ITEMS, "items": {
+            "type": "object", "properties": {"name": {"type": "string"}, "type": {"type": "string"}},
+            "required": ["name", "type"], "additionalProperties": False}},
+        "relations": {"type": "array", "maxItems": MAX_GRAPH_ITEMS, "items": {
+            "type": "object",
+            "properties": {"source": {"type": "string"}, "relationship": {"type": "string"},
+                           "target": {"type": "string"},
+                           "source_messages": {"type": "array", "maxItems": MAX_GRAPH_ITEMS,
+                                               "items": {"type": "integer"}}},
+            "required": ["source", "relationship", "target", "source_messages"], "additionalProperties": False}},
+        "ended_relations": {"type": "array", "maxItems": MAX_GRAPH_ITEMS, "items": {"type": "integer"}},
+    },
+    "required": ["memory", "entities", "relations", "ended_relations"],
 }
 PROCEDURAL_SCHEMA: dict[str, Any] = {
     "type": "object", "properties": {"summary": {"type": "string"}},
@@ -99,6 +137,17 @@ constraints) get attributed_to "user".
 
 """ + COMMON_RULES
 
+GRAPH_RULES = """\
+
+Also build a knowledge graph from the NEW messages:
+- entities: the people, organisations, places and things they name, {{"name", "type"}} (type: person, \
+organisation, place, ...). {user}
+- relations: {{"source", "relationship", "target", "source_messages"}} between entities, the relationship \
+short and in snake_case (works_at, lives_in, sister_of), true now according to the messages.
+- ended_relations: the ids of Existing relations the NEW messages say no longer hold (left a job, moved \
+away). Use only ids from that list.
+Answer with JSON only: {{"memory": [...], "entities": [...], "relations": [...], "ended_relations": [...]}}."""
+
 PROCEDURAL_PROMPT = """\
 You summarise an AI agent's execution history into one procedural memory: the task, the steps taken in \
 order with their key inputs and results (keep exact values, names, URLs, errors), the current state, and \
@@ -119,21 +168,31 @@ class Context:
     conversation_date: str
     agent_mode: bool
     custom_instructions: Optional[str] = None
+    # Graph memory: None when it is off; else the existing relations shown (as lines, under integer ids),
+    # and the scope's user, whom "I" and "me" name.
+    relations: Optional[list[str]] = None
+    user: Optional[str] = None
 
 
 def build_request(ctx: Context) -> LLMRequest:
     system = AGENT_PROMPT if ctx.agent_mode else USER_PROMPT
+    if ctx.relations is not None:
+        system += GRAPH_RULES.format(user=f'Write the user ("I", "me") as "{ctx.user}".' if ctx.user else "")
     if ctx.custom_instructions:
         system += "\n\nAdditional instructions:\n" + ctx.custom_instructions.strip()
     lines = [f"Conversation date: {ctx.conversation_date}", "", "Existing memories:"]
     lines += [f"{i}: {rec.memory}" for i, rec in enumerate(ctx.existing)] or ["(none)"]
+    if ctx.relations is not None:
+        lines += ["", "Existing relations:"]
+        lines += [f"{i}: {text}" for i, text in enumerate(ctx.relations)] or ["(none)"]
     lines += ["", "NEW messages:"]
     for i, m in enumerate(ctx.messages):
         speaker = m.role if not m.name else f"{m.role} ({m.name})"
         lines.append(f"[{i}] {speaker}: {m.content}")
     return LLMRequest(messages=[{"role": "system", "content": system},
                                 {"role": "user", "content": "\n".join(lines)}],
-                      schema=ANSWER_SCHEMA, schema_name="memory_decisions")
+                      schema=ANSWER_SCHEMA if ctx.relations is None else GRAPH_ANSWER_SCHEMA,
+                      schema_name="memory_decisions")
 
 
 def procedural_request(messages: list[Message], custom_instructions: Optional[str]) -> LLMRequest:
@@ -201,6 +260,8 @@ class Plan:
     deletes: list[MemoryRecord] = field(default_factory=list)
     unchanged: list[MemoryRecord] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    # Graph memory: indices into Context.relations that the messages end (checked).
+    ended_relations: list[int] = field(default_factory=list)
 
 
 def plan(answer: Answer, ctx: Context) -> Plan:
@@ -248,4 +309,10 @@ def plan(answer: Answer, ctx: Context) -> Plan:
             out.unchanged.append(target)
         else:
             out.updates.append(PlannedUpdate(target, text, sources))
+    shown = len(ctx.relations or [])
+    for i in dict.fromkeys(answer.ended_relations):
+        if 0 <= i < shown:
+            out.ended_relations.append(i)
+        else:
+            out.rejected.append({"decision": {"ended_relation": i}, "reason": f"unknown relation id {i!r}"})
     return out

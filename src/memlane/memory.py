@@ -179,16 +179,19 @@ class Memory(_Base):
     def search(self, query: str, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None, limit: Optional[int] = None,
                threshold: Optional[float] = None, rerank: Optional[bool] = None, top_k: Optional[int] = None,
-               show_expired: bool = False) -> dict[str, Any]:
+               show_expired: bool = False, as_of: Any = None) -> dict[str, Any]:
         """Hybrid search within a scope; results carry `score` in [0, 1], best first. The scope is the
         user_id / agent_id / run_id arguments or an equality (or `in` list, or an OR of them) in `filters`.
         `limit` (10 by default; `top_k`, mem0 2.x's name, is the same setting) bounds the results;
         `threshold` drops results scoring below it. With a reranker configured the best candidates are
         reranked unless rerank=False; rerank=True without one searches without reranking (as mem0 does; a
-        debug log says so). Expired memories are left out unless show_expired=True."""
+        debug log says so). Expired memories are left out unless show_expired=True. With graph memory on,
+        "relations" holds the relations near the query's entities: current ones, or those that held at
+        `as_of` (a time in any form add()'s timestamp takes)."""
         return self._run(pipeline.search(self._settings, query, user_id=user_id, agent_id=agent_id,
                                          run_id=run_id, filters=filters, limit=limit, threshold=threshold,
-                                         rerank=rerank, top_k=top_k, show_expired=show_expired))
+                                         rerank=rerank, top_k=top_k, show_expired=show_expired,
+                                         as_of=as_of))
 
     def get(self, memory_id: str) -> Optional[dict[str, Any]]:
         """The memory with this id, expired or not (None when there is none)."""
@@ -197,12 +200,13 @@ class Memory(_Base):
     def get_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                 run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None,
                 limit: Optional[int] = None, offset: int = 0, top_k: Optional[int] = None,
-                show_expired: bool = False) -> dict[str, Any]:
+                show_expired: bool = False, as_of: Any = None) -> dict[str, Any]:
         """A page of the scope's memories, oldest first, and their `total`: `limit` (100 by default; `top_k`
-        is the same setting) from `offset`. Expired memories are left out unless show_expired=True."""
+        is the same setting) from `offset`. Expired memories are left out unless show_expired=True. With
+        graph memory on, also the scope's "relations" (current ones, or those that held at `as_of`)."""
         return self._run(pipeline.get_all(self._settings, user_id=user_id, agent_id=agent_id, run_id=run_id,
                                           filters=filters, limit=limit, offset=offset, top_k=top_k,
-                                          show_expired=show_expired))
+                                          show_expired=show_expired, as_of=as_of))
 
     def update(self, memory_id: str, text: Optional[str] = None, metadata: Optional[dict[str, Any]] = None,
                expiration_date: Any = inputs.UNSET, data: Optional[str] = None, *,
@@ -337,10 +341,11 @@ class AsyncMemory(_Base):
                      run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None,
                      limit: Optional[int] = None, threshold: Optional[float] = None,
                      rerank: Optional[bool] = None, top_k: Optional[int] = None,
-                     show_expired: bool = False) -> dict[str, Any]:
+                     show_expired: bool = False, as_of: Any = None) -> dict[str, Any]:
         return await self._run(pipeline.search(self._settings, query, user_id=user_id, agent_id=agent_id,
                                                run_id=run_id, filters=filters, limit=limit, threshold=threshold,
-                                               rerank=rerank, top_k=top_k, show_expired=show_expired))
+                                               rerank=rerank, top_k=top_k, show_expired=show_expired,
+                                               as_of=as_of))
 
     async def get(self, memory_id: str) -> Optional[dict[str, Any]]:
         return await self._run(pipeline.get(self._settings, memory_id))
@@ -348,10 +353,10 @@ class AsyncMemory(_Base):
     async def get_all(self, *, user_id: Optional[str] = None, agent_id: Optional[str] = None,
                       run_id: Optional[str] = None, filters: Optional[dict[str, Any]] = None,
                       limit: Optional[int] = None, offset: int = 0, top_k: Optional[int] = None,
-                      show_expired: bool = False) -> dict[str, Any]:
+                      show_expired: bool = False, as_of: Any = None) -> dict[str, Any]:
         return await self._run(pipeline.get_all(self._settings, user_id=user_id, agent_id=agent_id,
                                                 run_id=run_id, filters=filters, limit=limit, offset=offset,
-                                                top_k=top_k, show_expired=show_expired))
+                                                top_k=top_k, show_expired=show_expired, as_of=as_of))
 
     async def update(self, memory_id: str, text: Optional[str] = None,
                      metadata: Optional[dict[str, Any]] = None, expiration_date: Any = inputs.UNSET,

@@ -115,6 +115,42 @@ class JobCompletion:
 
 
 @dataclass
+class GraphEntity:
+    """A node of graph memory: something the messages of a scope name (a person, an organisation...).
+    `norm` is the normalised name (graph.normalise) it is matched by; `embedding` the embedder's vector of
+    the name (None when read without embeddings)."""
+
+    id: str
+    name: str
+    norm: str
+    type: str
+    user_id: Optional[str]
+    agent_id: Optional[str]
+    run_id: Optional[str]
+    created_at: str
+    embedding: Optional[np.ndarray] = None
+
+
+@dataclass
+class GraphRelation:
+    """An edge of graph memory, between two entities of its scope. valid_from / valid_to (UTC ISO) bound
+    when it held; valid_to None: it still does. memory_ids / message_ids: what it came from."""
+
+    id: str
+    source_id: str
+    relationship: str
+    target_id: str
+    user_id: Optional[str]
+    agent_id: Optional[str]
+    run_id: Optional[str]
+    valid_from: Optional[str]
+    valid_to: Optional[str]
+    created_at: str
+    memory_ids: list[str] = field(default_factory=list)
+    message_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ChangeSet:
     """Everything one operation writes; a store applies it in one transaction or not at all."""
 
@@ -130,10 +166,23 @@ class ChangeSet:
     # missing row) makes the store raise ConflictError naming those ids and write nothing.
     expected: dict[str, int] = field(default_factory=dict)
     job: Optional[JobCompletion] = None
+    # Graph memory, written in the same transaction (docs/guide.md, Graph memory). New entities and
+    # relations; current relations the new messages end (id -> valid_to); relations that gain support (id
+    # -> (memory ids, message ids), merged into theirs); memories whose text changed (id -> when: the
+    # current relations only they supported end then, unless in graph_support). Deleting a memory takes it
+    # out of its relations' memory_ids and removes the relations left with none (the store does that for
+    # every delete). graph_clear: scopes whose whole graph goes (a None id matches any).
+    graph_entities: list[GraphEntity] = field(default_factory=list)
+    graph_relations: list[GraphRelation] = field(default_factory=list)
+    graph_ends: dict[str, str] = field(default_factory=dict)
+    graph_support: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    graph_edited: dict[str, str] = field(default_factory=dict)
+    graph_clear: list[Scope] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         return not (self.messages or self.inserts or self.updates or self.deletes or self.history
-                    or self.reindex or self.job)
+                    or self.reindex or self.job or self.graph_entities or self.graph_relations
+                    or self.graph_ends or self.graph_support or self.graph_edited or self.graph_clear)
 
 
 class MemoryItem(BaseModel):

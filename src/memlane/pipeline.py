@@ -14,6 +14,7 @@ import numpy as np
 
 from . import extraction as X
 from . import filters as F
+from . import graph as G
 from . import inputs
 from .effects import Complete, Embed, Rerank, Store, WarnOnce
 from .errors import ConfigurationError, ConflictError, LLMError, NotFoundError, ValidationError
@@ -33,6 +34,8 @@ NO_LLM_WARNING = ("memlane: no LLM is configured, so add(infer=True) stores mess
                   "extracting facts. Configure one with Memory.from_config({'llm': {'provider': 'openai', "
                   "...}}) or set OPENAI_API_KEY; pass infer=False to store verbatim without this warning.")
 
+GRAPH_NO_LLM_WARNING = ("memlane: graph_store is configured but no LLM is: graph memory stays off (the LLM "
+                        "extracts its entities and relations). Configure an LLM to turn it on.")
 
 # A mutation re-reads and re-plans when another call changed its memories first (compare-and-set); each
 # round means someone else committed, so this bounds only pathological contention on one memory.
@@ -148,6 +151,8 @@ def execute_add(settings: Settings, req: AddRequest) -> Op:
         return (yield from add_inferred(settings, req, logged))
     if req.infer:
         yield WarnOnce(NO_LLM_WARNING)  # once per Memory: the runtime remembers
+    if settings.graph_requested and not settings.graph:
+        yield WarnOnce(GRAPH_NO_LLM_WARNING)
     return (yield from add_verbatim(settings, req, logged))
 
 
@@ -236,14 +241,18 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
             best[mid] = max(score, best.get(mid, -1.0))
     related_ids = sorted(best, key=lambda i: -best[i])[:settings.max_related]
     found = {r.id: r for r in (yield Store.get(related_ids))}
+    graph = (yield from G.before_add(scope, [m.content for m, _ in convo], vectors)) if settings.graph else None
     at = inputs.now_iso()  # after the reads: an update it plans is stamped later than the state it saw
     ctx = X.Context(messages=[m for m, _ in convo], existing=[found[i] for i in related_ids if i in found],
                     conversation_date=(event_time or at)[:10], agent_mode=X.use_agent_prompt(msgs, ids["agent_id"]),
-                    custom_instructions=instructions)
+                    custom_instructions=instructions, relations=graph.lines() if graph else None,
+                    user=ids["user_id"])
     answer = yield from ask(X.build_request(ctx), X.Answer, usage)
     plan = X.plan(answer, ctx)
     texts = [a.text for a in plan.adds] + [u.text for u in plan.updates]
-    new_vectors = (yield from memory_vectors(settings, texts)) if texts else []
+    names = G.names_to_embed(graph, answer) if graph else []  # embedded with the facts, in one batch
+    new_vectors = (yield from memory_vectors(settings, texts + names)) if texts or names else []
+    name_vectors = dict(zip(names, new_vectors[len(texts):]))
     add_vectors = list(new_vectors[:len(plan.adds)])
     update_vectors = {id(u): v for u, v in zip(plan.updates, new_vectors[len(plan.adds):])}
     episodes: list[MemoryRecord] = []
@@ -264,7 +273,12 @@ def add_inferred(settings: Settings, req: AddRequest, logged: list[MessageRecord
         changes, results = yield from inferred_changes(settings, plan, add_vectors, update_vectors, episodes,
                                                        convo, source_ids, ids, meta, event_time, at,
                                                        expiration=req.expiration_date)
-        out = {"results": results, "relations": [], "usage": usage.as_dict()}
+        relations = G.after_add(
+            graph, answer, plan.ended_relations, name_vectors, event_time, at,
+            G.support_of(list(zip(changes.inserts, [a.sources for a in plan.adds])),
+                         [(u.target, u.sources) for u in plan.updates], plan.unchanged),
+            [u.target.id for u in plan.updates], source_ids, changes) if graph else []
+        out = {"results": results, "relations": relations, "usage": usage.as_dict()}
         if plan.rejected:
             out["rejected"] = plan.rejected
         try:
@@ -456,8 +470,9 @@ RERANK_WITHOUT_RERANKER = ("memlane: search(rerank=True) but no reranker is conf
 
 def search(settings: Settings, query: Any, *, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
            filters: Any = None, limit: Any = None, threshold: Any = None, rerank: Any = None, top_k: Any = None,
-           show_expired: Any = False) -> Op:
+           show_expired: Any = False, as_of: Any = None) -> Op:
     text = inputs.query(query, settings.max_message_chars)
+    when = G.as_of(as_of)
     where = visible(inputs.scoped_filter(user_id, agent_id, run_id, filters),
                     inputs.flag(show_expired, "show_expired"))
     # The scopes the arguments and filters fix (several for an OR of scopes or an `in` list of ids); the
@@ -505,7 +520,8 @@ def search(settings: Settings, query: Any, *, user_id: Any = None, agent_id: Any
                           scope_size(len(records), pool))
     results = [MemoryItem.from_record(records[i], score=round(f, 6)).to_dict()
                for (i, _), f in zip(head, final) if cut is None or f >= cut]
-    return {"results": results, "relations": []}
+    relations = (yield from G.search_relations(scopes, text, vector, when, k)) if settings.graph else []
+    return {"results": results, "relations": relations}
 
 
 def reranked(settings: Settings, query: str, ranked: list[tuple[str, float]], records: dict[str, MemoryRecord],
@@ -529,12 +545,17 @@ def get(settings: Settings, memory_id: Any) -> Op:
 
 def get_all(settings: Settings, *, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
             filters: Any = None, limit: Any = None, offset: Any = 0, top_k: Any = None,
-            show_expired: Any = False) -> Op:
+            show_expired: Any = False, as_of: Any = None) -> Op:
+    """With graph memory on, also the scope's relations (current ones, or those that held at as_of)."""
     where = visible(inputs.scoped_filter(user_id, agent_id, run_id, filters),
                     inputs.flag(show_expired, "show_expired"))
     limit = inputs.limit_or_top_k(limit, top_k, 100)
+    when = G.as_of(as_of)
     records, total = yield Store.list(where, limit, inputs.offset(offset))
-    return {"results": [MemoryItem.from_record(r).to_dict() for r in records], "total": total}
+    out = {"results": [MemoryItem.from_record(r).to_dict() for r in records], "total": total}
+    if settings.graph:
+        out["relations"] = yield from G.all_relations(F.scope_cover(where), when)
+    return out
 
 
 def history(settings: Settings, memory_id: Any) -> Op:
@@ -646,8 +667,10 @@ def edits_once(settings: Settings, changes: list[Edit]) -> Op:
         for i, rec in zip(edited, redone):
             news[i] = rec
         retold = redone[len(edited):]
+    # relations only an edited memory supported end now (the store keeps them, with valid_to)
     yield Store.apply(ChangeSet(updates=news, history=rows, reindex=retold,
-                                expected={o.id: o.version for o in olds}))
+                                expected={o.id: o.version for o in olds},
+                                graph_edited={olds[i].id: G.utc(at) for i in edited}))
     return news
 
 
@@ -672,25 +695,28 @@ def deletes_once(settings: Settings, mids: list[str]) -> Op:
     return (yield from delete_records(settings, olds))
 
 
-def delete_records(settings: Settings, olds: list[MemoryRecord]) -> Op:
+def delete_records(settings: Settings, olds: list[MemoryRecord], clear: Sequence[Scope] = ()) -> Op:
     """Delete these memories (as read, each expected at that version) with their history rows, the turns
-    after them re-indexed, in one write."""
+    after them re-indexed, in one write; with them go the graph relations only they supported (the store
+    does that) and the whole graph of the scopes in `clear`."""
     at = inputs.now_iso()
     rows = [history_row(o.id, "DELETE", o.memory, None, o.actor_id, o.role, at) for o in olds]
     reindexed = yield from turns_after(settings, olds, [None] * len(olds))
     yield Store.apply(ChangeSet(deletes=[o.id for o in olds], history=rows, reindex=reindexed,
-                                expected={o.id: o.version for o in olds}))
+                                expected={o.id: o.version for o in olds}, graph_clear=list(clear)))
     return len(olds)
 
 
 def delete_all(settings: Settings, *, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
                filters: Any = None) -> Op:
     where = inputs.scoped_filter(user_id, agent_id, run_id, filters)
-    return (yield from retrying(lambda: delete_all_once(settings, where)))
+    # the scope's whole graph goes with all its memories; with a filter, the relations of those deleted
+    clear = [Scope(**inputs.scope_ids(user_id, agent_id, run_id))] if filters is None else []
+    return (yield from retrying(lambda: delete_all_once(settings, where, clear)))
 
 
-def delete_all_once(settings: Settings, where: F.Node) -> Op:
-    deleted = yield from delete_records(settings, (yield Store.get((yield Store.ids(where)))))
+def delete_all_once(settings: Settings, where: F.Node, clear: Sequence[Scope] = ()) -> Op:
+    deleted = yield from delete_records(settings, (yield Store.get((yield Store.ids(where)))), clear)
     return {"message": f"{deleted} memories deleted", "deleted": deleted}
 
 
@@ -720,7 +746,7 @@ def delete_users(settings: Settings, *, user_id: Any = None, agent_id: Any = Non
 
 def delete_users_once(settings: Settings, named: list[F.Cmp]) -> Op:
     if not named:
-        deleted = yield from delete_records(settings, (yield Store.get((yield Store.ids(F.TRUE)))))
+        deleted = yield from delete_records(settings, (yield Store.get((yield Store.ids(F.TRUE)))), [Scope()])
         return {"message": "All users, agents and runs deleted.", "deleted": deleted}
     mids: list[str] = []
     missing: list[str] = []
@@ -731,7 +757,8 @@ def delete_users_once(settings: Settings, named: list[F.Cmp]) -> Op:
         mids += found
     if missing:
         raise NotFoundError(f"no memories of {' or '.join(missing)}: nothing to delete")
-    deleted = yield from delete_records(settings, (yield Store.get(list(dict.fromkeys(mids)))))
+    deleted = yield from delete_records(settings, (yield Store.get(list(dict.fromkeys(mids)))),
+                                        [Scope(**{cmp.key: cmp.value}) for cmp in named])
     return {"message": "Entity deleted successfully.", "deleted": deleted}
 
 

@@ -45,6 +45,9 @@ class Settings:
     # The LLM sees images (mem0's llm config enable_vision): add() has it describe each image part, and the
     # description joins the message's text; without it images stay in the message log only.
     vision: bool
+    # Graph memory (graph.py): asked for in the config (graph_store), and on (it also needs an LLM).
+    graph_requested: bool = False
+    graph: bool = False
 
     @classmethod
     def from_config(cls, config: MemoryConfig, *, embedding_model: str, dimension: int, sentence_pooling: bool,
@@ -63,7 +66,18 @@ class Settings:
                    related_per_message=config.related_per_message, max_related=config.max_related,
                    context_weight=r.context_weight, sentence_pooling=sentence_pooling,
                    reranker_configured=reranker_configured, rerank_pool=r.rerank_pool,
-                   rerank_weight=r.rerank_weight, vision=llm_configured and vision_enabled(config))
+                   rerank_weight=r.rerank_weight, vision=llm_configured and vision_enabled(config),
+                   graph_requested=graph_requested(config), graph=llm_configured and graph_requested(config))
+
+
+def graph_requested(config: MemoryConfig) -> bool:
+    """Whether the config asks for graph memory; it lives in the embedded file, so it needs that store."""
+    if config.graph_store is None:
+        return False
+    if config.vector_store.provider != "sqlite":
+        raise ConfigurationError("graph_store 'sqlite' keeps the graph in the embedded file: it needs "
+                                 f"vector_store 'sqlite', not {config.vector_store.provider!r}")
+    return True
 
 
 # Built-in LLM providers whose request formats memlane does not yet translate OpenAI-style image parts to

@@ -9,7 +9,8 @@ from typing import Any, Optional, Protocol, runtime_checkable
 import numpy as np
 
 from ..filters import Node
-from ..models import ChangeSet, EntityRecord, HistoryRecord, MemoryRecord, MessageRecord, Scope
+from ..models import (ChangeSet, EntityRecord, GraphEntity, GraphRelation, HistoryRecord, MemoryRecord,
+                      MessageRecord, Scope)
 
 
 @runtime_checkable
@@ -70,6 +71,14 @@ class MemoryStore(Protocol):
     def keyword_search(self, terms: list[str], scope: Scope, where: Node, k: int) -> list[tuple[str, float]]:
         """Up to k (id, BM25 relevance >= 0, higher better) pairs matching any of `terms` and `where`, best
         first; `scope` as for vector_search."""
+
+    def graph_entities(self, scope: Scope, with_embeddings: bool = False) -> list[GraphEntity]:
+        """Graph memory's entities of the scope (each id it fixes matches; None matches any), oldest first."""
+
+    def graph_relations(self, scope: Scope, as_of: Optional[str] = None, entity_ids: Optional[list[str]] = None,
+                        hops: int = 1) -> list[GraphRelation]:
+        """The scope's relations that held at `as_of` (UTC ISO; None: the current ones): all of them when
+        entity_ids is None, else those within `hops` of these entities. Graph writes go through apply()."""
 
     def entities(self) -> list[EntityRecord]:
         """Every user, agent and run id that memories hold, with how many memories hold it (users())."""

@@ -26,9 +26,10 @@ import numpy as np
 
 from .. import filters as F
 from ..errors import ConfigurationError, ConflictError, DimensionMismatchError, ProviderError, ValidationError
-from ..models import ChangeSet, EntityRecord, HistoryRecord, MemoryRecord, MessageRecord, Scope
+from ..models import (ChangeSet, EntityRecord, GraphEntity, GraphRelation, HistoryRecord, MemoryRecord,
+                      MessageRecord, Scope)
 from ..pooling import POOLED_SUFFIX
-from . import sqlite_jobs
+from . import sqlite_graph, sqlite_jobs
 from .scope_bm25 import fts5_idf, fts5_row_count, scope_idf
 from .scoped_terms import keyed_text, phrases, scope_key, search_scope
 from .sqlite_filters import to_sql
@@ -311,6 +312,7 @@ class SQLiteStore:
                 for memory_id in changes.deletes:
                     if conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,)).rowcount != 1:
                         raise ConflictError(f"memory {memory_id} was deleted by another call", ids=(memory_id,))
+                sqlite_graph.write(conn, changes)
                 conn.executemany(
                     f"INSERT INTO history ({HISTORY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     [(h.id, h.memory_id, h.event, h.old_memory, h.new_memory, h.actor_id, h.role,
@@ -328,6 +330,7 @@ class SQLiteStore:
             for table in ("memories", "history", "messages"):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('delete-all')")
+            sqlite_graph.clear(conn)
             _forget_space(conn)
         self._dimension = None
 
@@ -348,6 +351,15 @@ class SQLiteStore:
             for row in conn.execute(f"SELECT {cols} FROM memories WHERE id IN ({marks})", chunk):
                 out.append(_row_to_record(row, row[EMBEDDING_INDEX] if with_embeddings else None))
         return out
+
+    @_reads
+    def graph_entities(self, scope: Scope, with_embeddings: bool = False) -> list[GraphEntity]:
+        return sqlite_graph.entities(self._conn(), scope, with_embeddings)
+
+    @_reads
+    def graph_relations(self, scope: Scope, as_of: Optional[str] = None, entity_ids: Optional[list[str]] = None,
+                        hops: int = 1) -> list[GraphRelation]:
+        return sqlite_graph.relations(self._conn(), scope, as_of, entity_ids, hops)
 
     @_reads
     def ids(self, where: F.Node) -> list[str]:

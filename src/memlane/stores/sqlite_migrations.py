@@ -182,7 +182,31 @@ def expiration(conn: sqlite3.Connection) -> None:
     _add_column(conn, "memories", "expiration_date", "TEXT")
 
 
-MIGRATIONS: list[Migration] = [tables, keyed_terms, vector_copy, versions, expiration]
+def graph(conn: sqlite3.Connection) -> None:
+    """6: graph memory (docs/guide.md, Graph memory): entities and the relations between them, per scope.
+    A relation keeps its validity (valid_from, valid_to: UTC ISO times; NULL valid_to = current) and the
+    memories and messages it came from (JSON arrays of ids). Indexed for hops from an entity within a scope."""
+    run(conn, """
+CREATE TABLE IF NOT EXISTS graph_entities (
+    pk INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, user_id TEXT, agent_id TEXT, run_id TEXT,
+    name TEXT NOT NULL, norm TEXT NOT NULL, type TEXT NOT NULL DEFAULT '', embedding BLOB,
+    created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS graph_entities_user ON graph_entities (user_id, norm);
+CREATE INDEX IF NOT EXISTS graph_entities_agent ON graph_entities (agent_id, norm);
+CREATE INDEX IF NOT EXISTS graph_entities_run ON graph_entities (run_id, norm);
+CREATE TABLE IF NOT EXISTS graph_relations (
+    pk INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, user_id TEXT, agent_id TEXT, run_id TEXT,
+    source TEXT NOT NULL, relationship TEXT NOT NULL, target TEXT NOT NULL, valid_from TEXT, valid_to TEXT,
+    created_at TEXT NOT NULL, memory_ids TEXT NOT NULL DEFAULT '[]', message_ids TEXT NOT NULL DEFAULT '[]');
+CREATE INDEX IF NOT EXISTS graph_relations_source ON graph_relations (source);
+CREATE INDEX IF NOT EXISTS graph_relations_target ON graph_relations (target);
+CREATE INDEX IF NOT EXISTS graph_relations_user ON graph_relations (user_id);
+CREATE INDEX IF NOT EXISTS graph_relations_agent ON graph_relations (agent_id);
+CREATE INDEX IF NOT EXISTS graph_relations_run ON graph_relations (run_id);
+""")
+
+
+MIGRATIONS: list[Migration] = [tables, keyed_terms, vector_copy, versions, expiration, graph]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,0 +1,238 @@
+"""Graph memory in the embedded file (graph_store {"provider": "sqlite"}), end to end over a real local server
+speaking OpenAI's protocol: relations extracted in the same LLM call as the facts, ended rather than
+deleted when contradicted (as_of still answers what held then), removed with the memories behind them,
+entities matched by normalised name, scopes kept apart, and every change in the facts' transaction."""
+import json
+import logging
+import sqlite3
+from contextlib import closing
+
+import pytest
+
+from fakeservers import Answer, fake_server  # noqa: F401  (fixture)
+
+from memlane import AsyncMemory, ConfigurationError, Memory, MemoryConfig, ProviderError
+from memlane import graph as G
+
+
+def config(path, url=None, graph=True):
+    cfg = {"vector_store": {"provider": "sqlite", "config": {"path": str(path)}}}
+    if url is not None:
+        cfg["llm"] = {"provider": "openai", "config": {"api_key": "k", "openai_base_url": f"{url}/v1"}}
+    if graph:
+        cfg["graph_store"] = {"provider": "sqlite"}
+    return cfg
+
+
+def reply(memory=(), relations=(), ended=(), entities=None):
+    """The LLM's answer: facts as (event, id, text), relations as (source, relationship, target)."""
+    rels = [{"source": s, "relationship": r, "target": t, "source_messages": [0]} for s, r, t in relations]
+    names = {n for s, _, t in relations for n in (s, t)}
+    return Answer(data={
+        "memory": [{"event": e, "id": i, "text": t, "source_messages": [0], "attributed_to": "user"}
+                   for e, i, t in memory],
+        "entities": entities if entities is not None else [{"name": n, "type": "thing"} for n in sorted(names)],
+        "relations": rels, "ended_relations": list(ended)})
+
+
+def triples(rels):
+    return sorted((r["source"], r["relationship"], r["target"]) for r in rels)
+
+
+def rows(m, table, **where):
+    clause = " AND ".join(f"{k} = ?" for k in where) or "1"
+    with closing(sqlite3.connect(m.config.database_path())) as conn:
+        return conn.execute(f"SELECT * FROM {table} WHERE {clause}", list(where.values())).fetchall()
+
+
+@pytest.fixture
+def mem(fake_server, tmp_path):
+    with Memory(config(tmp_path / "g.db", fake_server.url)) as m:
+        yield m
+
+
+def test_a_contradicted_relation_is_ended_and_as_of_still_answers(mem, fake_server):
+    fake_server.script(reply([("ADD", None, "Alice works at Acme")], [("Alice", "works_at", "Acme")]))
+    first = mem.add("Alice works at Acme", user_id="u1", timestamp="2026-01-10T09:00:00Z")
+    assert len(fake_server.requests) == 1  # one LLM call per add, the graph included
+    sent = fake_server.last().json
+    schema = sent["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["relations"]["maxItems"] == schema["properties"]["entities"]["maxItems"] == 20
+    assert [(r["event"], r["source"], r["target"]) for r in first["relations"]] == [("ADD", "Alice", "Acme")]
+    assert first["usage"] == {"prompt_tokens": 11, "completion_tokens": 7, "llm_calls": 1}
+    mid = first["results"][0]["id"]
+    [acme] = mem.get_all(user_id="u1")["relations"]
+    assert acme == {"source": "Alice", "relationship": "works_at", "target": "Acme",
+                    "valid_from": "2026-01-10T09:00:00+00:00", "valid_to": None}
+
+    fake_server.script(reply([("UPDATE", 0, "Alice works at Globex")], [("alice", "works at", "Globex")],
+                             ended=[0]))
+    second = mem.add("Alice left Acme and joined Globex last month", user_id="u1",
+                     timestamp="2026-03-01T00:00:00Z")
+    assert len(fake_server.requests) == 2
+    prompt = fake_server.last().json["messages"][1]["content"]
+    assert "Existing relations:\n0: Alice -- works_at --> Acme" in prompt  # a small integer, not the row id
+    assert second["results"][0]["event"] == "UPDATE"
+    assert sorted((r["event"], r["target"]) for r in second["relations"]) == [("ADD", "Globex"), ("END", "Acme")]
+
+    now = mem.get_all(user_id="u1")["relations"]
+    assert triples(now) == [("Alice", "works_at", "Globex")]
+    assert now[0]["valid_from"] == "2026-03-01T00:00:00+00:00"
+    then = mem.get_all(user_id="u1", as_of="2026-02-01")["relations"]
+    assert then == [{**acme, "valid_to": "2026-03-01T00:00:00+00:00"}]  # the record is kept, with its end
+
+    found = mem.search("Where does Alice work?", user_id="u1")
+    assert triples(found["relations"]) == [("Alice", "works_at", "Globex")]
+    assert set(found["relations"][0]) == {"source", "relationship", "target", "score", "valid_from", "valid_to"}
+    assert triples(mem.search("Where does Alice work?", user_id="u1", as_of="2026-02-01")["relations"]) == [
+        ("Alice", "works_at", "Acme")]
+    assert len(rows(mem, "graph_entities")) == 3  # Alice (and "alice"), Acme, Globex
+
+    mem.delete(mid)  # the memory behind both relations: nothing else supports them
+    assert rows(mem, "graph_relations") == []
+    assert mem.get_all(user_id="u1", as_of="2026-02-01")["relations"] == []
+
+
+def test_a_relation_goes_when_nothing_supports_it_any_more(mem, fake_server):
+    fake_server.script(reply([("ADD", None, "Alice works at Acme")], [("Alice", "works_at", "Acme")]),
+                       reply([("ADD", None, "Alice is employed by Acme")], [("Alice", "works_at", "Acme")]))
+    m1 = mem.add("Alice works at Acme", user_id="u1")["results"][0]["id"]
+    again = mem.add("Alice is employed by Acme", user_id="u1")
+    m2 = again["results"][0]["id"]
+    assert again["relations"] == []  # the same relation, now supported by two memories
+    [row] = rows(mem, "graph_relations")
+    assert set(json.loads(row[-2])) == {m1, m2} and len(json.loads(row[-1])) == 2  # memory, message ids
+
+    mem.delete(m1)
+    assert triples(mem.get_all(user_id="u1")["relations"]) == [("Alice", "works_at", "Acme")]
+    mem.delete(m2)
+    assert mem.get_all(user_id="u1")["relations"] == []
+
+
+def test_updating_the_memory_behind_a_relation_ends_it(mem, fake_server):
+    fake_server.script(reply([("ADD", None, "Alice works at Acme")], [("Alice", "works_at", "Acme")]))
+    mid = mem.add("Alice works at Acme", user_id="u1")["results"][0]["id"]
+    mem.update(mid, "Alice is retired")
+    assert mem.get_all(user_id="u1")["relations"] == []
+    [row] = rows(mem, "graph_relations")
+    assert row[9] is not None  # valid_to: ended, kept
+
+
+def test_names_are_one_entity_whatever_their_case_and_i_is_the_user(mem, fake_server):
+    fake_server.script(reply([("ADD", None, "Alice works at Acme")], [("Alice", "works_at", "Acme")]),
+                       reply([("ADD", None, "Alice lives in Paris")], [(" alice ", "lives_in", "Paris")]),
+                       reply([("ADD", None, "Knows Alice")], [("I", "knows", "ALICE")]))
+    mem.add("Alice works at Acme", user_id="bob")
+    mem.add("alice lives in Paris", user_id="bob")
+    mem.add("I know Alice", user_id="bob")
+    assert sorted(r[5] for r in rows(mem, "graph_entities")) == ["Acme", "Alice", "Paris", "bob"]
+    assert triples(mem.get_all(user_id="bob")["relations"]) == [
+        ("Alice", "lives_in", "Paris"), ("Alice", "works_at", "Acme"), ("bob", "knows", "Alice")]
+    # two hops: Paris is reached from bob through Alice
+    assert ("Alice", "lives_in", "Paris") in triples(mem.search("Who does bob know?", user_id="bob")["relations"])
+
+
+def test_scopes_never_share_a_graph_and_delete_all_clears_one(mem, fake_server):
+    for _ in range(2):
+        fake_server.script(reply([("ADD", None, "Alice works at Acme")], [("Alice", "works_at", "Acme")]))
+    mem.add("Alice works at Acme", user_id="a")
+    mem.add("Alice works at Acme", user_id="b")
+    assert len(rows(mem, "graph_entities")) == 4  # equal names, two users: two of each
+    assert len(mem.get_all(user_id="a")["relations"]) == len(mem.get_all(user_id="b")["relations"]) == 1
+    mem.delete_all(user_id="a")
+    assert rows(mem, "graph_entities", user_id="a") == rows(mem, "graph_relations", user_id="a") == []
+    assert len(rows(mem, "graph_entities", user_id="b")) == 2
+    assert triples(mem.search("Alice", user_id="b")["relations"]) == [("Alice", "works_at", "Acme")]
+    mem.reset()
+    assert rows(mem, "graph_entities") == rows(mem, "graph_relations") == []
+
+
+def test_delete_users_clears_the_graph_too(mem, fake_server):
+    fake_server.script(reply([("ADD", None, "Alice works at Acme")], [("Alice", "works_at", "Acme")]))
+    mem.add("Alice works at Acme", user_id="a")
+    mem.delete_users(user_id="a")
+    assert rows(mem, "graph_entities") == rows(mem, "graph_relations") == []
+
+
+def test_an_unknown_relation_id_is_rejected_not_applied(mem, fake_server):
+    fake_server.script(reply([("ADD", None, "Alice works at Acme")], [("Alice", "works_at", "Acme")]),
+                       reply([("ADD", None, "Likes tea")], [], ended=[7]))
+    mem.add("Alice works at Acme", user_id="u1")
+    out = mem.add("I like tea", user_id="u1")
+    assert [r["reason"] for r in out["rejected"]] == ["unknown relation id 7"]
+    assert len(mem.get_all(user_id="u1")["relations"]) == 1
+
+
+def test_a_failed_write_leaves_no_graph(mem, fake_server, monkeypatch):
+    from memlane.stores import sqlite_graph
+
+    def broken(conn, changes):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(sqlite_graph, "write", broken)
+    fake_server.script(reply([("ADD", None, "Alice works at Acme")], [("Alice", "works_at", "Acme")]))
+    with pytest.raises(ProviderError):
+        mem.add("Alice works at Acme", user_id="u1")
+    monkeypatch.undo()
+    assert mem.get_all(user_id="u1")["total"] == 0 and rows(mem, "graph_entities") == []
+
+
+def test_without_the_graph_the_prompt_and_schema_are_as_before(fake_server, tmp_path):
+    with Memory(config(tmp_path / "plain.db", fake_server.url, graph=False)) as m:
+        fake_server.script(Answer(data={"memory": [{"event": "ADD", "id": None, "text": "Alice works at Acme",
+                                                    "source_messages": [0], "attributed_to": "user"}]}))
+        out = m.add("Alice works at Acme", user_id="u1")
+        body = fake_server.last().json
+        assert "relations" not in body["response_format"]["json_schema"]["schema"]["properties"]
+        assert "Existing relations" not in body["messages"][1]["content"]
+        assert out["relations"] == [] and "relations" not in m.get_all(user_id="u1")
+
+
+def test_no_llm_means_no_graph_and_one_warning(tmp_path, caplog):
+    with Memory(config(tmp_path / "nollm.db")) as m, caplog.at_level(logging.WARNING, logger="memlane"):
+        m.add("Alice works at Acme", user_id="u1")
+        m.add("Bob works at Globex", user_id="u1")
+        warned = [r for r in caplog.records if "graph_store is configured but no LLM" in r.message]
+        assert len(warned) == 1
+        assert "relations" not in m.get_all(user_id="u1")
+
+
+def test_graph_store_config():
+    assert MemoryConfig.from_mem0({"graph_store": {"provider": "sqlite", "config": {
+        "url": "x", "username": "u", "password": "p", "database": "d"}}}).graph_enabled
+    for provider in ("neo4j", "falkordb"):
+        with pytest.raises(ConfigurationError, match="not available yet"):
+            MemoryConfig.from_mem0({"graph_store": {"provider": provider}})
+    with pytest.raises(ConfigurationError, match="graph_store config"):
+        MemoryConfig.from_mem0({"graph_store": {"provider": "sqlite", "config": {"uri": "x"}}})
+
+
+async def test_async_memory_has_the_graph_too(fake_server, tmp_path):
+    m = AsyncMemory(config(tmp_path / "async.db", fake_server.url))
+    try:
+        fake_server.script(reply([("ADD", None, "Alice works at Acme")], [("Alice", "works_at", "Acme")]))
+        await m.add("Alice works at Acme", user_id="u1", timestamp="2026-01-10")
+        assert triples((await m.search("Alice", user_id="u1"))["relations"]) == [("Alice", "works_at", "Acme")]
+        assert (await m.get_all(user_id="u1", as_of="2025-01-01"))["relations"] == []
+    finally:
+        m.close()
+
+
+@pytest.mark.parametrize("name, norm", [("Alice", "alice"), ("  ALICE  smith ", "alice smith"),
+                                        ("cats", "cat"), ("berries", "berry"), ("James", "james"),
+                                        ("Acme, Inc.", "acme inc")])
+def test_normalise(name, norm):
+    assert G.normalise(name) == norm
+
+
+def test_a_contained_name_is_the_same_entity_only_when_its_embedding_agrees():
+    import numpy as np
+
+    from memlane.models import GraphEntity
+    v = np.array([1.0, 0.0], dtype=np.float32)
+    smith = GraphEntity("e1", "Alice Smith", "alice smith", "person", "u", None, None, "t", v)
+    assert G.match("alice", v, [smith]) is smith
+    assert G.match("alice", np.array([0.0, 1.0], dtype=np.float32), [smith]) is None  # far: another Alice
+    assert G.match("bob smith", v, [smith]) is None  # not contained
+    jones = GraphEntity("e2", "Alice Jones", "alice jones", "person", "u", None, None, "t", v)
+    assert G.match("alice", v, [smith, jones]) is None  # ambiguous: stays apart
