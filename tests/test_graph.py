@@ -236,3 +236,19 @@ def test_a_contained_name_is_the_same_entity_only_when_its_embedding_agrees():
     assert G.match("bob smith", v, [smith]) is None  # not contained
     jones = GraphEntity("e2", "Alice Jones", "alice jones", "person", "u", None, None, "t", v)
     assert G.match("alice", v, [smith, jones]) is None  # ambiguous: stays apart
+
+
+def test_doctor_checks_the_graph(mem, fake_server):
+    from memlane.stores import sqlite_doctor as doctor
+    fake_server.script(reply([("ADD", None, "Alice works at Acme")], [("Alice", "works_at", "Acme")]))
+    mid = mem.add("Alice works at Acme", user_id="u1")["results"][0]["id"]
+    path = mem.config.database_path()
+    assert doctor.check(path).ok
+    with closing(sqlite3.connect(path)) as conn:  # what a bug could leave: a gone memory, a foreign entity
+        conn.execute("UPDATE graph_relations SET memory_ids = ?", (json.dumps([mid, "gone"]),))
+        conn.execute("UPDATE graph_entities SET user_id = 'u2' WHERE name = 'Acme'")
+        conn.commit()
+    report = doctor.check(path)
+    [rid] = [r[1] for r in rows(mem, "graph_relations")]
+    assert [v.ids for v in report.of_kind("graph_unsupported")] == [[rid, "gone"]]
+    assert [v.ids[0] for v in report.of_kind("graph_dangling")] == [rid]

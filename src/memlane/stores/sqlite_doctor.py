@@ -71,6 +71,9 @@ KINDS = {
     "job_pending_applied": "a queued/running/failed job whose messages already have memories (would apply twice)",
     "job_done_without_result": "a done job has no result",
     "duplicate_memory": "the same text stored more than once for the same source messages, scope and type",
+    "graph_dangling": "a graph relation's source or target entity is missing or of another scope",
+    "graph_unsupported": "a graph relation names a memory that is gone, or none (deleting a memory removes "
+                         "the relations only it supported)",
 }
 # What repair() mends; the rest is reported only.
 DERIVABLE = frozenset({"vector_missing", "vector_mismatch", "vector_orphan", "hash_mismatch", "fts_mismatch",
@@ -275,7 +278,31 @@ def _check_snapshot(conn: sqlite3.Connection, path: Path, out: _Collector) -> Re
     if "jobs" in tables:
         _check_jobs(conn, out)
     _check_duplicates(conn, out)
+    if "graph_relations" in tables:
+        _check_graph(conn, out)
     return report
+
+
+def _check_graph(conn: sqlite3.Connection, out: _Collector) -> None:
+    """Each relation joins two entities of its own scope and is supported by memories that exist."""
+    for rid, source, target in conn.execute(
+            "SELECT r.id, r.source, r.target FROM graph_relations r WHERE "
+            + " OR ".join(f"NOT EXISTS (SELECT 1 FROM graph_entities e WHERE e.id = r.{end} AND e.user_id IS "
+                          "r.user_id AND e.agent_id IS r.agent_id AND e.run_id IS r.run_id)"
+                          for end in ("source", "target"))):
+        out.add("graph_dangling", [rid, source, target], f"relation {rid}: entity {source} or {target} is "
+                                                         "missing or of another scope")
+    for rid, memory_ids in conn.execute("SELECT id, memory_ids FROM graph_relations"):
+        named = _json(memory_ids)
+        if not isinstance(named, list) or not named:
+            out.add("graph_unsupported", [rid], f"relation {rid}: no memory supports it")
+            continue
+        marks = ",".join("?" * len(named))
+        present = {r[0] for r in conn.execute(f"SELECT id FROM memories WHERE id IN ({marks})",
+                                              [str(m) for m in named])}
+        gone = [str(m) for m in named if str(m) not in present]
+        if gone:
+            out.add("graph_unsupported", [rid, *gone], f"relation {rid}: memory {', '.join(gone)} is gone")
 
 
 def _pk(ids: dict[int, str], pk: int) -> str:
