@@ -252,3 +252,15 @@ def test_doctor_checks_the_graph(mem, fake_server):
     [rid] = [r[1] for r in rows(mem, "graph_relations")]
     assert [v.ids for v in report.of_kind("graph_unsupported")] == [[rid, "gone"]]
     assert [v.ids[0] for v in report.of_kind("graph_dangling")] == [rid]
+
+
+def test_a_shorter_name_joins_the_one_entity_it_names(mem, fake_server):
+    # with the packaged embedder, "Alice" / "Alice Smith" measure 0.81 and "Acme" / "Acme Corp" 0.83
+    fake_server.script(reply([("ADD", None, "Alice Smith works at Acme Corp")],
+                             [("Alice Smith", "works_at", "Acme Corp")]),
+                       reply([("ADD", None, "Alice lives in Paris")], [("Alice", "lives_in", "Paris")]))
+    mem.add("Alice Smith works at Acme Corp", user_id="u1")
+    mem.add("Alice lives in Paris", user_id="u1")
+    assert sorted(r[5] for r in rows(mem, "graph_entities")) == ["Acme Corp", "Alice Smith", "Paris"]
+    assert triples(mem.get_all(user_id="u1")["relations"]) == [
+        ("Alice Smith", "lives_in", "Paris"), ("Alice Smith", "works_at", "Acme Corp")]

@@ -24,7 +24,7 @@ from .models import ChangeSet, GraphEntity, GraphRelation, MemoryRecord, Scope
 from .settings import Op
 
 # Cosine similarity above which a contained name (Alice / Alice Smith) is taken for the same entity.
-SAME_ENTITY_SIMILARITY = 0.85
+SAME_ENTITY_SIMILARITY = 0.8
 # Cosine similarity between a query and an entity's name above which search starts from that entity.
 QUERY_ENTITY_SIMILARITY = 0.75
 # How far search walks from the query's entities, and how a relation's score falls per hop.
@@ -32,6 +32,8 @@ SEARCH_HOPS = 2
 HOP_DECAY = 0.5
 # The most existing relations shown to the LLM on an add.
 MAX_SHOWN_RELATIONS = 20
+# Longer entity names and relationships from the LLM are dropped.
+MAX_NAME_CHARS = 200
 # What "I" and "me" may be written as in the LLM's answer: the scope's user.
 SELF_NAMES = frozenset({"i", "me", "my", "myself", "user", "the user"})
 
@@ -169,7 +171,7 @@ def extracted(entities: list[tuple[str, str]], relations: list[tuple[str, str, s
     def name_of(raw: str) -> Optional[str]:
         name = resolved(raw, user)
         norm = normalise(name) if name else ""
-        if not norm:
+        if not norm or len(name) > MAX_NAME_CHARS:  # a name, not a paragraph
             return None
         out.names.setdefault(norm, name)
         return norm
@@ -177,10 +179,10 @@ def extracted(entities: list[tuple[str, str]], relations: list[tuple[str, str, s
     for raw, kind in entities:
         norm = name_of(raw)
         if norm is not None and kind.strip():
-            out.types.setdefault(norm, kind.strip().casefold())
+            out.types.setdefault(norm, kind.strip().casefold()[:MAX_NAME_CHARS])
     for src, rel, tgt, sources in relations:
         s, t, key = name_of(src), name_of(tgt), relationship_key(rel)
-        if s is not None and t is not None and key and s != t:
+        if s is not None and t is not None and key and len(key) <= MAX_NAME_CHARS and s != t:
             out.relations.append((s, key, t, sources))
     return out
 
