@@ -194,7 +194,7 @@ def test_no_llm_means_no_graph_and_one_warning(tmp_path, caplog):
         m.add("Bob works at Globex", user_id="u1")
         warned = [r for r in caplog.records if "graph_store is configured but no LLM" in r.message]
         assert len(warned) == 1
-        assert "relations" not in m.get_all(user_id="u1")
+        assert m.get_all(user_id="u1")["relations"] == []  # nothing extracted; reading needs no LLM
 
 
 def test_graph_store_config():
@@ -264,3 +264,35 @@ def test_a_shorter_name_joins_the_one_entity_it_names(mem, fake_server):
     assert sorted(r[5] for r in rows(mem, "graph_entities")) == ["Acme Corp", "Alice Smith", "Paris"]
     assert triples(mem.get_all(user_id="u1")["relations"]) == [
         ("Alice Smith", "lives_in", "Paris"), ("Alice Smith", "works_at", "Acme Corp")]
+
+
+def graph_cli(path, *args):
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "MEMLANE_LLM": "none"}
+    return subprocess.run([sys.executable, "-m", "memlane.cli", "--db", str(path), "graph", *args],
+                          capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=120)
+
+
+def test_memlane_graph_prints_a_scopes_relations_in_each_format(fake_server, tmp_path):
+    path = tmp_path / "cli.db"
+    with Memory(config(path, fake_server.url)) as m:
+        fake_server.script(reply([("ADD", None, "Alice works at Acme")], [("Alice", "works_at", "Acme")]))
+        m.add("Alice works at Acme", user_id="u1", timestamp="2026-01-10T09:00:00Z")
+        fake_server.script(reply([("ADD", None, 'Bob "B" greets Alice')], [('Bob "B"', "greets", "Alice")]))
+        m.add('Bob "B" greets Alice', user_id="u2")
+    text = graph_cli(path, "--user", "u1")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.strip() == "Alice --works_at--> Acme  since 2026-01-10"
+    as_json = json.loads(graph_cli(path, "--user", "u1", "--format", "json").stdout)
+    assert triples(as_json) == [("Alice", "works_at", "Acme")]
+    assert graph_cli(path, "--user", "u1", "--as-of", "2025-12-31", "--json").stdout.strip() == "[]"
+    dot = graph_cli(path, "--user", "u2", "--format", "dot").stdout
+    assert dot.startswith("digraph memlane {") and '"Bob \\"B\\"" -> "Alice" [label="greets"];' in dot
+    mermaid = graph_cli(path, "--user", "u2", "--format", "mermaid").stdout.splitlines()
+    assert mermaid == ["graph LR", '  n0["Bob #quot;B#quot;"] -->|greets| n1["Alice"]']
+    empty = graph_cli(path, "--user", "nobody")
+    assert empty.returncode == 0 and empty.stdout.strip() == "(no relations)"
+    assert graph_cli(path).returncode == 2  # no scope: bad input, one line, no traceback
+    assert "Traceback" not in graph_cli(path).stderr

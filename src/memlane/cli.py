@@ -1,4 +1,4 @@
-"""`memlane` command line: add, search, list, get, update, delete, history, reindex, doctor, demo.
+"""`memlane` command line: add, search, list, get, update, delete, history, graph, reindex, doctor, demo.
 
 Human output is a table (`get` prints one field a line); --json prints the API's result as JSON. The
 database is the embedded default ($MEMLANE_HOME/memlane.db) unless --db names another file. Memory ids are
@@ -25,7 +25,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, TextIO
 
-from . import __version__
+from . import __version__, cli_graph
 from .errors import ConfigurationError, InternalError, MemlaneError, NotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -166,13 +166,15 @@ def _memory_id(text: str) -> str:
     return text
 
 
-def _memory(args: argparse.Namespace, reindexing: bool = False) -> Memory:
+def _memory(args: argparse.Namespace, reindexing: bool = False, graph: bool = False) -> Memory:
     from .config import MemoryConfig, ProviderConfig
     from .memory import Memory
     _check_db(args.db)
     config = MemoryConfig()
     if args.db:
         config.vector_store = ProviderConfig(provider="sqlite", config={"path": args.db})
+    if graph:  # reading the graph kept in the embedded file needs no LLM
+        config.graph_store = {"provider": "sqlite"}
     if getattr(args, "rerank", None):
         config.reranker = ProviderConfig(provider="maxsim")  # the packaged one; it loads offline
     # reindexing: opened without checking the file's vector space, which the reindex replaces
@@ -333,7 +335,8 @@ def _parser() -> argparse.ArgumentParser:
     with_id(command("get", help="show one memory", epilog=not_found))
     p = with_id(command("update", help="change a memory's text or metadata", epilog=not_found))
     p.add_argument("text", nargs="?")
-    p.add_argument("--metadata", help="JSON object (replaces the metadata)")
+    p.add_argument("--metadata", help="JSON object, merged into the memory's metadata (a key set to null is "
+                                      "removed)")
     p = scoped(command("delete", help="delete one memory, or all of a scope with --all",
                        epilog=not_found + " --all asks for confirmation on a terminal; without one it "
                                           "refuses (exit 2) unless --yes is given."))
@@ -341,6 +344,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="delete every memory of the given scope")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask before delete --all")
     with_id(command("history", help="every change of a memory", epilog=not_found))
+    p = scoped(command("graph", help="the relations of a scope's graph memory (graph_store sqlite)"))
+    p.add_argument("--format", choices=cli_graph.FORMATS, default="text",
+                   help="text (default), json, dot (Graphviz) or mermaid")
+    p.add_argument("--as-of", help="what was true then (ISO 8601) instead of now")
     command("demo", help="feed a short conversation through add and search it")
     p = command("reindex", help="embed every memory again with the packaged embedder (after an upgrade, or to "
                                 "move a file made with another embedder onto it)")
@@ -363,6 +370,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         with _memory(args, reindexing=True) as m:
             r = m.reindex(batch_size=args.batch_size, progress=not args.json)
         _emit(args, r, ["reindexed", "embedding_model", "dimension"])
+        return EXIT_OK
+    if args.command == "graph":
+        with _memory(args, graph=True) as m:
+            relations = m.get_all(**_scope(args), limit=1, as_of=args.as_of)["relations"]
+        print(cli_graph.render(relations, "json" if args.json else args.format))
         return EXIT_OK
     if args.command == "delete" and args.all == bool(args.id):
         parser.error("delete needs an id, or --all with a scope (not both)")

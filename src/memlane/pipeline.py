@@ -520,7 +520,8 @@ def search(settings: Settings, query: Any, *, user_id: Any = None, agent_id: Any
                           scope_size(len(records), pool))
     results = [MemoryItem.from_record(records[i], score=round(f, 6)).to_dict()
                for (i, _), f in zip(head, final) if cut is None or f >= cut]
-    relations = (yield from G.search_relations(scopes, text, vector, when, k)) if settings.graph else []
+    # reading the graph needs no LLM: a process without one (the CLI, a dashboard) sees what others wrote
+    relations = (yield from G.search_relations(scopes, text, vector, when, k)) if settings.graph_requested else []
     return {"results": results, "relations": relations}
 
 
@@ -546,14 +547,14 @@ def get(settings: Settings, memory_id: Any) -> Op:
 def get_all(settings: Settings, *, user_id: Any = None, agent_id: Any = None, run_id: Any = None,
             filters: Any = None, limit: Any = None, offset: Any = 0, top_k: Any = None,
             show_expired: Any = False, as_of: Any = None) -> Op:
-    """With graph memory on, also the scope's relations (current ones, or those that held at as_of)."""
+    """With graph memory configured, also the scope's relations (current ones, or those that held at as_of)."""
     where = visible(inputs.scoped_filter(user_id, agent_id, run_id, filters),
                     inputs.flag(show_expired, "show_expired"))
     limit = inputs.limit_or_top_k(limit, top_k, 100)
     when = G.as_of(as_of)
     records, total = yield Store.list(where, limit, inputs.offset(offset))
     out = {"results": [MemoryItem.from_record(r).to_dict() for r in records], "total": total}
-    if settings.graph:
+    if settings.graph_requested:
         out["relations"] = yield from G.all_relations(F.scope_cover(where), when)
     return out
 
