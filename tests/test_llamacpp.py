@@ -162,3 +162,54 @@ def test_add_then_search_with_a_real_model(tmp_path, monkeypatch):
         assert all(0.0 <= h["score"] <= 1.0 for h in hits)
         assert bool(hits) == bool(stored)  # what was stored is found
         print(f"llamacpp add: {elapsed:.2f} s, {len(stored)} memories")
+
+
+def with_max_items(node, bound):
+    """A copy of a schema with every maxItems lowered to `bound`."""
+    if isinstance(node, dict):
+        return {k: (min(v, bound) if k == "maxItems" else with_max_items(v, bound)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [with_max_items(v, bound) for v in node]
+    return node
+
+
+@needs_model
+def test_add_then_search_with_the_graph_and_a_real_model(tmp_path, monkeypatch):
+    # The graph schema carries its own maxItems (50 memories, 20 entities / relations), which the provider's
+    # max_items keeps; under greedy decoding SmolLM2-135M fills every array (~1,000 completion tokens, over a
+    # minute on 2 cores), so the test lowers them to 3. What the model says is not checked, only the mechanics.
+    from memlane import extraction
+    monkeypatch.setattr(extraction, "GRAPH_ANSWER_SCHEMA", with_max_items(extraction.GRAPH_ANSWER_SCHEMA, 3))
+    calls, answers = [], []
+    generate = LlamaCppLLM.generate
+
+    def counted(self, request):
+        calls.append(request)
+        answers.append(generate(self, request))
+        return answers[-1]
+
+    monkeypatch.setattr(LlamaCppLLM, "generate", counted)
+    config = {"vector_store": {"provider": "sqlite", "config": {"path": str(tmp_path / "m.db")}},
+              "graph_store": {"provider": "sqlite"},
+              "llm": {"provider": "llamacpp", "config": {"model": GGUF, "n_ctx": 4096, "n_threads": 2,
+                                                         "max_tokens": 600, "max_items": 3, "max_length": 80}}}
+    with Memory(config) as m:
+        started = time.perf_counter()
+        result = m.add("Alice works at Acme in Berlin.", user_id="u1")  # an LLMError would fail the test
+        elapsed = time.perf_counter() - started
+        assert len(calls) == 1 and result["usage"]["llm_calls"] == 1  # one call, valid on the first try
+        assert result["usage"]["prompt_tokens"] > 0 and result["usage"]["completion_tokens"] > 0
+        sent = calls[0].schema["properties"]
+        assert sent["relations"]["maxItems"] == 3 and sent["entities"]["maxItems"] == 3
+        answer = json.loads(answers[0].content)  # schema-valid output, parsed
+        assert {"memory", "entities", "relations"} <= set(answer)
+        stored = m.get_all(user_id="u1")
+        assert isinstance(stored["relations"], list) and isinstance(result["relations"], list)
+        key = ("source", "relationship", "target")
+        added = {tuple(r[k] for k in key) for r in result["relations"] if r.get("event", "ADD") == "ADD"}
+        assert added <= {tuple(r[k] for k in key) for r in stored["relations"]}
+        for source, _, _ in added:  # what was stored is found by a query naming its entity
+            found = m.search(source, user_id="u1")["relations"]
+            assert any(r["source"] == source for r in found)
+        print(f"llamacpp add with graph: {elapsed:.2f} s, {len(stored['relations'])} relations, "
+              f"usage {result['usage']}")
