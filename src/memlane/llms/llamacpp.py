@@ -38,8 +38,9 @@ IGNORED_MEM0_KEYS = MEM0_LLM_KEYS + ("api_key", "reasoning_effort")
 
 
 def bound_schema(schema: Any, max_items: int, max_length: int) -> Any:
-    """A copy of `schema` in which every array without maxItems gets `max_items`, and every free string (no
-    maxLength, enum, const or pattern) gets maxLength `max_length`."""
+    """A copy of `schema` in which every array holds at most `max_items` (a larger maxItems is lowered: a small
+    model under greedy decoding fills an array to its bound), and every free string (no maxLength, enum,
+    const or pattern) gets maxLength `max_length`."""
     schema = copy.deepcopy(schema)
 
     def has(node: dict[str, Any], kind: str) -> bool:
@@ -48,8 +49,8 @@ def bound_schema(schema: Any, max_items: int, max_length: int) -> Any:
 
     def visit(node: Any) -> None:
         if isinstance(node, dict):
-            if (has(node, "array") or "items" in node) and "maxItems" not in node:
-                node["maxItems"] = max_items
+            if has(node, "array") or "items" in node:
+                node["maxItems"] = min(int(node.get("maxItems", max_items)), max_items)
             if has(node, "string") and not {"maxLength", "enum", "const", "pattern"} & set(node):
                 node["maxLength"] = max_length
             for value in node.values():
