@@ -296,3 +296,23 @@ def test_memlane_graph_prints_a_scopes_relations_in_each_format(fake_server, tmp
     assert empty.returncode == 0 and empty.stdout.strip() == "(no relations)"
     assert graph_cli(path).returncode == 2  # no scope: bad input, one line, no traceback
     assert "Traceback" not in graph_cli(path).stderr
+
+
+def test_adds_racing_in_one_scope_make_one_entity_per_name_and_one_relation(mem, fake_server):
+    from memlane import pipeline
+    from memlane.effects import StoreCall
+    from test_races import run_with
+    same = reply([("ADD", None, "Alice works at Acme")], [("Alice", "works_at", "Acme")])
+    fake_server.script(same, same)  # the second add runs (and asks) between the first's read and its write
+
+    def graph_read(effect):
+        return isinstance(effect, StoreCall) and effect.method == "graph_entities"
+
+    first = pipeline.add(mem._settings, "Alice works at Acme", user_id="u1")
+    run_with(mem, first, graph_read, lambda: mem.add("Alice works at Acme, still", user_id="u1"))
+    with closing(sqlite3.connect(mem.config.database_path())) as conn:
+        names = sorted(r[0] for r in conn.execute("SELECT name FROM graph_entities"))
+        supports = [json.loads(r[0]) for r in conn.execute("SELECT memory_ids FROM graph_relations")]
+    assert names == ["Acme", "Alice"]
+    assert len(supports) == 1 and len(supports[0]) == 2  # both adds' memories support the one relation
+    assert triples(mem.get_all(user_id="u1")["relations"]) == [("Alice", "works_at", "Acme")]

@@ -99,14 +99,33 @@ def write(conn: sqlite3.Connection, changes: ChangeSet) -> None:
     for memory_id, at in changes.graph_edited.items():
         conn.execute("UPDATE graph_relations SET valid_to = ? WHERE valid_to IS NULL AND memory_ids = ?"
                      f" AND id NOT IN ({marks})", [at, json.dumps([memory_id]), *supported])
-    conn.executemany(f"INSERT OR IGNORE INTO graph_entities ({ENTITY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
-                     [(e.id, e.name, e.norm, e.type, e.user_id, e.agent_id, e.run_id, e.created_at,
-                       _blob(e.embedding)) for e in changes.graph_entities])
-    conn.executemany(f"INSERT INTO graph_relations ({RELATION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                     [(r.id, r.source_id, r.relationship, r.target_id, r.user_id, r.agent_id, r.run_id,
-                       r.valid_from, r.valid_to, r.created_at, json.dumps(r.memory_ids), json.dumps(r.message_ids))
-                      for r in changes.graph_relations])
-    for rid, (memory_ids, message_ids) in changes.graph_support.items():
+    # An add plans against the graph it read; another add in the scope may have committed the same entity
+    # or relation since. Merging here, inside the write transaction, keeps one node per name and one
+    # current relation per triple however adds interleave.
+    same: dict[str, str] = {}
+    for e in changes.graph_entities:
+        found = conn.execute("SELECT id FROM graph_entities WHERE norm = ? AND user_id IS ? AND agent_id IS ? "
+                             "AND run_id IS ?", (e.norm, e.user_id, e.agent_id, e.run_id)).fetchone()
+        if found is not None:
+            same[e.id] = found[0]
+            continue
+        conn.execute(f"INSERT INTO graph_entities ({ENTITY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                     (e.id, e.name, e.norm, e.type, e.user_id, e.agent_id, e.run_id, e.created_at,
+                      _blob(e.embedding)))
+    support = dict(changes.graph_support)
+    for r in changes.graph_relations:
+        source, target = same.get(r.source_id, r.source_id), same.get(r.target_id, r.target_id)
+        found = conn.execute("SELECT id FROM graph_relations WHERE source = ? AND relationship = ? AND target = ? "
+                             "AND user_id IS ? AND agent_id IS ? AND run_id IS ? AND valid_to IS NULL",
+                             (source, r.relationship, target, r.user_id, r.agent_id, r.run_id)).fetchone()
+        if found is not None and r.valid_to is None:
+            old = support.get(found[0], ([], []))
+            support[found[0]] = (old[0] + r.memory_ids, old[1] + r.message_ids)
+            continue
+        conn.execute(f"INSERT INTO graph_relations ({RELATION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                     (r.id, source, r.relationship, target, r.user_id, r.agent_id, r.run_id, r.valid_from,
+                      r.valid_to, r.created_at, json.dumps(r.memory_ids), json.dumps(r.message_ids)))
+    for rid, (memory_ids, message_ids) in support.items():
         row = conn.execute("SELECT memory_ids, message_ids FROM graph_relations WHERE id = ?", (rid,)).fetchone()
         if row is None:  # removed meanwhile (its memories deleted): nothing to support
             continue
