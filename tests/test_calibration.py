@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memlane import calibration, pipeline
+from memlane import calibration
+from memlane.pipeline import retrieval
 from memlane.calibration import (NEAR_EXACT_FLOOR, SIZE_CAP, calibrated, load, result_scores, same_words,
                                  scope_size, words)
 
@@ -105,7 +106,7 @@ def test_scope_size_is_the_candidate_count_until_the_pool_fills():
 
 
 def fused_scores(monkeypatch):
-    monkeypatch.setattr(pipeline, "result_scores", lambda query, ranked, n: [s for _, _, s in ranked])
+    monkeypatch.setattr(retrieval, "result_scores", lambda query, ranked, n: [s for _, _, s in ranked])
 
 
 @pytest.mark.parametrize("extra", [0, 60])  # a scope of 6 memories, and one of 66

@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from memlane import AsyncMemory, ConfigurationError, Memory, ProviderError, ValidationError, pipeline, register_provider
+from memlane import AsyncMemory, ConfigurationError, Memory, ProviderError, ValidationError, register_provider
 from memlane.config import MemoryConfig, ProviderConfig, RetrievalConfig
+from memlane.pipeline import retrieval
 from memlane.rerankers.maxsim import MaxSimReranker, content_rows, relevance, unit_rows
 
 FACTS = [("Caroline", "I play the violin, mostly classical pieces."),
@@ -179,7 +180,7 @@ register_provider("reranker", "test-keyword", KeywordReranker)
 
 def test_search_blends_reranker_relevance_into_scores(tmp_path, monkeypatch):
     # the blend itself, before calibration (a monotone map of it: calibration.py, test_calibration.py)
-    monkeypatch.setattr(pipeline, "result_scores", lambda query, ranked, n: [s for _, _, s in ranked])
+    monkeypatch.setattr(retrieval, "result_scores", lambda query, ranked, n: [s for _, _, s in ranked])
     with Memory(config(tmp_path / "r.db", ProviderConfig(provider="test-keyword", config={"word": "camping"}),
                        rerank_weight=0.5)) as m:
         seed(m)

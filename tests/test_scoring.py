@@ -4,7 +4,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from memlane import Memory, pipeline
+from memlane import Memory
+from memlane.pipeline import retrieval
 from memlane.config import RetrievalConfig
 from memlane.query_dates import date_share, named_dates
 from memlane.scoring import FusionWeights, fuse, keyword_score, named_actor, query_terms
@@ -45,7 +46,7 @@ def test_query_terms_drop_function_words_and_repeats():
 
 def fused_scores(monkeypatch):
     """Searches return the fused score itself, not its calibration (calibration.py, test_calibration.py)."""
-    monkeypatch.setattr(pipeline, "result_scores", lambda query, ranked, n: [s for _, _, s in ranked])
+    monkeypatch.setattr(retrieval, "result_scores", lambda query, ranked, n: [s for _, _, s in ranked])
 
 
 def test_a_reply_is_found_through_the_turn_before_it(memory, monkeypatch):

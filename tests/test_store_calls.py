@@ -53,5 +53,5 @@ def test_the_sqlite_store_implements_the_protocol(tmp_path):
 
 def test_the_pipeline_builds_store_calls_only_through_store():
     package = Path(memlane.__file__).parent
-    for module in ("pipeline.py", "reindex.py", "vectors.py"):
-        assert "StoreCall(" not in (package / module).read_text(), module
+    for module in [*sorted((package / "pipeline").glob("*.py")), package / "reindex.py", package / "vectors.py"]:
+        assert "StoreCall(" not in module.read_text(), module.name

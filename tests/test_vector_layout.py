@@ -101,10 +101,10 @@ def test_vector_search_gives_the_exact_top_k_of_the_scope_and_filter(tmp_path):
 
 
 def test_search_scores_come_from_the_exact_float32_vectors(tmp_path, monkeypatch):
-    from memlane import pipeline
+    from memlane.pipeline import retrieval
     from memlane.config import MemoryConfig, ProviderConfig, RetrievalConfig
     # the fused score itself, before calibration (a monotone map of it: test_calibration.py)
-    monkeypatch.setattr(pipeline, "result_scores", lambda query, ranked, n: [s for _, _, s in ranked])
+    monkeypatch.setattr(retrieval, "result_scores", lambda query, ranked, n: [s for _, _, s in ranked])
     config = MemoryConfig(vector_store=ProviderConfig(provider="sqlite", config={"path": str(tmp_path / "e.db")}),
                           llm=ProviderConfig(provider="none"), retrieval=RetrievalConfig(context_weight=0))
     with Memory(config) as m:

@@ -1,5 +1,5 @@
 """Fact extraction and reconciliation, pure: build the one prompt, parse the LLM's answer strictly, and turn
-it into a checked plan. No I/O here; pipeline.py drives it.
+it into a checked plan. No I/O here; the pipeline (pipeline/infer.py, ingest.py) drives it.
 
 One LLM call per add() does both jobs: the nearest existing memories are retrieved first (with the vectors
 of the new messages), shown to the model under small integer ids, and the model answers with a list of

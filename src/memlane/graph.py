@@ -1,6 +1,6 @@
 """Graph memory, pure: entity names normalised and matched, the LLM's entities, relations and endings turned
 into graph changes, and relations found for a query. No I/O: the generators here yield store calls
-(effects.Store) as pipeline.py does, and pipeline.py calls them from add, search and get_all.
+(effects.Store) as the pipeline does, and the pipeline calls them from add, search and get_all.
 
 The LLM extracts (source, relationship, target) relations in the same call as the facts (extraction.py).
 Names are matched conservatively: the same normalised name is the same entity; otherwise only a name whose

@@ -1,4 +1,4 @@
-"""Memory and AsyncMemory: thin drivers over the one pipeline (see pipeline.py)."""
+"""Memory and AsyncMemory: thin drivers over the one pipeline (see pipeline/)."""
 from __future__ import annotations
 
 import asyncio
