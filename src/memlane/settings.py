@@ -45,9 +45,13 @@ class Settings:
     # The LLM sees images (mem0's llm config enable_vision): add() has it describe each image part, and the
     # description joins the message's text; without it images stay in the message log only.
     vision: bool
-    # Graph memory (graph.py): asked for in the config (graph_store), and on (it also needs an LLM).
-    graph_requested: bool = False
-    graph: bool = False
+    # Graph memory (graph.py): asked for in the config (graph_store); reading it needs nothing more.
+    graph_requested: bool
+
+    @property
+    def graph(self) -> bool:
+        """Whether adds extract and write the graph: it is asked for and an LLM is there to extract it."""
+        return self.graph_requested and self.llm_configured
 
     @classmethod
     def from_config(cls, config: MemoryConfig, *, embedding_model: str, dimension: int, sentence_pooling: bool,
@@ -67,7 +71,7 @@ class Settings:
                    context_weight=r.context_weight, sentence_pooling=sentence_pooling,
                    reranker_configured=reranker_configured, rerank_pool=r.rerank_pool,
                    rerank_weight=r.rerank_weight, vision=llm_configured and vision_enabled(config),
-                   graph_requested=graph_requested(config), graph=llm_configured and graph_requested(config))
+                   graph_requested=graph_requested(config))
 
 
 def graph_requested(config: MemoryConfig) -> bool:
