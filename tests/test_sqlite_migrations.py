@@ -69,7 +69,7 @@ def _version(path) -> str:
 
 
 def test_the_version_is_the_number_of_migrations():
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 6
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 7
 
 
 def test_a_schema_1_file_from_the_first_release_opens_at_the_current_version(tmp_path):
@@ -130,7 +130,7 @@ def test_a_schema_5_file_gets_the_graph_tables(tmp_path):
         conn.execute("COMMIT")
         assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'graph_relations'").fetchone() is None
     SQLiteStore({"path": str(path)}).close()
-    assert _version(path) == "6"
+    assert _version(path) == str(SCHEMA_VERSION)
     with closing(sqlite3.connect(path)) as conn:
         assert {"id", "user_id", "agent_id", "run_id", "name", "norm", "type", "embedding",
                 "created_at"} <= table_columns(conn, "graph_entities")
@@ -140,6 +140,7 @@ def test_a_schema_5_file_gets_the_graph_tables(tmp_path):
                                               "tbl_name = 'graph_relations'")}
         assert {"graph_relations_source", "graph_relations_target", "graph_relations_user"} <= indexed
         assert conn.execute("SELECT count(*) FROM memories").fetchone()[0] == 1
+        assert {"id", "payload", "created_at"} <= table_columns(conn, "graph_outbox")
 
 
 def test_a_failed_migration_leaves_the_file_as_it_was(tmp_path, monkeypatch):

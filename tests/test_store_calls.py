@@ -9,8 +9,8 @@ from memlane.effects import Store, StoreCall
 from memlane.stores.base import MemoryStore
 from memlane.stores.sqlite import SQLiteStore
 
-# Called by Memory itself, never yielded by the pipeline.
-OWNER_ONLY = {"close", "job_queue"}
+# Called by Memory itself or by the graph engine's outbox (graphs/outbox.py), never yielded by the pipeline.
+OWNER_ONLY = {"close", "job_queue", "outbox_pending", "outbox_done"}
 
 
 def protocol_methods() -> dict:

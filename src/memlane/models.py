@@ -178,11 +178,15 @@ class ChangeSet:
     graph_support: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     graph_edited: dict[str, str] = field(default_factory=dict)
     graph_clear: list[Scope] = field(default_factory=list)
+    # Graph changes bound for an external graph engine (graphs/outbox.py), as JSON: the store keeps them in
+    # its outbox in this transaction, and the engine applies them after (again, after a crash).
+    outbox: Optional[dict[str, Any]] = None
 
     def is_empty(self) -> bool:
         return not (self.messages or self.inserts or self.updates or self.deletes or self.history
                     or self.reindex or self.job or self.graph_entities or self.graph_relations
-                    or self.graph_ends or self.graph_support or self.graph_edited or self.graph_clear)
+                    or self.graph_ends or self.graph_support or self.graph_edited or self.graph_clear
+                    or self.outbox is not None)
 
 
 class MemoryItem(BaseModel):

@@ -80,6 +80,12 @@ class MemoryStore(Protocol):
         """The scope's relations that held at `as_of` (UTC ISO; None: the current ones): all of them when
         entity_ids is None, else those within `hops` of these entities. Graph writes go through apply()."""
 
+    def outbox_pending(self) -> list[tuple[int, dict[str, Any]]]:
+        """The outbox entries (ChangeSet.outbox) not yet marked done, oldest first, as (entry id, payload)."""
+
+    def outbox_done(self, entry_id: int) -> None:
+        """Mark an outbox entry applied to its engine (it goes; an unknown id is a no-op)."""
+
     def entities(self) -> list[EntityRecord]:
         """Every user, agent and run id that memories hold, with how many memories hold it (users())."""
 

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 import numpy as np
 
 from .. import filters as F
+from ..inputs import now_iso
 from ..errors import ConfigurationError, ConflictError, DimensionMismatchError, ProviderError, ValidationError
 from ..models import (ChangeSet, EntityRecord, GraphEntity, GraphRelation, HistoryRecord, MemoryRecord,
                       MessageRecord, Scope)
@@ -318,6 +319,9 @@ class SQLiteStore:
                     [(h.id, h.memory_id, h.event, h.old_memory, h.new_memory, h.actor_id, h.role,
                       h.created_at, h.updated_at, _json_or_none(h.old_metadata), _json_or_none(h.new_metadata))
                      for h in changes.history])
+                if changes.outbox is not None:
+                    conn.execute("INSERT INTO graph_outbox (payload, created_at) VALUES (?, ?)",
+                                 (json.dumps(changes.outbox), now_iso()))
                 if changes.job is not None:
                     sqlite_jobs.complete(conn, changes.job)
         except sqlite3.IntegrityError as exc:
@@ -327,7 +331,7 @@ class SQLiteStore:
 
     def reset(self) -> None:
         with self._write() as conn:
-            for table in ("memories", "history", "messages"):
+            for table in ("memories", "history", "messages", "graph_outbox"):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('delete-all')")
             sqlite_graph.clear(conn)
@@ -360,6 +364,15 @@ class SQLiteStore:
     def graph_relations(self, scope: Scope, as_of: Optional[str] = None, entity_ids: Optional[list[str]] = None,
                         hops: int = 1) -> list[GraphRelation]:
         return sqlite_graph.relations(self._conn(), scope, as_of, entity_ids, hops)
+
+    @_reads
+    def outbox_pending(self) -> list[tuple[int, dict[str, Any]]]:
+        rows = self._conn().execute("SELECT id, payload FROM graph_outbox ORDER BY id").fetchall()
+        return [(row[0], json.loads(row[1])) for row in rows]
+
+    def outbox_done(self, entry_id: int) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM graph_outbox WHERE id = ?", (entry_id,))
 
     @_reads
     def ids(self, where: F.Node) -> list[str]:

@@ -206,7 +206,16 @@ CREATE INDEX IF NOT EXISTS graph_relations_run ON graph_relations (run_id);
 """)
 
 
-MIGRATIONS: list[Migration] = [tables, keyed_terms, vector_copy, versions, expiration, graph]
+def outbox(conn: sqlite3.Connection) -> None:
+    """7: the outbox of graph changes for an external graph engine (graphs/outbox.py), written with the
+    facts and deleted once the engine has them."""
+    run(conn, """
+CREATE TABLE IF NOT EXISTS graph_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL, created_at TEXT NOT NULL);
+""")
+
+
+MIGRATIONS: list[Migration] = [tables, keyed_terms, vector_copy, versions, expiration, graph, outbox]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
