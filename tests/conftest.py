@@ -4,6 +4,7 @@ from contextlib import closing
 import pytest
 
 from memlane import AsyncMemory, Memory, MemoryConfig, ProviderConfig
+from postgres_server import pg_server, pg_url  # noqa: F401  (fixtures: a real PostgreSQL per session)
 
 
 def config_for(path) -> MemoryConfig:

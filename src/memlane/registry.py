@@ -26,6 +26,7 @@ _BUILTIN: dict[str, dict[str, str]] = {
     },
     "vector_store": {
         "sqlite": "memlane.stores.sqlite:SQLiteStore",
+        "pgvector": "memlane.stores.postgres:PostgresStore",
     },
     "llm": {
         "openai": "memlane.llms.openai:OpenAILLM",

@@ -75,12 +75,13 @@ class Settings:
 
 
 def graph_requested(config: MemoryConfig) -> bool:
-    """Whether the config asks for graph memory; it lives in the embedded file, so it needs that store."""
+    """Whether the config asks for graph memory; it lives in the store's own database (the SQLite file or
+    the PostgreSQL schema), so it needs one of those stores."""
     if config.graph_store is None:
         return False
-    if config.vector_store.provider != "sqlite":
-        raise ConfigurationError("graph_store 'sqlite' keeps the graph in the embedded file: it needs "
-                                 f"vector_store 'sqlite', not {config.vector_store.provider!r}")
+    if config.vector_store.provider not in ("sqlite", "pgvector"):  # the stores that keep graph tables
+        raise ConfigurationError("graph_store 'sqlite' keeps the graph in the store's own database: it needs "
+                                 f"vector_store 'sqlite' or 'pgvector', not {config.vector_store.provider!r}")
     return True
 
 

@@ -1,0 +1,65 @@
+"""The PostgreSQL store's two rankings, each one statement inside the caller's transaction.
+
+Vector: cosine distance over the HNSW index, with the scope and filter in the same WHERE; pgvector's
+iterative scan (relaxed order) keeps walking the graph until k rows pass them, and the planner reads a
+small scope's rows through its btree index and sorts them exactly instead (measured: exact is faster
+until a scope holds thousands of rows, bench notes in the store's report), so no scope is starved.
+
+Keyword: BM25 computed in SQL with the scope's own statistics, as scope_bm25.py gives SQLite: the idf
+of a lexeme is Lucene's log(1 + (N - n + 0.5) / (n + 0.5)) over the scope's N rows and the n holding it,
+a term in the context column counts CONTEXT_WEIGHT of one in the memory, and length is normalised by
+the scope's average document length (k1, b as FTS5's bm25())."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from psycopg import Cursor
+
+K1 = 1.2
+B = 0.75
+CONTEXT_WEIGHT = 0.5  # as the SQLite store's CONTEXT_BM25_WEIGHT
+EF_SEARCH_MAX = 1000  # pgvector's bound on hnsw.ef_search
+
+
+def vector(cur: Cursor[Any], query: np.ndarray, where: str, params: list[Any], k: int) -> list[tuple[str, float]]:
+    cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                "set_config('hnsw.ef_search', %s, true)", (str(min(max(40, 2 * k), EF_SEARCH_MAX)),))
+    # relaxed order: the index may give rows slightly out of order, so the k it found are sorted again
+    cur.execute(f"WITH nearest AS MATERIALIZED (SELECT pk, id, embedding <=> %s AS distance FROM memories "
+                f"WHERE {where} ORDER BY embedding <=> %s LIMIT %s) "
+                "SELECT id, (1 - distance)::float8 FROM nearest ORDER BY distance, pk", [query] + params + [query, k])
+    return [(row[0], float(row[1])) for row in cur.fetchall()]
+
+
+def lexemes(cur: Cursor[Any], terms: list[str]) -> list[str]:
+    """The index's lexemes of the query terms (stemmed as the memories were); a term of several words
+    gives each of its words."""
+    cur.execute("SELECT DISTINCT u.lexeme FROM unnest(%s::text[]) AS t(term), "
+                "unnest(to_tsvector('memlane_text', t.term)) AS u ORDER BY 1", (terms,))
+    return [row[0] for row in cur.fetchall()]
+
+
+def _tsquery(words: list[str]) -> str:
+    """An OR of the lexemes, each quoted (tsquery text: quotes and backslashes doubled inside)."""
+    return " | ".join("'" + w.replace("\\", "\\\\").replace("'", "''") + "'" for w in words)
+
+
+def keyword(cur: Cursor[Any], words: list[str], kind: str, value: str, where: str, params: list[Any],
+            k: int) -> list[tuple[str, float]]:
+    """Up to k (id, BM25) pairs of the scope (`kind` = `value`, kind a scope column) matching `where`."""
+    cur.execute(
+        f"""WITH matched AS MATERIALIZED (
+    SELECT m.pk, m.id, m.doc_len, u.lexeme, ({where}) AS ok,
+           (SELECT sum(CASE WHEN w = 'B' THEN {CONTEXT_WEIGHT} ELSE 1.0 END) FROM unnest(u.weights) AS w) AS f
+    FROM memories AS m CROSS JOIN LATERAL unnest(m.terms) AS u
+    WHERE m.{kind} = %s AND m.terms @@ %s::tsquery AND u.lexeme = ANY(%s::text[])),
+scope AS (SELECT count(*) AS n, coalesce(avg(doc_len), 0) AS avgdl FROM memories WHERE {kind} = %s),
+df AS (SELECT lexeme, count(*) AS hits FROM matched GROUP BY lexeme)
+SELECT mt.id, greatest(0.0, sum(
+    ln(1 + (greatest(s.n, df.hits) - df.hits + 0.5) / (df.hits + 0.5))
+    * mt.f * {K1 + 1} / (mt.f + {K1} * (1 - {B} + {B} * mt.doc_len / greatest(s.avgdl, 1)))))::float8 AS score
+FROM matched AS mt JOIN df USING (lexeme) CROSS JOIN scope AS s
+WHERE mt.ok GROUP BY mt.pk, mt.id ORDER BY score DESC, mt.pk LIMIT %s""",
+        params + [value, _tsquery(words), words, value, k])
+    return [(row[0], float(row[1])) for row in cur.fetchall()]

