@@ -511,3 +511,85 @@ def test_graph_memory_is_allowed_on_postgres(pg_url):
         "vector_store": {"provider": "pgvector", "config": {"connection_string": pg_url}},
         "graph_store": {"provider": "sqlite"}})
     assert graph_requested(config)
+
+
+# ------------------------------------------------------------------ keyword ranking: PostgreSQL's BM25 follows SQLite's
+
+CORPUS = [
+    "Melanie painted a sunrise over the lake last summer", "Caroline went camping by the lake with her kids",
+    "Melanie signed up for a pottery class", "Caroline is researching adoption agencies",
+    "The lake house has a blue door", "Melanie's kids love the beach and the lake",
+    "Caroline gave a talk at the LGBTQ support group", "Melanie ran a charity race for mental health",
+    "Caroline's grandmother gave her a necklace from Sweden", "Melanie plays the clarinet and the violin",
+    "Caroline wants to become a counselor", "Melanie took her family camping in the mountains",
+    "The pottery class meets on Tuesdays at the community centre", "Caroline painted a rainbow mural",
+    "Melanie read a book about painting techniques", "The violin lessons start in September",
+]
+QUERIES = [["lake"], ["melanie", "painted"], ["pottery", "class"], ["caroline", "camping", "lake"],
+           ["violin"], ["painting"], ["kids", "beach"], ["necklace", "sweden"], ["counselor"], ["mountains", "family"]]
+
+
+def test_postgres_keyword_ranking_follows_sqlite(tmp_path, pg_url):
+    stores = [SQLiteStore({"path": str(tmp_path / "k.db")}), PostgresStore({"connection_string": pg_url})]
+    try:
+        rankings = []
+        for s in stores:
+            s.ensure_space("m", DIMS)
+            s.apply(ChangeSet(inserts=[rec(f"c{i:02d}", text, vec(1, 0, 0, 0)) for i, text in enumerate(CORPUS)]
+                    + [rec(f"o{i}", "lake lake lake", vec(1, 0, 0, 0), user_id="other") for i in range(5)]))
+            where = F.parse({"user_id": "u"})
+            rankings.append([s.keyword_search(q, Scope(user_id="u"), where, 5) for q in QUERIES])
+        for query, lite, pg in zip(QUERIES, *rankings):
+            assert [i for i, _ in pg] == [i for i, _ in lite], query
+            # the scores are close too (both use the scope's idf; SQLite's average length is the table's)
+            assert all(0 < p < 1.15 * q and q < 1.15 * p for (_, p), (_, q) in zip(pg, lite)), (query, pg, lite)
+    finally:
+        for s in stores:
+            s.close()
+
+
+# ------------------------------------------------------------------ PostgreSQL only: opening, background adds, extras
+
+def test_processes_opening_a_new_collection_at_once_migrate_it_once(pg_url):
+    opened, errors = [], []
+
+    def open_one():
+        try:
+            opened.append(PostgresStore({"connection_string": pg_url, "collection_name": "racing"}))
+        except Exception as exc:  # collected: the assertion below names it
+            errors.append(exc)
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == [] and len(opened) == 4
+        for s in opened:
+            s.ensure_space("m", DIMS)
+        opened[0].apply(ChangeSet(inserts=[rec("m", "x", vec(1, 0, 0, 0))]))
+        assert opened[3].ids(F.TRUE) == ["m"]
+    finally:
+        for s in opened:
+            s.close()
+
+
+def test_a_background_add_runs_through_the_postgres_job_queue(pg_url):
+    config = {"vector_store": {"provider": "pgvector", "config": {"connection_string": pg_url}},
+              "llm": {"provider": "none"}}
+    with Memory(config) as m:
+        job = m.add("I like kayaks", user_id="k", infer=False, background=True)
+        state = m.wait(job["job_id"], timeout=30)
+        assert state["status"] == "done"
+        assert [r["memory"] for r in m.get_all(user_id="k")["results"]] == ["I like kayaks"]
+
+
+def test_without_psycopg_the_provider_names_the_extra():
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['psycopg'] = None\n"
+            "from memlane import registry, ConfigurationError\n"
+            "try:\n    registry.create('vector_store', 'pgvector', {})\n"
+            "except ConfigurationError as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "memlane[postgres]" in out.stdout, out.stderr

@@ -27,14 +27,10 @@ from .config import parse
 from .filters import Compiler
 from .migrations import migrate
 
-try:
-    import psycopg
-    from psycopg import Connection, Cursor, errors as pg_errors
-    from psycopg_pool import ConnectionPool
-    from pgvector.psycopg import register_vector
-except ImportError as exc:  # pragma: no cover - the extra is installed in the test environment
-    from ...errors import missing_extra
-    raise missing_extra(getattr(exc, "name", None) or "psycopg", "postgres") from exc
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg import Connection, Cursor, errors as pg_errors
+from psycopg_pool import ConnectionPool
 
 log = logging.getLogger("memlane")
 T = TypeVar("T")
@@ -361,7 +357,7 @@ class PostgresStore:
             dims = self._dimension if self._dimension is not None else self._column_dims(cur)
             if dims > 0 and dims != query.shape[0]:
                 raise ValidationError(f"query vector has {query.shape[0]} dimensions, the store holds {dims}")
-            return search.vector(cur, query, sql, params, k)
+            return search.vector(cur, query, read_under, sql, params, k)
 
     @_reads
     def keyword_search(self, terms: list[str], scope: Scope, where: F.Node, k: int) -> list[tuple[str, float]]:
