@@ -16,6 +16,7 @@ from memlane.stores.base import JobQueue, MemoryStore
 from memlane.stores.postgres import PostgresStore
 from memlane.stores.sqlite import SQLiteStore
 
+from fakeservers import Answer, fake_server  # noqa: F401  (fixture: a local server speaking OpenAI's protocol)
 from test_filters import CASES, RECORDS, random_filter, random_records
 
 STORES = ["sqlite", "postgres"]
@@ -593,3 +594,51 @@ def test_without_psycopg_the_provider_names_the_extra():
             "except ConfigurationError as exc:\n    print(exc)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "memlane[postgres]" in out.stdout, out.stderr
+
+
+def test_hybrid_search_ranks_as_sqlite_does(tmp_path, pg_url):
+    queries = ["What did Melanie paint?", "Where did Caroline go camping?", "Which instrument does Melanie play?",
+               "What is Caroline researching?", "When do violin lessons start?", "pottery"]
+    results = []
+    for vector_store in ({"provider": "sqlite", "config": {"path": str(tmp_path / "h.db")}},
+                         {"provider": "pgvector", "config": {"connection_string": pg_url}}):
+        with Memory({"vector_store": vector_store, "llm": {"provider": "none"}}) as m:
+            add_all(m, CORPUS, user_id="u")
+            add_all(m, CORPUS[:4], user_id="other")
+            results.append([[(h["memory"], h["score"]) for h in m.search(q, user_id="u", limit=3)["results"]]
+                            for q in queries])
+    for query, lite, pg in zip(queries, *results):
+        assert [t for t, _ in pg] == [t for t, _ in lite], query
+        assert all(abs(p - q) < 0.02 for (_, p), (_, q) in zip(pg, lite)), (query, pg, lite)
+
+
+def graph_reply(memory, relations, ended=()):
+    """The LLM's answer (as tests/test_graph.py scripts it): facts as (event, id, text), relations as
+    (source, relationship, target)."""
+    names = sorted({n for src, _, dst in relations for n in (src, dst)})
+    return Answer(data={
+        "memory": [{"event": e, "id": i, "text": t, "source_messages": [0], "attributed_to": "user"}
+                   for e, i, t in memory],
+        "entities": [{"name": n, "type": "thing"} for n in names],
+        "relations": [{"source": a, "relationship": r, "target": b, "source_messages": [0]} for a, r, b in relations],
+        "ended_relations": list(ended)})
+
+
+def test_graph_memory_through_memory_on_each_store(store_config, fake_server):
+    config = {"vector_store": store_config, "graph_store": {"provider": "sqlite"},
+              "llm": {"provider": "openai", "config": {"api_key": "k", "openai_base_url": f"{fake_server.url}/v1"}}}
+    with Memory(config) as m:
+        fake_server.script(graph_reply([("ADD", None, "Alice works at Acme")], [("Alice", "works_at", "Acme")]))
+        mid = m.add("Alice works at Acme", user_id="u1", timestamp="2026-01-10T09:00:00Z")["results"][0]["id"]
+        fake_server.script(graph_reply([("UPDATE", 0, "Alice works at Globex")], [("alice", "works at", "Globex")],
+                                       ended=[0]))
+        m.add("Alice left Acme and joined Globex", user_id="u1", timestamp="2026-03-01T00:00:00Z")
+        now = m.get_all(user_id="u1")["relations"]
+        assert [(r["source"], r["relationship"], r["target"]) for r in now] == [("Alice", "works_at", "Globex")]
+        then = m.get_all(user_id="u1", as_of="2026-02-01")["relations"]
+        assert [(r["target"], r["valid_to"]) for r in then] == [("Acme", "2026-03-01T00:00:00+00:00")]
+        assert m.get_all(user_id="someone-else")["relations"] == []
+        found = m.search("Where does Alice work?", user_id="u1")["relations"]
+        assert [r["target"] for r in found] == ["Globex"]
+        m.delete(mid)  # the memory behind both relations
+        assert m.get_all(user_id="u1", as_of="2026-02-01")["relations"] == []

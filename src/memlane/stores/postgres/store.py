@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional, TypeVar
 
 import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg import Connection, Cursor, errors as pg_errors
+from psycopg_pool import ConnectionPool
 
 from ... import filters as F
 from ...errors import ConfigurationError, ConflictError, DimensionMismatchError, ProviderError, ValidationError
@@ -27,12 +30,6 @@ from .config import parse
 from .filters import Compiler
 from .migrations import migrate
 
-import psycopg
-from pgvector.psycopg import register_vector
-from psycopg import Connection, Cursor, errors as pg_errors
-from psycopg_pool import ConnectionPool
-
-log = logging.getLogger("memlane")
 T = TypeVar("T")
 
 MEMORY_COLUMNS = ("id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, memory_type, "
