@@ -224,6 +224,19 @@ def test_space_reindex_and_reset(open_store):
     assert other.get(["z"])[0].memory == "z"
 
 
+def test_reset_to_another_dimension_after_many_reads(store):
+    # PostgreSQL retypes the vector column: statements psycopg prepared on a pooled connection must still run
+    store.apply(ChangeSet(inserts=[rec("m", "x", vec(1, 0, 0, 0))]))
+    for _ in range(8):
+        assert store.get(["m"], with_embeddings=True)[0].embedding.shape == (DIMS,)
+        store.vector_search(vec(1, 0, 0, 0), Scope(user_id="u"), F.parse({"user_id": "u"}), 3)
+    store.reset()
+    store.ensure_space("other", 3)
+    store.apply(ChangeSet(inserts=[rec("n", "y", vec(0, 1, 0))]))
+    for _ in range(8):
+        assert store.get(["n"], with_embeddings=True)[0].embedding.shape == (3,)
+        assert store.vector_search(vec(0, 1, 0), Scope(user_id="u"), F.parse({"user_id": "u"}), 3)[0][0] == "n"
+
 def test_embedding_model_dims_is_checked(open_store):
     with pytest.raises(DimensionMismatchError):
         open_store(embedding_model_dims=8).ensure_space("m", DIMS)
@@ -642,3 +655,47 @@ def test_graph_memory_through_memory_on_each_store(store_config, fake_server):
         assert [r["target"] for r in found] == ["Globex"]
         m.delete(mid)  # the memory behind both relations
         assert m.get_all(user_id="u1", as_of="2026-02-01")["relations"] == []
+
+
+# ------------------------------------------------------------------ races (tests/test_races.py's, on each store)
+
+def test_delete_racing_delete_one_wins_one_not_found(mem):
+    from memlane import pipeline
+    from test_races import first_read, run_with
+    (mid,) = add_all(mem, ["to be deleted"], user_id="u")
+    with pytest.raises(NotFoundError):  # the winner commits between the loser's read and its write
+        run_with(mem, pipeline.delete(mem._settings, mid), first_read, lambda: mem.delete(mid))
+    assert [h["event"] for h in mem.history(mid)] == ["ADD", "DELETE"]
+
+
+def test_text_update_racing_metadata_update_loses_neither(mem):
+    from memlane import pipeline
+    from test_races import first_read, run_with
+    (mid,) = add_all(mem, ["original"], user_id="u")
+    run_with(mem, pipeline.update(mem._settings, mid, "edited text"), first_read,
+             lambda: mem.update(mid, metadata={"tag": "kept"}))
+    got = mem.get(mid)
+    assert (got["memory"], got["metadata"]) == ("edited text", {"tag": "kept"})
+    assert [(e["old_memory"], e["new_memory"]) for e in mem.history(mid)] == [
+        (None, "original"), ("original", "original"), ("original", "edited text")]
+
+
+def test_update_of_a_memory_deleted_meanwhile_is_not_found(mem):
+    from memlane import pipeline
+    from test_races import first_read, run_with
+    (mid,) = add_all(mem, ["short lived"], user_id="u")
+    with pytest.raises(NotFoundError):
+        run_with(mem, pipeline.update(mem._settings, mid, None, {"x": 1}), first_read, lambda: mem.delete(mid))
+    assert mem.get(mid) is None
+
+
+async def test_async_memory_on_postgres(pg_url):
+    from memlane import AsyncMemory
+    m = AsyncMemory({"vector_store": {"provider": "pgvector", "config": {"connection_string": pg_url}},
+                     "llm": {"provider": "none"}})
+    try:
+        await m.add("I collect vintage postcards", user_id="a", infer=False)
+        hits = (await m.search("postcards", user_id="a"))["results"]
+        assert [h["memory"] for h in hits] == ["I collect vintage postcards"]
+    finally:
+        m.close()
