@@ -699,3 +699,21 @@ async def test_async_memory_on_postgres(pg_url):
         assert [h["memory"] for h in hits] == ["I collect vintage postcards"]
     finally:
         m.close()
+
+
+def test_graph_adds_racing_in_one_scope_make_one_entity_per_name(store_config, fake_server):
+    from memlane import pipeline
+    from memlane.effects import StoreCall
+    from test_races import run_with
+    config = {"vector_store": store_config, "graph_store": {"provider": "sqlite"},
+              "llm": {"provider": "openai", "config": {"api_key": "k", "openai_base_url": f"{fake_server.url}/v1"}}}
+    same = graph_reply([("ADD", None, "Alice works at Acme")], [("Alice", "works_at", "Acme")])
+    fake_server.script(same, same)  # the second add runs (and asks) between the first's read and its write
+    with Memory(config) as m:
+        first = pipeline.add(m._settings, "Alice works at Acme", user_id="u1")
+        run_with(m, first, lambda e: isinstance(e, StoreCall) and e.method == "graph_entities",
+                 lambda: m.add("Alice works at Acme, still", user_id="u1"))
+        store = m._runtime.store
+        assert sorted(e.name for e in store.graph_entities(Scope(user_id="u1"))) == ["Acme", "Alice"]
+        [relation] = store.graph_relations(Scope(user_id="u1"))
+        assert len(relation.memory_ids) == 2  # both adds' memories support the one relation
