@@ -6,7 +6,7 @@ PostgreSQL does not promise to evaluate AND left to right."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 from ...errors import ValidationError
 from ...filters import COLUMN_KEYS, And, Node, Not, Or
@@ -125,7 +125,7 @@ class Compiler:
                 f"{second}::text) ELSE FALSE END)")
 
     @staticmethod
-    def _equals(value: Any, x: Any, integer: Any, bind: Any) -> str:
+    def _equals(value: Any, x: Callable[[], str], integer: Callable[[], str], bind: Callable[[Any], str]) -> str:
         """Python's _equal: a string equals strings; numbers equal numbers; a boolean also equals an
         integer 1 / 0 (True == 1), never a real."""
         if isinstance(value, bool):
