@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from . import registry
 from .errors import ConfigurationError
 from .scoring import FusionWeights
 
@@ -109,8 +110,9 @@ class MemoryConfig(BaseModel):
     @field_validator("graph_store", mode="before")
     @classmethod
     def _graph_store(cls, value: Any) -> Any:
-        """Graph memory: {"provider": "sqlite"} keeps it in the embedded file (mem0's shape, with its
-        connection keys accepted in "config"); other providers are not available yet."""
+        """Graph memory: {"provider": "sqlite"} keeps it in the store's own tables (mem0's connection keys
+        accepted in "config"); "falkordb", "neo4j" (or "memgraph") name an external engine, whose own
+        provider reads "config"."""
         if value is None:
             return None
         if not isinstance(value, dict) or not isinstance(value.get("provider"), str):
@@ -119,13 +121,21 @@ class MemoryConfig(BaseModel):
         if unknown:
             raise ConfigurationError(f"unknown graph_store keys: {', '.join(sorted(unknown))}")
         provider = value["provider"]
-        if provider != GRAPH_STORE:
-            raise ConfigurationError(f"graph_store provider {provider!r} is not supported yet (not available "
-                                     f"yet): use {{'provider': {GRAPH_STORE!r}}}, the graph in the embedded file")
+        engines = registry.available("graph_store")
+        if provider != GRAPH_STORE and provider not in engines:
+            raise ConfigurationError(f"unknown graph_store provider {provider!r}: use {GRAPH_STORE!r} (the graph "
+                                     f"in the store) or one of {', '.join(engines)}")
         config = value.get("config") or {}
-        if not isinstance(config, dict) or set(config) - GRAPH_STORE_KEYS:
+        if not isinstance(config, dict) or (provider == GRAPH_STORE and set(config) - GRAPH_STORE_KEYS):
             raise ConfigurationError(f"graph_store config takes only {', '.join(sorted(GRAPH_STORE_KEYS))}")
         return {"provider": provider, "config": dict(config)}
+
+    @property
+    def graph_engine(self) -> Optional[dict[str, Any]]:
+        """The external graph engine's {"provider", "config"}; None when the graph is off or in the store."""
+        if self.graph_store is None or self.graph_store["provider"] == GRAPH_STORE:
+            return None
+        return self.graph_store
 
     @field_validator("custom_update_memory_prompt", mode="before")
     @classmethod

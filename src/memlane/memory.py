@@ -7,6 +7,7 @@ import time
 from typing import Any, Optional, TypeVar, Union
 
 from . import inputs, pipeline, pooling, registry, reindex
+from .graphs.outbox import OutboxGraphStore
 from .config import MemoryConfig, ProviderConfig
 from .drivers import Runtime, callers, run_async, run_sync, safe
 from .errors import ConfigurationError, ValidationError
@@ -34,6 +35,9 @@ def _build(config: MemoryConfig, check_space: bool = True) -> tuple[Runtime, Set
     embedder = registry.create("embedder", config.embedder.provider, config.embedder.config)
     store = registry.create("vector_store", config.vector_store.provider, config.store_config())
     try:
+        engine = config.graph_engine
+        if engine is not None:  # the graph in an external engine, fed through the store's outbox
+            store = OutboxGraphStore(store, registry.create("graph_store", engine["provider"], engine["config"]))
         return _finish(config, embedder, store, check_space)
     except BaseException:
         store.close()  # a Memory that fails to build must not leave the database open

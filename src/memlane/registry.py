@@ -45,7 +45,11 @@ _BUILTIN: dict[str, dict[str, str]] = {
         "litellm": "memlane.llms.litellm:LiteLLM",
         "aws_bedrock": "memlane.llms.aws_bedrock:BedrockLLM",
     },
-    "graph_store": {},
+    "graph_store": {
+        "falkordb": "memlane.graphs.falkordb:FalkorDBGraph",
+        "neo4j": "memlane.graphs.neo4j:Neo4jGraph",
+        "memgraph": "memlane.graphs.neo4j:Neo4jGraph",  # Bolt and Cypher, as Neo4j (not tested here)
+    },
     "reranker": {
         "maxsim": "memlane.rerankers.maxsim:MaxSimReranker",
     },

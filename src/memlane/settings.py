@@ -79,6 +79,8 @@ def graph_requested(config: MemoryConfig) -> bool:
     the PostgreSQL schema), so it needs one of those stores."""
     if config.graph_store is None:
         return False
+    if config.graph_engine is not None:  # an external engine, fed through the store's outbox
+        return True
     if config.vector_store.provider not in ("sqlite", "pgvector"):  # the stores that keep graph tables
         raise ConfigurationError("graph_store 'sqlite' keeps the graph in the store's own database: it needs "
                                  f"vector_store 'sqlite' or 'pgvector', not {config.vector_store.provider!r}")
