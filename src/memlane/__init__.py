@@ -9,3 +9,11 @@ __version__ = "0.1.0"
 __all__ = ["Memory", "AsyncMemory", "MemoryConfig", "ProviderConfig", "register_provider", "MemlaneError",
            "ValidationError", "NotFoundError", "ConfigurationError", "ConflictError", "DimensionMismatchError",
            "ProviderError", "LLMError", "InternalError"]
+
+
+def __getattr__(name: str) -> object:
+    # The HTTP client (memlane serve's) loads on first use: `import memlane` stays as light as it was.
+    if name in ("MemoryClient", "AsyncMemoryClient"):
+        from . import client
+        return getattr(client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
