@@ -141,7 +141,7 @@ def test_graph_store_config():
         "url": "x", "username": "u", "password": "p", "database": "d"}}}).graph_enabled
     for provider in ("neo4j", "falkordb", "memgraph"):
         assert MemoryConfig.from_mem0({"graph_store": {"provider": provider, "config": {"url": "x"}}}).graph_engine
-    with pytest.raises(ConfigurationError, match="unknown graph_store provider 'neptune'"):
+    with pytest.raises(ConfigurationError, match="graph_store provider 'neptune' is not supported"):
         MemoryConfig.from_mem0({"graph_store": {"provider": "neptune"}})
     with pytest.raises(ConfigurationError, match="unknown falkordb graph_store config keys"):
         Memory({"graph_store": {"provider": "falkordb", "config": {"hostname": "x"}}})

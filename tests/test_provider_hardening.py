@@ -304,8 +304,8 @@ def test_mem0_version_v1_1_is_accepted():
 @pytest.mark.parametrize("data, key", [
     ({"version": "v1.0"}, "version"),
     ({"version": "v2"}, "version"),
-    ({"graph_store": {"provider": "neo4j", "config": {"url": "bolt://localhost:7687"}}}, "graph_store"),
-    ({"graph_store": {"provider": "neo4j"}}, "graph_store"),
+    ({"graph_store": {"provider": "neptune", "config": {"endpoint": "x"}}}, "graph_store"),
+    ({"graph_store": {"provider": "kuzu"}}, "graph_store"),
     ({"custom_update_memory_prompt": "Only ever ADD."}, "custom_update_memory_prompt"),
 ])
 def test_config_keys_memlane_would_ignore_are_refused(tmp_path, data, key):

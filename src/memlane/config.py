@@ -123,8 +123,8 @@ class MemoryConfig(BaseModel):
         provider = value["provider"]
         engines = registry.available("graph_store")
         if provider != GRAPH_STORE and provider not in engines:
-            raise ConfigurationError(f"unknown graph_store provider {provider!r}: use {GRAPH_STORE!r} (the graph "
-                                     f"in the store) or one of {', '.join(engines)}")
+            raise ConfigurationError(f"graph_store provider {provider!r} is not supported: use {GRAPH_STORE!r} "
+                                     f"(the graph in the store) or one of {', '.join(engines)}")
         config = value.get("config") or {}
         if not isinstance(config, dict) or (provider == GRAPH_STORE and set(config) - GRAPH_STORE_KEYS):
             raise ConfigurationError(f"graph_store config takes only {', '.join(sorted(GRAPH_STORE_KEYS))}")
