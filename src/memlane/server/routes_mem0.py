@@ -83,7 +83,7 @@ def router(principal: Callable[..., Principal], state: Any) -> APIRouter:
 
     @r.get("/v1/ping/", summary="mem0: ping (the client's constructor checks the key with it)")
     def ping(p: Principal = P) -> Obj:
-        return {"status": "ok", "org_id": None, "project_id": None, "user_email": None}
+        return {"status": "ok", "org_id": p.tenant, "project_id": p.tenant, "user_email": None}
 
     @r.post("/v3/memories/add/", summary="mem0: add")
     def add(body: AddBody, p: Principal = P) -> Obj:
