@@ -25,7 +25,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, TextIO
 
-from . import __version__, cli_graph
+from . import __version__, cli_graph, cli_serve
 from .errors import ConfigurationError, InternalError, MemlaneError, NotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -356,6 +356,8 @@ def _parser() -> argparse.ArgumentParser:
                                "--repair mends what can be derived")
     p.add_argument("--repair", action="store_true", help="rebuild the full-text index and vector copies, "
                                                           "settle jobs already applied, then check again")
+    cli_serve.configure_serve(command("serve", help=cli_serve.SERVE_HELP))
+    cli_serve.configure_keys(command("keys", help=cli_serve.KEYS_HELP))
     return parser
 
 
@@ -366,6 +368,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "doctor":
         return cmd_doctor(args)
+    if args.command == "serve":
+        return cli_serve.run_serve(args)
+    if args.command == "keys":
+        return cli_serve.run_keys(args)
     if args.command == "reindex":
         with _memory(args, reindexing=True) as m:
             r = m.reindex(batch_size=args.batch_size, progress=not args.json)
