@@ -61,8 +61,8 @@ class Store:
 
     @staticmethod
     def graph_relations(scope: Scope, as_of: Optional[str] = None, entity_ids: Optional[list[str]] = None,
-                        hops: int = 1) -> StoreCall:
-        return StoreCall("graph_relations", (scope, as_of, entity_ids, hops))
+                        hops: int = 1, ended: bool = False) -> StoreCall:
+        return StoreCall("graph_relations", (scope, as_of, entity_ids, hops, ended))
 
     @staticmethod
     def entities() -> StoreCall:
@@ -71,6 +71,10 @@ class Store:
     @staticmethod
     def history(memory_id: str) -> StoreCall:
         return StoreCall("history", (memory_id,))
+
+    @staticmethod
+    def history_page(cursor: Optional[int], limit: int) -> StoreCall:
+        return StoreCall("history_page", (cursor, limit))
 
     @staticmethod
     def messages(ids: list[str]) -> StoreCall:

@@ -7,6 +7,8 @@ import time
 from typing import Any, Optional, TypeVar, Union
 
 from . import inputs, pipeline, pooling, registry, reindex
+from .interop import export as interop_export, format as interop_format, importer as interop_import
+from .interop import mem0 as interop_mem0
 from .graphs.outbox import OutboxGraphStore
 from .config import MemoryConfig, ProviderConfig
 from .drivers import Runtime, callers, run_async, run_sync, safe
@@ -20,9 +22,9 @@ B = TypeVar("B", bound="_Base")
 Progress = reindex.Progress
 
 
-def _progress(progress: Union[bool, Progress, None]) -> Optional[Progress]:
+def _progress(progress: Union[bool, Progress, None], label: str = "reindex") -> Optional[Progress]:
     if progress is True:
-        return ProgressBar("reindex")
+        return ProgressBar(label)
     if progress is None or progress is False:
         return None
     if not callable(progress):
@@ -297,6 +299,41 @@ class Memory(_Base):
             raise
         memory._resume_jobs()
         return memory
+
+    def export(self, path: Union[str, os.PathLike[str]], *, batch_size: int = 500,
+               progress: Union[bool, Progress, None] = None) -> dict[str, Any]:
+        """Write every message, memory (with its vector), history row and graph entity and relation (ended
+        ones too) to `path` (docs/export-format.md; gzip when it ends in .gz), streaming. Returns the counts
+        per kind. progress=True draws a bar on stderr; a callable gets (done, total)."""
+        return self._run(interop_export.export(self._settings, path, inputs.limit(batch_size, "batch_size"),
+                                               _progress(progress, "export")))
+
+    @safe
+    def import_file(self, path: Union[str, os.PathLike[str]], *, skip_existing: bool = False,
+                    batch_size: int = 500, progress: Union[bool, Progress, None] = None) -> dict[str, Any]:
+        """Import an export file (Memory.export) into this store, ids and timestamps as they are, one
+        transaction per batch; vectors are copied, or made again when the file's embedding space is not this
+        Memory's. An id the store already holds is a ConflictError before anything is written, unless
+        skip_existing=True (those records are left as the store has them). Returns the counts written."""
+        head, source = interop_format.file_source(path)
+        return self._run(interop_import.import_records(
+            self._settings, source, interop_format.space_of(head), batch=inputs.limit(batch_size, "batch_size"),
+            skip_existing=inputs.flag(skip_existing, "skip_existing"), progress=_progress(progress, "import")))
+
+    @safe
+    def import_mem0(self, *, qdrant_path: Optional[str] = None, collection: Optional[str] = None,
+                    history_db: Optional[str] = None, pgvector: Optional[str] = None, skip_existing: bool = False,
+                    batch_size: int = 256, progress: Union[bool, Progress, None] = None) -> dict[str, Any]:
+        """Bring a mem0 installation's memories (text, scope ids, metadata, hash, timestamps) and history over,
+        embedded with this Memory's embedder. Read from mem0's embedded Qdrant folder (`qdrant_path`, mem0's
+        default /tmp/qdrant; needs the mem0-import extra) or, with `pgvector` (a connection string), its
+        PostgreSQL table; `collection` is mem0's collection_name ("mem0"); `history_db` its history database
+        ($MEM0_DIR/history.db, else ~/.mem0/history.db). Existing ids as for import_file."""
+        source = interop_mem0.source(qdrant_path=qdrant_path, collection=collection, history_db=history_db,
+                                     pgvector=pgvector)
+        return self._run(interop_import.import_records(
+            self._settings, source, None, batch=inputs.limit(batch_size, "batch_size"),
+            skip_existing=inputs.flag(skip_existing, "skip_existing"), progress=_progress(progress, "import")))
 
     @safe
     def job(self, job_id: str) -> dict[str, Any]:

@@ -42,7 +42,9 @@ def _scope_where(var: str, scope: Scope, params: dict[str, Any]) -> str:
     return " AND ".join(parts) or "true"
 
 
-def _valid_where(as_of: Optional[str], params: dict[str, Any]) -> str:
+def _valid_where(as_of: Optional[str], params: dict[str, Any], ended: bool = False) -> str:
+    if ended:
+        return "true"
     if as_of is None:
         return "r.valid_to IS NULL"
     params["as_of"] = as_of
@@ -80,10 +82,11 @@ class CypherGraph:
                 for r in rows]
 
     def relations(self, scope: Scope, as_of: Optional[str], entity_ids: Optional[list[str]],
-                  hops: int) -> list[GraphRelation]:
-        """As the SQLite store's: all of the scope's relations valid at `as_of`, or those within `hops`."""
+                  hops: int, ended: bool = False) -> list[GraphRelation]:
+        """As the SQLite store's: all of the scope's relations valid at `as_of` (every one when `ended`),
+        or those within `hops`."""
         params: dict[str, Any] = {}
-        where = f"{_scope_where('r', scope, params)} AND {_valid_where(as_of, params)}"
+        where = f"{_scope_where('r', scope, params)} AND {_valid_where(as_of, params, ended)}"
         base = f"MATCH (s:{ENTITY})-[r:{RELATES}]->(t:{ENTITY}) WHERE {where}"
         order = "ORDER BY r.created_at, r.ord, r.id"
         if entity_ids is None:

@@ -31,7 +31,7 @@ class GraphEngine(Protocol):
     def entities(self, scope: Scope, with_embeddings: bool) -> list[GraphEntity]: ...
 
     def relations(self, scope: Scope, as_of: Optional[str], entity_ids: Optional[list[str]],
-                  hops: int) -> list[GraphRelation]: ...
+                  hops: int, ended: bool = False) -> list[GraphRelation]: ...
 
     def close(self) -> None: ...
 
@@ -121,8 +121,8 @@ class OutboxGraphStore:
         return self._read(lambda: self._engine.entities(scope, with_embeddings))
 
     def graph_relations(self, scope: Scope, as_of: Optional[str] = None, entity_ids: Optional[list[str]] = None,
-                        hops: int = 1) -> list[GraphRelation]:
-        return self._read(lambda: self._engine.relations(scope, as_of, entity_ids, hops))
+                        hops: int = 1, ended: bool = False) -> list[GraphRelation]:
+        return self._read(lambda: self._engine.relations(scope, as_of, entity_ids, hops, ended))
 
     def _read(self, read: Any) -> Any:
         try:

@@ -76,9 +76,10 @@ class MemoryStore(Protocol):
         """Graph memory's entities of the scope (each id it fixes matches; None matches any), oldest first."""
 
     def graph_relations(self, scope: Scope, as_of: Optional[str] = None, entity_ids: Optional[list[str]] = None,
-                        hops: int = 1) -> list[GraphRelation]:
+                        hops: int = 1, ended: bool = False) -> list[GraphRelation]:
         """The scope's relations that held at `as_of` (UTC ISO; None: the current ones): all of them when
-        entity_ids is None, else those within `hops` of these entities. Graph writes go through apply()."""
+        entity_ids is None, else those within `hops` of these entities. ended=True: every relation, current
+        and ended, whatever `as_of` (export reads them so). Graph writes go through apply()."""
 
     def outbox_pending(self) -> list[tuple[int, dict[str, Any]]]:
         """The outbox entries (ChangeSet.outbox) not yet marked done, oldest first, as (entry id, payload)."""
@@ -91,6 +92,10 @@ class MemoryStore(Protocol):
 
     def history(self, memory_id: str) -> list[HistoryRecord]:
         """Every history row of a memory, oldest first."""
+
+    def history_page(self, cursor: Optional[int], limit: int) -> tuple[list[HistoryRecord], Optional[int]]:
+        """Every history row, deleted memories' too, in the order written: the next `limit` rows after
+        `cursor` (None: from the start) and the cursor after them (None when there are no more)."""
 
     def messages(self, ids: list[str]) -> list[MessageRecord]:
         """Message-log rows by id."""

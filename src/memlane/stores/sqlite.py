@@ -362,8 +362,8 @@ class SQLiteStore:
 
     @_reads
     def graph_relations(self, scope: Scope, as_of: Optional[str] = None, entity_ids: Optional[list[str]] = None,
-                        hops: int = 1) -> list[GraphRelation]:
-        return sqlite_graph.relations(self._conn(), scope, as_of, entity_ids, hops)
+                        hops: int = 1, ended: bool = False) -> list[GraphRelation]:
+        return sqlite_graph.relations(self._conn(), scope, as_of, entity_ids, hops, ended)
 
     @_reads
     def outbox_pending(self) -> list[tuple[int, dict[str, Any]]]:
@@ -456,6 +456,12 @@ class SQLiteStore:
         rows = self._conn().execute(f"SELECT {HISTORY_COLUMNS} FROM history WHERE memory_id = ? ORDER BY pk",
                                     (memory_id,)).fetchall()
         return [_history_record(r) for r in rows]
+
+    @_reads
+    def history_page(self, cursor: Optional[int], limit: int) -> tuple[list[HistoryRecord], Optional[int]]:
+        rows = self._conn().execute(f"SELECT {HISTORY_COLUMNS}, pk FROM history WHERE pk > ? ORDER BY pk LIMIT ?",
+                                    (cursor or 0, limit)).fetchall()
+        return [_history_record(r[:-1]) for r in rows], (rows[-1][-1] if len(rows) == limit else None)
 
     @_reads
     def list_messages(self, where: F.Node, limit: int, offset: int) -> tuple[list[MessageRecord], int]:

@@ -30,8 +30,10 @@ def scope_sql(scope: Scope) -> tuple[str, list[Any]]:
     return " AND ".join(parts) or "TRUE", params
 
 
-def valid_sql(as_of: Optional[str]) -> tuple[str, list[Any]]:
-    """Relations that held at `as_of` (None: the current ones)."""
+def valid_sql(as_of: Optional[str], ended: bool = False) -> tuple[str, list[Any]]:
+    """Relations that held at `as_of` (None: the current ones); ended: every relation."""
+    if ended:
+        return "TRUE", []
     if as_of is None:
         return "valid_to IS NULL", []
     return "(valid_from IS NULL OR valid_from <= %s) AND (valid_to IS NULL OR valid_to > %s)", [as_of, as_of]
@@ -63,11 +65,12 @@ def entities(cur: Cursor[Any], scope: Scope, with_embeddings: bool) -> list[Grap
 
 
 def relations(cur: Cursor[Any], scope: Scope, as_of: Optional[str], entity_ids: Optional[list[str]],
-              hops: int) -> list[GraphRelation]:
-    """The scope's relations valid at `as_of`: all of them (entity_ids None), or those within `hops` of
-    the entities (1: touching one of them; 2: also touching their neighbours)."""
+              hops: int, ended: bool = False) -> list[GraphRelation]:
+    """The scope's relations valid at `as_of` (every one, ended too, when `ended`): all of them (entity_ids
+    None), or those within `hops` of the entities (1: touching one of them; 2: also touching their
+    neighbours)."""
     where, params = scope_sql(scope)
-    valid, valid_params = valid_sql(as_of)
+    valid, valid_params = valid_sql(as_of, ended)
     base = f"SELECT {RELATION_COLUMNS} FROM graph_relations WHERE {where} AND {valid}"
     if entity_ids is None:
         cur.execute(base + " ORDER BY pk", params + valid_params)

@@ -375,9 +375,9 @@ class PostgresStore:
 
     @_reads
     def graph_relations(self, scope: Scope, as_of: Optional[str] = None, entity_ids: Optional[list[str]] = None,
-                        hops: int = 1) -> list[GraphRelation]:
+                        hops: int = 1, ended: bool = False) -> list[GraphRelation]:
         with self._cursor(snapshot=True) as cur:
-            return graph.relations(cur, scope, as_of, entity_ids, hops)
+            return graph.relations(cur, scope, as_of, entity_ids, hops, ended)
 
     @_reads
     def outbox_pending(self) -> list[tuple[int, dict[str, Any]]]:
@@ -401,6 +401,14 @@ class PostgresStore:
             cur.execute(f"SELECT {HISTORY_COLUMNS} FROM history WHERE memory_id = %s ORDER BY pk",
                         (memory_id,))
             return [_history(r) for r in cur.fetchall()]
+
+    @_reads
+    def history_page(self, cursor: Optional[int], limit: int) -> tuple[list[HistoryRecord], Optional[int]]:
+        with self._cursor() as cur:
+            cur.execute(f"SELECT {HISTORY_COLUMNS}, pk FROM history WHERE pk > %s ORDER BY pk LIMIT %s",
+                        (cursor or 0, limit))
+            rows = cur.fetchall()
+        return [_history(r[:-1]) for r in rows], (int(rows[-1][-1]) if len(rows) == limit else None)
 
     @_reads
     def list_messages(self, where: F.Node, limit: int, offset: int) -> tuple[list[MessageRecord], int]:
