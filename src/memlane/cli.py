@@ -25,7 +25,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, TextIO
 
-from . import __version__, cli_graph, cli_mcp
+from . import __version__, cli_graph, cli_interop, cli_mcp, cli_serve
 from .errors import ConfigurationError, InternalError, MemlaneError, NotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ def _memory(args: argparse.Namespace, reindexing: bool = False, graph: bool = Fa
     from .config import MemoryConfig, ProviderConfig
     from .memory import Memory
     _check_db(args.db)
-    config = MemoryConfig()
+    config = cli_interop.load_config(args.config) if getattr(args, "config", None) else MemoryConfig()
     if args.db:
         config.vector_store = ProviderConfig(provider="sqlite", config={"path": args.db})
     if graph:  # reading the graph kept in the embedded file needs no LLM
@@ -290,6 +290,7 @@ def _parser() -> argparse.ArgumentParser:
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"memlane {__version__}")
     parser.add_argument("--db", help="SQLite database file (default: $MEMLANE_HOME/memlane.db)")
+    parser.add_argument("--config", help="a config dict (memlane's or mem0's) as a JSON file: any store")
     parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -356,7 +357,13 @@ def _parser() -> argparse.ArgumentParser:
                                "--repair mends what can be derived")
     p.add_argument("--repair", action="store_true", help="rebuild the full-text index and vector copies, "
                                                           "settle jobs already applied, then check again")
+    cli_serve.configure_serve(command("serve", help=cli_serve.SERVE_HELP))
+    cli_serve.configure_keys(command("keys", help=cli_serve.KEYS_HELP))
     cli_mcp.configure(command("mcp", help=cli_mcp.HELP))
+    cli_interop.configure_export(command("export", help="write every memory, vector, history row, message and "
+                                                        "graph relation to a file (docs/export-format.md)"))
+    cli_interop.configure_import(command("import", help="import an export file, or a mem0 installation with "
+                                                        "--from-mem0"))
     return parser
 
 
@@ -367,8 +374,14 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "doctor":
         return cmd_doctor(args)
+    if args.command == "serve":
+        return cli_serve.run_serve(args)
+    if args.command == "keys":
+        return cli_serve.run_keys(args)
     if args.command == "mcp":
         return cli_mcp.run(args)
+    if args.command in ("export", "import"):
+        return cli_interop.run(args, _memory)
     if args.command == "reindex":
         with _memory(args, reindexing=True) as m:
             r = m.reindex(batch_size=args.batch_size, progress=not args.json)
