@@ -2,16 +2,30 @@
 listener, and forward connections on a Unix socket (reachable from outside the namespace) to that listener
 (less the one message noted at GOODBYE).
 Arguments: socket path, redis-server, FalkorDB module, data folder. Stops the server when terminated."""
+import fcntl
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
 
+from graph_servers import pipe  # this script's folder (tests/) is on its path
+
 path, redis_server, module, folder = sys.argv[1:5]
-subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
+def loopback_up():
+    """`ip link set lo up`, without needing iproute2: a new network namespace starts with lo down."""
+    get_flags, set_flags, up = 0x8913, 0x8914, 0x1  # SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        flags = struct.unpack("16sH", fcntl.ioctl(s, get_flags, struct.pack("16sH22x", b"lo", 0))[:18])[1]
+        fcntl.ioctl(s, set_flags, struct.pack("16sH22x", b"lo", flags | up))
+
+
+loopback_up()
 BOLT, REDIS = 7687, 6379
 server = subprocess.Popen([redis_server, "--port", str(REDIS), "--bind", "127.0.0.1", "--save", "",
                            "--appendonly", "no", "--dir", folder, "--logfile", os.path.join(folder, "server.log"),
@@ -43,27 +57,11 @@ while True:
 GOODBYE = bytes.fromhex("0002b0020000")
 
 
-def pipe(a, b, to_server=False):
-    try:
-        while data := a.recv(65536):
-            if to_server and data.endswith(GOODBYE):
-                data = data[:-len(GOODBYE)]
-            b.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
 listener = socket.socket(socket.AF_UNIX)
 listener.bind(path)
 listener.listen(16)
 while True:
     client, _ = listener.accept()
     upstream = socket.create_connection(("127.0.0.1", BOLT))
-    threading.Thread(target=pipe, args=(client, upstream, True), daemon=True).start()
+    threading.Thread(target=pipe, args=(client, upstream, GOODBYE), daemon=True).start()
     threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()

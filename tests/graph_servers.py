@@ -69,9 +69,12 @@ def falkordb_server():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _pipe(a: socket.socket, b: socket.socket) -> None:
+def pipe(a: socket.socket, b: socket.socket, drop: bytes = b"") -> None:
+    """Copy a's bytes to b until a closes (leaving out `drop` where a read ends with it), then close both."""
     try:
         while data := a.recv(65536):
+            if drop and data.endswith(drop):
+                data = data[:-len(drop)]
             b.sendall(data)
     except OSError:
         pass
@@ -92,7 +95,7 @@ def _relay_to_unix(listener: socket.socket, path: str) -> None:
         upstream = socket.socket(socket.AF_UNIX)
         upstream.connect(path)
         for a, b in ((client, upstream), (upstream, client)):
-            threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+            threading.Thread(target=pipe, args=(a, b), daemon=True).start()
 
 
 @pytest.fixture(scope="session")
