@@ -318,3 +318,38 @@ def test_cli_help_lists_mcp(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(["mcp", "--help"])
     out = capsys.readouterr().out
     assert "--user" in out and "--db" in out and "MEMLANE_MCP_USER" in out
+
+
+# ------------------------------------------------------------------ behind the REST server's keys
+
+
+async def test_mounted_in_the_rest_server(tmp_path: Path) -> None:
+    """mount() on the REST app (memlane.server): its API keys pick the tenant's store, a key bound to
+    user_ids reaches only those users, a missing key is a 401 before the protocol, the REST routes still
+    answer."""
+    server = pytest.importorskip("memlane.server")
+    from memlane.mcp import mount
+
+    app = server.create_app(server.ServerSettings(home=str(tmp_path / "serve"), rate_limit=0))
+    state = app.state.memlane
+    mount(app, "/mcp", authenticate=lambda request: state.principal(request.headers.get("authorization")))
+    full, _ = state.keys.create("acme")
+    bound, _ = state.keys.create("acme", user_ids=["carol"])
+    other, _ = state.keys.create("globex")
+    with _Uvicorn(app) as served:
+        assert httpx.get(served.url("/healthz")).json() == {"status": "ok"}
+        refused = httpx.post(served.url(), json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                             headers={"Accept": "application/json, text/event-stream"})
+        assert refused.status_code == 401
+        async with _client(served.url(), full) as client:
+            dave = (await _ok(client, "add_memory", text="Dave owns a red bike", user_id="dave"))["results"][0]["id"]
+            await _ok(client, "add_memory", text="Carol plays chess", user_id="carol")
+        async with _client(served.url(), bound) as client:
+            assert (await _ok(client, "list_memories", user_id="carol"))["total"] == 1
+            assert "user_ids" in await _error(client, "list_memories", user_id="dave")
+            assert "not found" in await _error(client, "get_memory", memory_id=dave, user_id="carol")
+        async with _client(served.url(), other) as client:
+            assert (await _ok(client, "list_memories", user_id="dave"))["total"] == 0
+        rest = httpx.get(served.url("/api/memories"), params={"user_id": "dave"},
+                         headers={"Authorization": f"Token {full}"})
+        assert rest.status_code == 200, rest.text

@@ -22,6 +22,7 @@ and a memory of another user is not found.
 # No `from __future__ import annotations`: the SDK reads the tools' annotations, and the ones naming SDK
 # types (Context) are imported inside build_server, so they are evaluated when the tools are defined.
 import json
+import logging
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Optional, Union
@@ -109,7 +110,12 @@ def build_server(memory_for: Optional[MemorySource] = None, *, default_user_id: 
         raise ValidationError("build_server needs a Memory (or a callable returning one), or memory_for_request")
     default_user = _default_user(default_user_id)
     instructions = INSTRUCTIONS + (f" The default user is {default_user!r}." if default_user else "")
-    server: MCPServer = MCPServer(name, instructions=instructions, version=__version__, log_level="WARNING")
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        server: MCPServer = MCPServer(name, instructions=instructions, version=__version__, log_level="WARNING")
+    finally:  # the SDK configures the root logger (logging.basicConfig); that is the application's to do
+        root.handlers[:], root.level = handlers, level
 
     def tenant(ctx: Optional[Context]) -> Tenant:
         request = ctx.request_context.request if ctx is not None else None
