@@ -3,19 +3,25 @@ by memlane or its tests' own interpreter): writes memories the way a mem0 user w
 LLM), mem0's OpenAI embedder pointed at a local fake server, and mem0's default local Qdrant collection and
 SQLite history database. Prints what mem0 answers afterwards (get_all, history) as JSON on stdout.
 
-usage: python mem0_writer.py EMBED_URL QDRANT_PATH HISTORY_DB DIMS
+usage: python mem0_writer.py EMBED_URL STORE HISTORY_DB DIMS
+STORE: a folder (mem0's embedded Qdrant) or a postgresql:// connection string (mem0's pgvector table)
 """
 import json
 import sys
 
 from mem0 import Memory
 
-url, qdrant_path, history_db, dims = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+url, store, history_db, dims = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+if store.startswith("postgresql://"):
+    vector_store = {"provider": "pgvector", "config": {"connection_string": store, "collection_name": "mem0",
+                                                       "embedding_model_dims": dims}}
+else:
+    vector_store = {"provider": "qdrant", "config": {"path": store, "collection_name": "mem0",
+                                                     "embedding_model_dims": dims, "on_disk": True}}
 m = Memory.from_config({
     "embedder": {"provider": "openai", "config": {"openai_base_url": url, "api_key": "k",
                                                   "model": "text-embedding-3-small", "embedding_dims": dims}},
-    "vector_store": {"provider": "qdrant", "config": {"path": qdrant_path, "collection_name": "mem0",
-                                                      "embedding_model_dims": dims, "on_disk": True}},
+    "vector_store": vector_store,
     "llm": {"provider": "openai", "config": {"openai_base_url": url, "api_key": "k"}},
     "history_db_path": history_db,
 })

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from fakeservers import fake_server  # noqa: F401  (fixture)
+from graph_servers import bolt_server, falkordb_server, graph_store_config  # noqa: F401  (fixtures)
 from test_graph import reply
 
 from memlane import ConflictError, Memory, ValidationError
@@ -184,3 +185,15 @@ def test_the_cli_exports_and_imports(tmp_path, exported):
     assert lines(tmp_path / "cli.jsonl.gz") == lines(path)
     refused = cli("import", str(path))
     assert refused.returncode != 0 and "already holds" in refused.stderr
+
+
+@pytest.mark.parametrize("engine", ["falkordb", "neo4j"])
+def test_a_graph_in_an_external_engine_goes_out_the_same(tmp_path, exported, engine, request):
+    path, before = exported
+    cfg = {**sqlite_config(tmp_path / "e.db"), "graph_store": graph_store_config(engine, request)}
+    with Memory(cfg) as m:
+        m.import_file(path)
+        m.export(tmp_path / "e.jsonl")
+        held = m._runtime.store.graph_relations(Scope(), ended=True)  # the engine's own read
+        assert [r.__dict__ for r in held] == before["relations"]
+    assert lines(tmp_path / "e.jsonl") == lines(path)
