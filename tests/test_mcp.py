@@ -20,6 +20,7 @@ pytest.importorskip("mcp")
 
 import httpx  # noqa: E402
 from mcp import Client, StdioServerParameters  # noqa: E402
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS  # noqa: E402
 
 from memlane import Memory  # noqa: E402
 from memlane.config import MemoryConfig, ProviderConfig  # noqa: E402
@@ -145,12 +146,17 @@ async def exercise(client: Client) -> None:
 
 
 async def test_stdio_every_tool(tmp_path: Path) -> None:
+    """Over the initialize handshake (mode="legacy"), as the desktop clients speak it today."""
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "memlane.cli", "mcp", "--db", str(tmp_path / "m.db"),
                                       "--user", DEFAULT_USER], env=_env(tmp_path))
-    async with Client(params) as client:
+    async with Client(params, mode="legacy") as client:
         assert client.server_info is not None and client.server_info.name == "memlane"
+        assert client.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS
         await exercise(client)
+        read = await client.read_resource("memlane://memories")  # the default user's, listed as a resource
+        assert json.loads(read.contents[0].text)["total"] == 1  # type: ignore[union-attr]
+        assert "memlane://memories" in {str(r.uri) for r in (await client.list_resources()).resources}
     assert (tmp_path / "m.db").exists()
 
 
@@ -193,19 +199,21 @@ def memory(tmp_path: Path) -> Iterator[Memory]:
 
 
 async def test_http_every_tool(memory: Memory) -> None:
+    """Over the protocol's current version (mode "auto" finds it with server/discover)."""
     from memlane.mcp import http_app
 
     with _Uvicorn(http_app(memory, default_user_id=DEFAULT_USER)) as served:
         async with Client(served.url()) as client:
+            assert client.protocol_version in MODERN_PROTOCOL_VERSIONS
             await exercise(client)
 
 
-def _client(url: str, key: str) -> Client:
+def _client(url: str, key: str, mode: Any = "auto") -> Client:
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
 
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
-    return Client(streamable_http_client(url, http_client=http))
+    return Client(streamable_http_client(url, http_client=http), mode=mode)
 
 
 class Unauthorized(MemlaneError):
@@ -251,10 +259,11 @@ async def test_http_mounted_with_keys(tmp_path: Path) -> None:
             limited = httpx.post(served.url(), json=init, headers={**headers, "Authorization": "Bearer slow-down"})
             assert limited.status_code == 429 and limited.headers["retry-after"] == "7"
 
-            async with _client(served.url(), "key-a") as a:
+            # the handshake era: a session (Mcp-Session-Id) whose every POST is authenticated again
+            async with _client(served.url(), "key-a", mode="legacy") as a:
                 await _ok(a, "add_memory", text="Tenant A's secret plan", user_id="carol")
                 assert (await _ok(a, "list_memories", user_id="carol"))["total"] == 1
-            async with _client(served.url(), "key-b") as b:
+            async with _client(served.url(), "key-b", mode="legacy") as b:
                 assert (await _ok(b, "list_memories", user_id="carol"))["total"] == 0  # another store
                 carol = (await _ok(b, "add_memory", text="Carol likes jazz", user_id="carol"))["results"][0]["id"]
                 message = await _error(b, "list_memories", user_id="dave")
@@ -290,7 +299,8 @@ def _doc_commands() -> list[list[str]]:
 async def test_docs_configurations_start_the_server(tmp_path: Path) -> None:
     distinct = {tuple(c) for c in _doc_commands()}
     for command, *args in sorted(distinct):
-        async with Client(StdioServerParameters(command=command, args=args, env=_env(tmp_path))) as client:
+        params = StdioServerParameters(command=command, args=args, env=_env(tmp_path))
+        async with Client(params, mode="legacy") as client:  # initialize, as the clients send it
             assert client.server_info is not None and client.server_info.name == "memlane"
             assert {t.name for t in (await client.list_tools()).tools} == TOOLS
 

@@ -302,6 +302,12 @@ def build_server(memory_for: Optional[MemorySource] = None, *, default_user_id: 
     def run_memories(run_id: str, ctx: Context) -> str:
         return resource("run_id", run_id, ctx)
 
+    if default_user is not None and memory_for is not None:
+        @server.resource("memlane://memories", name="memories", mime_type="application/json",
+                         description=f"Every memory of the default user ({default_user}), as JSON.")
+        def default_memories() -> str:
+            return resource("user_id", default_user, None)
+
     return server
 
 
