@@ -66,6 +66,7 @@ def as_tenant(value: Any) -> Tenant:
         return Tenant(value.memory, None if users is None else frozenset(users))
     return Tenant(value)
 
+
 UserId = Annotated[Optional[str], Field(
     description="The user the memories belong to. Omit to use the server's default user.")]
 AgentId = Annotated[Optional[str], Field(description="The agent the memories belong to (optional).")]
@@ -95,9 +96,11 @@ def build_server(memory_for: Optional[MemorySource] = None, *, default_user_id: 
 
     `memory_for` is the Memory the tools act on, or a callable returning it (called on each tool call).
     `memory_for_request`, for the HTTP transport: called with the Starlette request that carried the tool
-    call (its headers and `request.state` as the host app left them after checking the key), it returns that
-    tenant's Memory; it takes precedence over `memory_for` when the call came over HTTP. `default_user_id`
-    (else $MEMLANE_MCP_USER) is the user_id used when a call names no scope."""
+    call, it returns that tenant's Memory, or a tenant object (.memory, .user_ids; see Tenant); it takes
+    precedence over `memory_for` when the call came over HTTP. Over HTTP, the tenant http_app's
+    `authenticate` hook left in the request comes next. `http_only`: no `memory_for` is needed (http_app
+    with `authenticate` only). `default_user_id` (else $MEMLANE_MCP_USER) is the user_id used when a call
+    names no scope."""
     _require_sdk()
     from mcp.server import MCPServer
     from mcp.server.mcpserver import Context
