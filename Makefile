@@ -62,3 +62,9 @@ clean:
 .PHONY: bench-soak
 bench-soak: $(STAMP)
 	MEMLANE_LLM=none $(BIN)/python bench/soak.py --seed 2026 --out bench/results/soak.json
+
+# memlane serve under 16 loopback clients against the same calls in-process (about 5 minutes on SQLite;
+# add --store postgres for PostgreSQL, --duration 10 for the CI-sized run).
+.PHONY: bench-serve
+bench-serve: $(STAMP)
+	MEMLANE_LLM=none $(BIN)/python bench/serve.py --duration 60 --clients 16 --out bench/results/serve.json
