@@ -197,3 +197,33 @@ def test_a_graph_in_an_external_engine_goes_out_the_same(tmp_path, exported, eng
         held = m._runtime.store.graph_relations(Scope(), ended=True)  # the engine's own read
         assert [r.__dict__ for r in held] == before["relations"]
     assert lines(tmp_path / "e.jsonl") == lines(path)
+
+
+def test_a_batch_the_store_refuses_is_written_not_at_all(tmp_path, exported):
+    path, _ = exported
+    rows = path.read_text(encoding="utf-8").splitlines()
+    memory = next(i for i, r in enumerate(rows) if json.loads(r)["kind"] == "memory")
+    rows.insert(memory, rows[memory])  # the same id twice in one batch: the store refuses the batch
+    end = json.loads(rows[-1])
+    end["counts"]["memory"] += 1
+    rows[-1] = json.dumps(end)
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with Memory(sqlite_config(tmp_path / "t.db")) as m:
+        with pytest.raises(ValidationError, match="refused a batch of 9 memory record.*8 record.*before it"):
+            m.import_file(twice)
+        assert m.message_log(user_id="u1")["total"] == 6  # the batch before it
+        assert m.get_all(user_id="u1", limit=1000)["results"] == []  # none of the refused batch
+
+
+async def test_async_memory_exports_and_imports(tmp_path, exported):
+    from memlane import AsyncMemory
+
+    path, before = exported
+    m = AsyncMemory(sqlite_config(tmp_path / "t.db"))
+    try:
+        await m.import_file(path)
+        await m.export(tmp_path / "again.jsonl")
+    finally:
+        m.close()
+    assert lines(tmp_path / "again.jsonl") == lines(path)

@@ -458,6 +458,23 @@ class AsyncMemory(_Base):
         memory._resume_jobs()
         return memory
 
+    async def export(self, path: Union[str, os.PathLike[str]], *, batch_size: int = 500,
+                     progress: Union[bool, Progress, None] = None) -> dict[str, Any]:
+        """Memory.export in a thread (it reads and writes a file)."""
+        op = interop_export.export(self._settings, path, inputs.limit(batch_size, "batch_size"),
+                                   _progress(progress, "export"))
+        return await asyncio.to_thread(run_sync, self._runtime, op)
+
+    @safe
+    async def import_file(self, path: Union[str, os.PathLike[str]], *, skip_existing: bool = False,
+                          batch_size: int = 500, progress: Union[bool, Progress, None] = None) -> dict[str, Any]:
+        """Memory.import_file in a thread."""
+        head, source = await asyncio.to_thread(interop_format.file_source, path)
+        op = interop_import.import_records(
+            self._settings, source, interop_format.space_of(head), batch=inputs.limit(batch_size, "batch_size"),
+            skip_existing=inputs.flag(skip_existing, "skip_existing"), progress=_progress(progress, "import"))
+        return await asyncio.to_thread(run_sync, self._runtime, op)
+
     @safe
     async def job(self, job_id: str) -> dict[str, Any]:
         return await asyncio.to_thread(self._queue.get, inputs.job_id(job_id))

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 
 from ..effects import Store
-from ..errors import ConflictError
+from ..errors import ConflictError, ValidationError
 from ..models import ChangeSet, GraphEntity, GraphRelation, MemoryRecord, Scope
 from ..settings import Op, Settings
 from ..vectors import memory_vectors, reembedded
@@ -138,6 +138,12 @@ def _changes(kind: str, records: list[Any]) -> ChangeSet:
     return ChangeSet(graph_relations=records)
 
 
+def _stopped(kind: str, size: int, written: int, exc: Exception) -> str:
+    return (f"import stopped: the store refused a batch of {size} {kind} record(s) ({exc}); the {written} "
+            "record(s) before it are written, none of that batch (import again with skip_existing=True to "
+            "complete it)")
+
+
 def import_records(settings: Settings, open_source: Source, space: Optional[tuple[str, int]], *,
                    batch: int = 500, skip_existing: bool = False, progress: Optional[Progress] = None) -> Op:
     """Import what `open_source` yields (see the module's docstring). `space`: the (model, dimension) the
@@ -168,7 +174,12 @@ def import_records(settings: Settings, open_source: Source, space: Optional[tupl
         elif kind == "entity":
             records = yield from _entities(settings, records, same_space)
         if records:
-            yield Store.apply(_changes(kind, records))
+            try:
+                yield Store.apply(_changes(kind, records))
+            except ValidationError as exc:
+                raise ValidationError(_stopped(kind, len(records), sum(written.values()), exc)) from exc
+            except ConflictError as exc:
+                raise ConflictError(_stopped(kind, len(records), sum(written.values()), exc), ids=exc.ids) from exc
             written[kind] += len(records)
         if progress is not None:
             progress(done, total)
