@@ -207,3 +207,33 @@ def test_unknown_ids_everywhere_are_404(server):
         assert a.get(f"/api/memories/{unknown}").status_code == 404
         assert a.delete(f"/api/memories/{unknown}").status_code == 404
         assert a.get(f"/api/jobs/{unknown}").status_code == 404
+
+
+def test_client_retries_429_after_retry_after(tmp_path):
+    from memlane.client import MemoryClient, RateLimitError
+    secret, _ = KeyStore(tmp_path / "keys.db").create("t")
+    with serve_in_thread(ServerSettings(home=str(tmp_path), rate_limit=1)) as url:
+        patient = MemoryClient(url, secret, max_retries=3)
+        assert all(patient.users()["results"] == [] for _ in range(4))  # the 3rd and 4th wait for Retry-After
+        impatient = MemoryClient(url, secret, max_retries=0)
+        with pytest.raises(RateLimitError) as info:
+            for _ in range(3):
+                impatient.users()
+        assert info.value.status == 429
+
+
+def test_cors_configurable(tmp_path):
+    with serve_in_thread(ServerSettings(home=str(tmp_path), cors_origins=["https://app.example"])) as url:
+        r = httpx.options(url + "/api/users", headers={"Origin": "https://app.example",
+                                                       "Access-Control-Request-Method": "GET"})
+        assert r.headers.get("access-control-allow-origin") == "https://app.example"
+        r = httpx.options(url + "/api/users", headers={"Origin": "https://evil.example",
+                                                       "Access-Control-Request-Method": "GET"})
+        assert r.headers.get("access-control-allow-origin") is None
+
+
+def test_keys_are_stored_hashed(server):
+    import sqlite3
+    url, made, home = server
+    dump = "\n".join(sqlite3.connect(home / "keys.db").iterdump())
+    assert all(secret not in dump for secret in made.values())
