@@ -167,11 +167,12 @@ def test_another_embedding_space_is_embedded_again(tmp_path, exported):
         assert lines(tmp_path / "again.jsonl")[0]["embedding"] != lines(path)[0]["embedding"]
 
 
-def test_the_cli_exports_and_imports(tmp_path, exported):
-    path, before = exported
-    db = tmp_path / "cli.db"
-    cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps(sqlite_config(db)))
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_the_cli_exports_and_imports(tmp_path, exported, store, request):
+    path, _ = exported
+    cfg = tmp_path / "cfg.json"  # --config: the CLI reaches PostgreSQL too
+    cfg.write_text(json.dumps(sqlite_config(tmp_path / "cli.db") if store == "sqlite"
+                              else pg_config(request.getfixturevalue("pg_url"))))
 
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "memlane.cli", "--config", str(cfg), *args],
@@ -184,7 +185,7 @@ def test_the_cli_exports_and_imports(tmp_path, exported):
     assert out.returncode == 0, out.stderr
     assert lines(tmp_path / "cli.jsonl.gz") == lines(path)
     refused = cli("import", str(path))
-    assert refused.returncode != 0 and "already holds" in refused.stderr
+    assert refused.returncode == 3 and "already holds" in refused.stderr
 
 
 @pytest.mark.parametrize("engine", ["falkordb", "neo4j"])
