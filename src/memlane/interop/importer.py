@@ -13,7 +13,8 @@ A failure in pass 2 (the store refused a batch) leaves the batches before it wri
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Iterator, Optional
+from contextlib import closing
+from typing import Any, Callable, Generator, Iterator, Optional
 
 import numpy as np
 
@@ -29,9 +30,20 @@ Progress = Callable[[int, int], None]
 Source = Callable[[], Iterator[fmt.Record]]
 
 
-def _batches(records: Iterator[fmt.Record], size: int) -> Iterator[tuple[str, list[Any]]]:
-    """Runs of at most `size` records of one kind, in source order."""
-    kind, batch = "", []  # type: str, list[Any]
+def _batches(open_source: Source, size: int) -> Generator[tuple[str, list[Any]], None, None]:
+    """Runs of at most `size` records of one kind, in source order; the source is closed (its file, its
+    client) when this generator is, however it stops."""
+    records = open_source()
+    try:
+        yield from _runs(records, size)
+    finally:
+        close = getattr(records, "close", None)
+        if close is not None:
+            close()
+
+
+def _runs(records: Iterator[fmt.Record], size: int) -> Iterator[tuple[str, list[Any]]]:
+    kind, batch = "", list[Any]()
     for record in records:
         this = fmt.to_kind[type(record)]
         if batch and (this != kind or len(batch) >= size):
@@ -82,20 +94,19 @@ def _existing(kind: str, batch: list[Any], graph: _Graph) -> Op:
 
 
 def _check(open_source: Source, batch: int, skip_existing: bool, graph: _Graph) -> Op:
-    """Pass 1: the counts per kind, the records that would be skipped; ConflictError on a taken id."""
+    """Pass 1: the counts per kind; ConflictError on a taken id (unless skipping)."""
     counts = dict.fromkeys(fmt.KINDS, 0)
-    skipped = 0
-    for kind, records in _batches(open_source(), batch):
-        counts[kind] += len(records)
-        taken = yield from _existing(kind, records, graph)
-        if taken and not skip_existing:
-            sample = sorted(taken)[:5]
-            raise ConflictError(f"the store already holds {kind} id(s) {', '.join(sample)}"
-                                f"{' ...' if len(taken) > 5 else ''}: nothing was imported (import into an empty "
-                                "store, or pass skip_existing=True / --skip-existing to keep what is there)",
-                                ids=tuple(sample))
-        skipped += len(taken)
-    return counts, skipped
+    with closing(_batches(open_source, batch)) as batches:
+        for kind, records in batches:
+            counts[kind] += len(records)
+            taken = yield from _existing(kind, records, graph)
+            if taken and not skip_existing:
+                sample = sorted(taken)[:5]
+                raise ConflictError(f"the store already holds {kind} id(s) {', '.join(sample)}"
+                                    f"{' ...' if len(taken) > 5 else ''}: nothing was imported (import into an "
+                                    "empty store, or pass skip_existing=True / --skip-existing to keep what is "
+                                    "there)", ids=tuple(sample))
+    return counts
 
 
 def _needs_embedding(records: list[Any], same_space: bool, dimension: int) -> list[int]:
@@ -152,37 +163,38 @@ def import_records(settings: Settings, open_source: Source, space: Optional[tupl
     same_space = space is not None and (space[0], int(space[1])) == (settings.embedding_model, settings.dimension)
     graph = _Graph((yield Store.graph_entities(Scope(), False)),
                    (yield Store.graph_relations(Scope(), None, None, 1, True)))
-    counts, _ = yield from _check(open_source, batch, skip_existing, graph)
+    counts = yield from _check(open_source, batch, skip_existing, graph)
     total = sum(counts.values())
     written = dict.fromkeys(fmt.KINDS, 0)
     skipped, done = 0, 0
     reembeddings = 0
     newest: OrderedDict[tuple, tuple[str, np.ndarray]] = OrderedDict()
-    for kind, records in _batches(open_source(), batch):
-        done += len(records)
-        if skip_existing:
-            taken = yield from _existing(kind, records, graph)
-            skipped += len(taken)
-            records = [r for r in records if r.id not in taken]
-        if kind == "relation" and graph.moved:
-            for r in records:
-                r.source_id = graph.moved.get(r.source_id, r.source_id)
-                r.target_id = graph.moved.get(r.target_id, r.target_id)
-        if kind == "memory":
-            reembeddings += len(_needs_embedding(records, same_space, settings.dimension))
-            records = yield from _memories(settings, records, same_space, newest)
-        elif kind == "entity":
-            records = yield from _entities(settings, records, same_space)
-        if records:
-            try:
-                yield Store.apply(_changes(kind, records))
-            except ValidationError as exc:
-                raise ValidationError(_stopped(kind, len(records), sum(written.values()), exc)) from exc
-            except ConflictError as exc:
-                raise ConflictError(_stopped(kind, len(records), sum(written.values()), exc), ids=exc.ids) from exc
-            written[kind] += len(records)
-        if progress is not None:
-            progress(done, total)
+    with closing(_batches(open_source, batch)) as batches:
+        for kind, records in batches:
+            done += len(records)
+            if skip_existing:
+                taken = yield from _existing(kind, records, graph)
+                skipped += len(taken)
+                records = [r for r in records if r.id not in taken]
+            if kind == "relation" and graph.moved:
+                for r in records:
+                    r.source_id = graph.moved.get(r.source_id, r.source_id)
+                    r.target_id = graph.moved.get(r.target_id, r.target_id)
+            if kind == "memory":
+                reembeddings += len(_needs_embedding(records, same_space, settings.dimension))
+                records = yield from _memories(settings, records, same_space, newest)
+            elif kind == "entity":
+                records = yield from _entities(settings, records, same_space)
+            if records:
+                try:
+                    yield Store.apply(_changes(kind, records))
+                except ValidationError as exc:
+                    raise ValidationError(_stopped(kind, len(records), sum(written.values()), exc)) from exc
+                except ConflictError as exc:
+                    raise ConflictError(_stopped(kind, len(records), sum(written.values()), exc), ids=exc.ids) from exc
+                written[kind] += len(records)
+            if progress is not None:
+                progress(done, total)
     if progress is not None and total == 0:
         progress(0, 0)
     return {**written, "skipped": skipped, "reembedded": reembeddings}
