@@ -228,3 +228,16 @@ async def test_async_memory_exports_and_imports(tmp_path, exported):
     finally:
         m.close()
     assert lines(tmp_path / "again.jsonl") == lines(path)
+
+
+def test_skipping_an_entity_the_store_has_by_name_keeps_its_relations_attached(tmp_path, exported, fake_server):
+    path, _ = exported
+    with Memory(sqlite_config(tmp_path / "t.db", fake_server.url)) as m:
+        fill(m, fake_server)  # the same names under other ids
+        store = m._runtime.store
+        names = {e.id: e.name for e in store.graph_entities(Scope())}
+        counts = m.import_file(path, skip_existing=True)
+        assert counts["entity"] == 0 and counts["memory"] == 8 and counts["relation"] == 2
+        assert {e.id: e.name for e in store.graph_entities(Scope())} == names  # one node per name still
+        for r in store.graph_relations(Scope(), ended=True):
+            assert r.source_id in names and r.target_id in names
