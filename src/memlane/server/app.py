@@ -250,6 +250,8 @@ def create_app(settings: Optional[ServerSettings] = None) -> FastAPI:
     from . import routes_mem0, routes_native
     app.include_router(routes_native.router(principal, state))
     app.include_router(routes_mem0.router(principal, state))
+    from .ui import mount_ui
+    mount_ui(app)  # the dashboard at / and /ui/* (static files, no key; the page calls /api with one)
 
     app.add_middleware(_Raw, wrap=lambda inner: body_limit(inner, settings.max_body_bytes))
     if settings.cors_origins:
