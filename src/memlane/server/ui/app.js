@@ -419,8 +419,8 @@ function diff(oldText, newText) {
   let j = 0;
   while (i < n || j < m) {
     if (i < n && j < m && a[i] === b[j]) { push("", a[i]); i++; j++; }
-    else if (j < m && (i >= n || L[i][j + 1] >= L[i + 1][j])) { push("ins", b[j]); j++; }
-    else { push("del", a[i]); i++; }
+    else if (i < n && (j >= m || L[i + 1][j] >= L[i][j + 1])) { push("del", a[i]); i++; }
+    else { push("ins", b[j]); j++; }
   }
   return ops.map(([kind, text]) => (kind ? h(kind, {}, text) : text));
 }
@@ -480,10 +480,13 @@ async function memoryView(id) {
       const sources = await api("POST", "/api/messages", { message_ids: ids });
       const log = await api("POST", "/api/messages/log", { ...scope, limit: 1000 });
       const all = log.results;
+      // the conversation: the messages of the same add() call (one created_at), else a few either side
       const at = sources.map((s) => all.findIndex((x) => x.id === s.id)).filter((i) => i >= 0);
-      const shown = at.length
-        ? all.slice(Math.max(0, Math.min(...at) - 3), Math.max(...at) + 4)
-        : sources;
+      const calls = new Set(sources.map((s) => s.created_at));
+      const sameCall = all.filter((x) => calls.has(x.created_at));
+      let shown = sources;
+      if (sameCall.length > sources.length) shown = sameCall;
+      else if (at.length) shown = all.slice(Math.max(0, Math.min(...at) - 2), Math.max(...at) + 3);
       provenance.replaceChildren(h("ol", { class: "messages" }, shown.map((msg) => h("li", {
         class: ids.includes(msg.id) ? "source" : "context" },
       h("span", { class: "role" }, msg.role + (msg.actor_id ? ` (${msg.actor_id})` : "")), msg.content, " ",
