@@ -152,6 +152,33 @@ async def run_http(url: str, key: str, clients: int, seconds: float, mix: list[t
     return summary(latencies, errors[0], elapsed)
 
 
+def get_latency_inprocess(config: MemoryConfig, seconds: float) -> tuple[str, dict[str, float]]:
+    """Sequential get() of one id: the cheapest call, so the HTTP layer's own cost shows."""
+    with Memory(config) as m:
+        memory_id = m.get_all(user_id=USERS[0], limit=1)["results"][0]["id"]
+        values: list[float] = []
+        stop = time.monotonic() + seconds
+        while time.monotonic() < stop:
+            t = time.perf_counter()
+            m.get(memory_id)
+            values.append(time.perf_counter() - t)
+    return memory_id, {"p50_ms": round(percentile(values, 0.5) * 1000, 3),
+                       "p99_ms": round(percentile(values, 0.99) * 1000, 3), "calls": len(values)}
+
+
+def get_latency_http(url: str, key: str, memory_id: str, seconds: float) -> dict[str, float]:
+    values: list[float] = []
+    with httpx.Client(base_url=url, headers={"Authorization": f"Token {key}"}) as c:
+        c.get(f"/api/memories/{memory_id}")
+        stop = time.monotonic() + seconds
+        while time.monotonic() < stop:
+            t = time.perf_counter()
+            assert c.get(f"/api/memories/{memory_id}").status_code == 200
+            values.append(time.perf_counter() - t)
+    return {"p50_ms": round(percentile(values, 0.5) * 1000, 3), "p99_ms": round(percentile(values, 0.99) * 1000, 3),
+            "calls": len(values)}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -210,13 +237,16 @@ def main() -> None:
         search_only = [("search", 1.0)]
         results: dict[str, Any] = {}
         warm = min(5.0, args.duration / 5)
+        memory_id, get_inprocess = get_latency_inprocess(config, warm)
         run_inprocess(config, args.clients, warm, MIX)
         results["search_inprocess"] = run_inprocess(config, args.clients, args.duration, search_only)
         results["mixed_inprocess"] = run_inprocess(config, args.clients, args.duration, MIX)
 
         def http(url: str) -> dict[str, Any]:
             asyncio.run(run_http(url, key, args.clients, warm, MIX))  # warm the server's caches first
-            return {"search_http": asyncio.run(run_http(url, key, args.clients, args.duration, search_only)),
+            return {"get_by_id_sequential": {"inprocess": get_inprocess,
+                                             "http": get_latency_http(url, key, memory_id, warm)},
+                    "search_http": asyncio.run(run_http(url, key, args.clients, args.duration, search_only)),
                     "mixed_http": asyncio.run(run_http(url, key, args.clients, args.duration, MIX))}
         results.update(with_server(home, args.workers, raw_config, http))
     finally:

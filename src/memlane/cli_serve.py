@@ -27,6 +27,8 @@ def configure_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate-limit", type=float, default=50.0,
                    help="requests a second per key in each process, bursts of twice that (0: off)")
     p.add_argument("--max-body-bytes", type=int, default=1_048_576)
+    p.add_argument("--mcp", action="store_true", help="also serve MCP (streamable HTTP) at /mcp with the same "
+                                                      "keys (needs memlane[mcp])")
     p.add_argument("--cors-origin", action="append", default=[], help="an origin browsers may call from "
                                                                      "(repeat; none by default)")
 
@@ -103,7 +105,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise ConfigurationError("--workers must be at least 1")
     settings = ServerSettings(home=str(default_home()), config=_config(args), no_auth=args.no_auth, host=args.host,
                               rate_limit=args.rate_limit, max_body_bytes=args.max_body_bytes,
-                              cors_origins=list(args.cors_origin))
+                              cors_origins=list(args.cors_origin), mcp=args.mcp)
     if args.no_auth:
         print("!" * 78 + "\nmemlane serve --no-auth: NO API KEYS. Anything that can reach "
               f"{args.host}:{args.port} reads and deletes every memory.\n" + "!" * 78, file=sys.stderr)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, MutableMapping, Optional
 
 try:
+    import anyio.to_thread
     from fastapi import Depends, FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.middleware.cors import CORSMiddleware
@@ -23,7 +24,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from ..config import MemoryConfig, default_home
 from ..errors import (ConfigurationError, ConflictError, InternalError, LLMError, MemlaneError, NotFoundError,
                       ProviderError, ValidationError)
-from .keys import KeyStore
+from .keys import ApiKey, KeyStore
 from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .service import Forbidden, Principal, Unauthorized
@@ -43,6 +44,7 @@ class ServerSettings:
     rate_limit: float = 50.0  # requests a second per key (0: off), burst twice that
     max_body_bytes: int = 1_048_576
     cors_origins: list[str] = field(default_factory=list)
+    mcp: bool = False  # also serve MCP (streamable HTTP) at /mcp, with the same keys (needs memlane[mcp])
 
     def home_path(self) -> Path:
         return Path(self.home) if self.home else default_home()
@@ -165,8 +167,13 @@ class State:
         self.metrics.gauges["memlane_tenants_open"] = lambda: float(len(self.tenants.opened()))
 
     def principal(self, authorization: Optional[str]) -> Principal:
+        """The request's key, its tenant's Memory and its user_ids; Unauthorized or RateLimited if not."""
+        key = self.authenticate(authorization)
+        return Principal(key.tenant, key.id, key.admin, key.user_ids, self.tenants.get(key.tenant))
+
+    def authenticate(self, authorization: Optional[str]) -> ApiKey:
         if self.settings.no_auth:
-            return Principal(NO_AUTH_TENANT, "no-auth", True, None, self.tenants.get(NO_AUTH_TENANT))
+            return ApiKey("no-auth", NO_AUTH_TENANT, admin=True)
         if not authorization:
             raise Unauthorized("an API key is required: Authorization: Token <key>")
         secret = authorization.strip()
@@ -179,7 +186,7 @@ class State:
         wait = self.limiter.check(key.id)
         if wait is not None:
             raise RateLimited(wait)
-        return Principal(key.tenant, key.id, key.admin, key.user_ids, self.tenants.get(key.tenant))
+        return key
 
     def close(self) -> None:
         self.tenants.close()
@@ -205,8 +212,14 @@ def create_app(settings: Optional[ServerSettings] = None) -> FastAPI:
                               "Every route but health, metrics and these docs takes an API key.")
     app.state.memlane = state
 
-    def principal(authorization: Optional[str] = Depends(api_key_header)) -> Principal:
-        return state.principal(authorization)
+    async def principal(authorization: Optional[str] = Depends(api_key_header)) -> Principal:
+        # On the event loop, not a worker thread: the key lookup is one indexed read, cheaper than a thread
+        # hop; opening a tenant's store (its first request) goes to a thread.
+        key = state.authenticate(authorization)
+        memory = state.tenants.peek(key.tenant)
+        if memory is None:
+            memory = await anyio.to_thread.run_sync(state.tenants.get, key.tenant)
+        return Principal(key.tenant, key.id, key.admin, key.user_ids, memory)
 
     @app.exception_handler(MemlaneError)
     async def memlane_error(request: Request, exc: MemlaneError) -> JSONResponse:
@@ -253,6 +266,14 @@ def create_app(settings: Optional[ServerSettings] = None) -> FastAPI:
     from .ui import mount_ui
     mount_ui(app)  # the dashboard at / and /ui/* (static files, no key; the page calls /api with one)
 
+    if settings.mcp:
+        import importlib
+        mount = importlib.import_module("memlane.mcp").mount  # the MCP server; its SDK is the mcp extra
+
+        def authenticate(request: Request) -> Principal:
+            return state.principal(request.headers.get("authorization"))
+        mount(app, "/mcp", authenticate=authenticate, host=settings.host)
+
     app.add_middleware(_Raw, wrap=lambda inner: body_limit(inner, settings.max_body_bytes))
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
@@ -272,8 +293,9 @@ class _Raw:
 
 
 def mount_mcp(app: FastAPI, asgi_app: Any, path: str = "/mcp") -> None:
-    """Mount an MCP server (any ASGI app) at /mcp. It gets the raw ASGI scope; `app.state.memlane` holds
-    the server's State (keys: State.principal(authorization header) gives a request's tenant Memory)."""
+    """Mount any ASGI app at /mcp (ServerSettings(mcp=True) mounts memlane.mcp's with the server's keys).
+    `app.state.memlane.principal(authorization header)` gives a request's Principal: its tenant's Memory
+    (.memory) and the key's .user_ids; it raises Unauthorized / Forbidden / RateLimited (MemlaneErrors)."""
     app.mount(path, asgi_app)
 
 

@@ -76,7 +76,7 @@ def parse_filters(text: Optional[str]) -> Optional[Obj]:
     return value
 
 
-def router(principal: Callable[..., Principal], state: Any) -> APIRouter:
+def router(principal: Callable[..., Any], state: Any) -> APIRouter:
     from .app import ERRORS
     r = APIRouter(tags=["mem0 platform"], responses=ERRORS)
     P = Depends(principal)

@@ -96,7 +96,7 @@ def _optional(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def router(principal: Callable[..., Principal], state: Any) -> APIRouter:
+def router(principal: Callable[..., Any], state: Any) -> APIRouter:
     from .app import ERRORS
     r = APIRouter(prefix="/api", tags=["memories"], responses=ERRORS)
     P = Depends(principal)
