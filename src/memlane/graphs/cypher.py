@@ -13,6 +13,7 @@ import json
 from typing import Any, Callable, Optional
 
 from ..models import GraphEntity, GraphRelation, Scope
+from ..stores.base import within_hops
 from .outbox import decode_vector
 
 # The most items a list parameter carries in one query (FalkorDB's Bolt listener fails on large requests).
@@ -91,22 +92,13 @@ class CypherGraph:
         order = "ORDER BY r.created_at, r.ord, r.id"
         if entity_ids is None:
             return [_relation(row) for row in self.run(f"{base} RETURN {_REL_FIELDS} {order}", params)]
-        found: dict[str, GraphRelation] = {}
-        frontier, seen = set(entity_ids), set(entity_ids)
-        for _ in range(max(hops, 0)):
-            if not frontier:
-                break
-            ids = sorted(frontier)
-            rows = [row for start in range(0, len(ids), CHUNK) for row in
+
+        def touching(ids: list[str]) -> list[GraphRelation]:
+            return [_relation(row) for start in range(0, len(ids), CHUNK) for row in
                     self.run(f"{base} AND (s.id IN $ids OR t.id IN $ids) RETURN {_REL_FIELDS} {order}",
                              {**params, "ids": ids[start:start + CHUNK]})]
-            frontier = set()
-            for row in rows:
-                rel = _relation(row)
-                found.setdefault(rel.id, rel)
-                frontier |= {rel.source_id, rel.target_id} - seen
-            seen |= frontier
-        return list(found.values())
+
+        return within_hops(entity_ids, hops, touching)
 
     # ------------------------------------------------------------------ writes
 

@@ -4,13 +4,32 @@ The pipeline reaches them through effects.Store, one typed builder per method (t
 keeps the two in step); Memory itself calls only job_queue() and close()."""
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol, runtime_checkable
+from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..filters import Node
 from ..models import (ChangeSet, EntityRecord, GraphEntity, GraphRelation, HistoryRecord, MemoryRecord,
                       MessageRecord, Scope)
+
+
+def within_hops(entity_ids: list[str], hops: int,
+                touching: Callable[[list[str]], list[GraphRelation]]) -> list[GraphRelation]:
+    """The relations within `hops` of the entities (1: touching one of them; 2: also touching their
+    neighbours), each once, in the order found; `touching(ids)` reads those touching any of `ids`. Every
+    store's graph_relations walks the same way."""
+    found: dict[str, GraphRelation] = {}
+    frontier, seen = set(entity_ids), set(entity_ids)
+    for _ in range(max(hops, 0)):
+        if not frontier:
+            break
+        near = touching(sorted(frontier))
+        frontier = set()
+        for rel in near:
+            found.setdefault(rel.id, rel)
+            frontier |= {rel.source_id, rel.target_id} - seen
+        seen |= frontier
+    return list(found.values())
 
 
 @runtime_checkable

@@ -10,6 +10,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..models import ChangeSet, GraphEntity, GraphRelation, Scope
+from .base import within_hops
 
 ENTITY_COLUMNS = "id, name, norm, type, user_id, agent_id, run_id, created_at, embedding"
 RELATION_COLUMNS = ("id, source, relationship, target, user_id, agent_id, run_id, valid_from, valid_to, "
@@ -68,22 +69,14 @@ def relations(conn: sqlite3.Connection, scope: Scope, as_of: Optional[str], enti
     base = f"SELECT {RELATION_COLUMNS} FROM graph_relations WHERE {where} AND {valid}"
     if entity_ids is None:
         return [_relation(r) for r in conn.execute(base + " ORDER BY pk", params + valid_params)]
-    found: dict[str, GraphRelation] = {}
-    frontier, seen = set(entity_ids), set(entity_ids)
-    for _ in range(max(hops, 0)):
-        if not frontier:
-            break
-        ids = sorted(frontier)
+
+    def touching(ids: list[str]) -> list[GraphRelation]:
         marks = ",".join("?" * len(ids))
-        rows = conn.execute(f"{base} AND (source IN ({marks}) OR target IN ({marks})) ORDER BY pk",
-                            params + valid_params + ids + ids).fetchall()
-        frontier = set()
-        for row in rows:
-            rel = _relation(row)
-            found.setdefault(rel.id, rel)
-            frontier |= {rel.source_id, rel.target_id} - seen
-        seen |= frontier
-    return list(found.values())
+        return [_relation(row) for row in conn.execute(
+            f"{base} AND (source IN ({marks}) OR target IN ({marks})) ORDER BY pk",
+            params + valid_params + ids + ids)]
+
+    return within_hops(entity_ids, hops, touching)
 
 
 def _blob(vector: Optional[np.ndarray]) -> Optional[bytes]:

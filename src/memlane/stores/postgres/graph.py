@@ -12,6 +12,7 @@ import numpy as np
 from psycopg import Cursor
 
 from ...models import ChangeSet, GraphEntity, GraphRelation, Scope
+from ..base import within_hops
 
 ENTITY_COLUMNS = "id, name, norm, type, user_id, agent_id, run_id, created_at, embedding"
 RELATION_COLUMNS = ("id, source, relationship, target, user_id, agent_id, run_id, valid_from, valid_to, "
@@ -75,21 +76,13 @@ def relations(cur: Cursor[Any], scope: Scope, as_of: Optional[str], entity_ids: 
     if entity_ids is None:
         cur.execute(base + " ORDER BY pk", params + valid_params)
         return [_relation(r) for r in cur.fetchall()]
-    found: dict[str, GraphRelation] = {}
-    frontier, seen = set(entity_ids), set(entity_ids)
-    for _ in range(max(hops, 0)):
-        if not frontier:
-            break
-        ids = sorted(frontier)
+
+    def touching(ids: list[str]) -> list[GraphRelation]:
         cur.execute(f"{base} AND (source = ANY(%s) OR target = ANY(%s)) ORDER BY pk",
                     params + valid_params + [ids, ids])
-        frontier = set()
-        for row in cur.fetchall():
-            rel = _relation(row)
-            found.setdefault(rel.id, rel)
-            frontier |= {rel.source_id, rel.target_id} - seen
-        seen |= frontier
-    return list(found.values())
+        return [_relation(row) for row in cur.fetchall()]
+
+    return within_hops(entity_ids, hops, touching)
 
 
 def _vector(vector: Optional[np.ndarray]) -> Optional[np.ndarray]:
