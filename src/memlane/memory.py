@@ -134,6 +134,11 @@ class _Base:
         return {"job_id": job_id, "status": "queued"}
 
 
+    @property
+    def llm_configured(self) -> bool:
+        """Whether an LLM is configured, so that add(infer=True) extracts facts (else it stores verbatim)."""
+        return self._settings.llm_configured
+
     @classmethod
     def from_config(cls: type[B], config: Union[MemoryConfig, dict[str, Any]]) -> B:
         """Build from a MemoryConfig or mem0's config dict (`{"llm": {...}, "embedder": {...}, ...}`)."""

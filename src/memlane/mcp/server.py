@@ -316,8 +316,7 @@ def build_server(memory_for: Optional[MemorySource] = None, *, default_user_id: 
 
 def _has_llm(memory: "Memory") -> bool:
     """Whether add() can extract facts (else the MCP default is infer=False: verbatim, without a warning)."""
-    settings = getattr(memory, "_settings", None)
-    return bool(getattr(settings, "llm_configured", False))
+    return memory.llm_configured
 
 
 def _describe(ids: dict[str, Any]) -> str:
