@@ -62,8 +62,15 @@ def _config(args: argparse.Namespace) -> Optional[dict[str, Any]]:
     return value
 
 
+def _no_db(args: argparse.Namespace) -> None:
+    if getattr(args, "db", None):
+        raise ConfigurationError("--db does not apply: the server keeps keys.db and one store per tenant "
+                                 "(tenants/<tenant>.db) under $MEMLANE_HOME")
+
+
 def run_keys(args: argparse.Namespace) -> int:
     from .server.keys import KeyStore
+    _no_db(args)
     store = KeyStore(default_home() / "keys.db")
     try:
         if args.keys_command == "create":
@@ -99,6 +106,7 @@ def run_serve(args: argparse.Namespace) -> int:
         from .server.app import SETTINGS_ENV, ServerSettings, create_app
     except ImportError:
         raise missing_extra("fastapi and uvicorn", "server") from None
+    _no_db(args)
     if args.no_auth and args.host not in LOOPBACK:
         raise ConfigurationError("--no-auth is only allowed with --host 127.0.0.1")
     if args.workers < 1:
