@@ -151,6 +151,15 @@ def test_user_bound_key(server):
         assert all(h["user_id"] == "alice" for h in r.json().get("results", []))
         assert {u["name"] for u in k.get("/api/users").json()["results"]} <= {"alice"}
         assert k.get(f"/api/memories/{mine}").status_code == 200
+        job = admin.post("/api/memories", json={"messages": "carol's queued", "user_id": "carol", "infer": False,
+                                                "background": True}).json()["job_id"]
+        import time
+        for _ in range(200):
+            if admin.get(f"/api/jobs/{job}").json()["status"] == "done":
+                break
+            time.sleep(0.05)
+        assert admin.get(f"/api/jobs/{job}").json()["result"]["results"]
+        assert k.get(f"/api/jobs/{job}").json()["result"]["results"] == []  # carol's memory is not the key's
         assert k.post("/api/keys", json={"tenant": "acme"}).status_code == 403
         assert k.post("/api/reset").status_code == 403
 

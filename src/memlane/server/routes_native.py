@@ -113,7 +113,7 @@ def router(principal: Callable[..., Any], state: Any) -> APIRouter:
 
     @r.get("/jobs/{job_id}", summary="job: a background add's state")
     def job(job_id: str, p: Principal = P) -> Obj:
-        return p.memory.job(job_id)
+        return p.job(job_id)
 
     @r.post("/jobs/{job_id}/retry", summary="retry a failed job")
     def retry_job(job_id: str, p: Principal = P) -> Obj:

@@ -95,6 +95,16 @@ class Principal:
                 if isinstance(entry, dict) and isinstance(entry.get("memory_id"), str):
                     self.check_id(entry["memory_id"])
 
+    def job(self, job_id: str) -> dict[str, Any]:
+        """A job's state; for a key bound to user_ids, its result lists only the memories the key reaches."""
+        job = self.memory.job(job_id)
+        result = job.get("result")
+        if self.user_ids is not None and isinstance(result, dict) and isinstance(result.get("results"), list):
+            kept = [r for r in result["results"] if isinstance(r, dict) and isinstance(r.get("id"), str)
+                    and self.reachable(self.memory.get(r["id"]))]
+            job = {**job, "result": {**result, "results": kept, "relations": []}}
+        return job
+
     def users(self) -> dict[str, Any]:
         result = self.memory.users()
         if self.user_ids is None:
