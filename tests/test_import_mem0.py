@@ -14,37 +14,19 @@ from pathlib import Path
 import pytest
 
 from fake_embed_servers import FakeEmbedServer
+from mem0_venv import mem0_python
 
 from memlane import ConfigurationError, Memory
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / ".venv-mem0"
-PYTHON = VENV / "bin" / "python"
 WRITER = Path(__file__).resolve().parent / "mem0_writer.py"
 DIMS = 24
-
-
-def _mem0_python() -> Path:
-    """The cached venv's interpreter, with mem0ai installed (made now if missing). Never skipped: a venv or
-    pip failure fails the test with pip's own words."""
-    if PYTHON.exists() and subprocess.run([str(PYTHON), "-c", "import mem0, qdrant_client, psycopg, psycopg_pool"],
-                                          capture_output=True, timeout=120).returncode == 0:
-        return PYTHON
-    steps = [[sys.executable, "-m", "venv", "--clear", str(VENV)],
-             [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "mem0ai",
-              "psycopg[binary,pool]"]]
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, timeout=900)
-        if done.returncode != 0:
-            pytest.fail(f"could not prepare the mem0ai venv in {VENV} ({' '.join(step[-2:])}): "
-                        f"{(done.stderr or done.stdout)[-2000:]}")
-    return PYTHON
 
 
 def _write(store: str, history_db: Path, home: Path) -> dict:
     """Run mem0_writer.py with the real mem0 on `store` (a Qdrant folder or a connection string); what mem0
     answered afterwards."""
-    python = _mem0_python()
+    python = mem0_python()
     server = FakeEmbedServer(default_dim=DIMS)
     try:
         env = {**os.environ, "MEM0_TELEMETRY": "false", "MEM0_DIR": str(home / "mem0home"), "HOME": str(home)}

@@ -1,22 +1,17 @@
 """mem0's own platform client (mem0ai 2.2.1's MemoryClient, from a throwaway venv) against memlane serve:
 an application written for mem0's platform moves to a self-hosted memlane by changing `host`."""
-import fcntl
 import json
 import os
 import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
-import pytest
+
+from mem0_venv import mem0_python
 
 from memlane.server import ServerSettings
 from memlane.server.background import serve_in_thread
 from memlane.server.keys import KeyStore
 
-ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / ".venv-mem0-client"
-MEM0 = "mem0ai==2.2.1"
 
 SCRIPT = textwrap.dedent("""
     import json, sys
@@ -59,22 +54,6 @@ SCRIPT = textwrap.dedent("""
         out["bad_key"] = type(exc).__name__
     print("RESULT" + json.dumps(out))
 """)
-
-
-def mem0_python() -> Path:
-    """The throwaway venv with mem0's client (made once, under a file lock; never skipped)."""
-    python = VENV / "bin" / "python"
-    with open(ROOT / ".venv-mem0-client.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        check = subprocess.run([str(python), "-c", "import mem0, importlib.metadata as m; "
-                                "assert m.version('mem0ai') == '2.2.1'"], capture_output=True) \
-            if python.exists() else None
-        if check is None or check.returncode != 0:
-            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-            pip = subprocess.run([str(python), "-m", "pip", "install", "-q", MEM0], capture_output=True, text=True)
-            if pip.returncode != 0:
-                pytest.fail(f"could not install {MEM0} into {VENV} for the mem0 client test:\n{pip.stderr[-2000:]}")
-    return python
 
 
 def test_mem0_platform_client_against_memlane(tmp_path):
