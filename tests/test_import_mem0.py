@@ -18,7 +18,6 @@ from mem0_venv import mem0_python
 
 from memlane import ConfigurationError, Memory
 
-ROOT = Path(__file__).resolve().parent.parent
 WRITER = Path(__file__).resolve().parent / "mem0_writer.py"
 DIMS = 24
 
