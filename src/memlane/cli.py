@@ -461,6 +461,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser = _parser()
         args = parser.parse_args(argv)
         wording.verbose = args.verbose
+        if args.command in ("serve", "mcp"):  # a long-running server: its callers pass infer=False, not a flag
+            library_log.removeFilter(wording)
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
         code = _run(parser, args)
         sys.stdout.flush()  # a closed pipe shows here rather than at exit
