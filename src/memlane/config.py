@@ -171,6 +171,20 @@ class MemoryConfig(BaseModel):
         """Whether graph memory is asked for (it also needs an LLM, and the embedded store)."""
         return self.graph_store is not None
 
+    @property
+    def vector_engine(self) -> Optional[dict[str, Any]]:
+        """The external vector engine's {"provider", "config"} (vector_store's provider names one of
+        registry's vector_engine kind, and is not a vector_store itself); None when the store searches its own
+        vectors. Without a path, url, host or client, its folder sits beside the database file."""
+        provider = self.vector_store.provider
+        if provider in registry.available("vector_store") or provider not in registry.available("vector_engine"):
+            return None
+        config = dict(self.vector_store.config)
+        if not any(config.get(key) for key in ("path", "url", "host", "client")):
+            db = self.database_path()
+            config["path"] = str(db.with_name(f"{db.stem}-{provider}"))
+        return {"provider": provider, "config": config}
+
     def database_path(self) -> Path:
         """The embedded database file: vector_store.config.path, else history_db_path, else
         $MEMLANE_HOME/memlane.db."""
@@ -185,6 +199,9 @@ class MemoryConfig(BaseModel):
     def store_config(self) -> dict[str, Any]:
         """What the vector store is built from: its own config, with the embedded store's file resolved
         (mem0's history_db_path and $MEMLANE_HOME choose it as well, and the store sees only its dict)."""
+        if self.vector_engine is not None:  # the embedded file keeps all but the engine's index
+            dims = self.vector_store.config.get("embedding_model_dims")
+            return {"path": str(self.database_path()), **({"embedding_model_dims": dims} if dims else {})}
         config = dict(self.vector_store.config)
         if self.vector_store.provider == EMBEDDED_STORE:
             config.pop("db_path", None)

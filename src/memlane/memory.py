@@ -10,7 +10,8 @@ from . import inputs, pipeline, pooling, registry, reindex
 from .interop import export as interop_export, format as interop_format, importer as interop_import
 from .interop import mem0 as interop_mem0
 from .graphs.outbox import OutboxGraphStore
-from .config import MemoryConfig, ProviderConfig
+from .vector_engines import OutboxVectorStore
+from .config import EMBEDDED_STORE, MemoryConfig, ProviderConfig
 from .drivers import Runtime, callers, run_async, run_sync, safe
 from .errors import ConfigurationError, ValidationError
 from .jobs import NoQueue, Worker
@@ -35,8 +36,12 @@ def _progress(progress: Union[bool, Progress, None], label: str = "reindex") -> 
 
 def _build(config: MemoryConfig, check_space: bool = True) -> tuple[Runtime, Settings]:
     embedder = registry.create("embedder", config.embedder.provider, config.embedder.config)
-    store = registry.create("vector_store", config.vector_store.provider, config.store_config())
+    vectors = config.vector_engine
+    provider = EMBEDDED_STORE if vectors is not None else config.vector_store.provider
+    store = registry.create("vector_store", provider, config.store_config())
     try:
+        if vectors is not None:  # vectors searched in an external engine, fed through the store's outbox
+            store = OutboxVectorStore(store, registry.create("vector_engine", vectors["provider"], vectors["config"]))
         engine = config.graph_engine
         if engine is not None:  # the graph in an external engine, fed through the store's outbox
             store = OutboxGraphStore(store, registry.create("graph_store", engine["provider"], engine["config"]))

@@ -10,7 +10,9 @@ from typing import Any, Callable
 
 from .errors import ConfigurationError
 
-KINDS = ("llm", "embedder", "vector_store", "graph_store", "reranker")
+# vector_engine: an external vector index (Qdrant, Chroma) beside the embedded store, named as vector_store's
+# provider (vector_engines/: the store keeps everything else and feeds the engine through its outbox).
+KINDS = ("llm", "embedder", "vector_store", "vector_engine", "graph_store", "reranker")
 
 Factory = Callable[[dict[str, Any]], Any]
 
@@ -27,6 +29,10 @@ _BUILTIN: dict[str, dict[str, str]] = {
     "vector_store": {
         "sqlite": "memlane.stores.sqlite:SQLiteStore",
         "pgvector": "memlane.stores.postgres:PostgresStore",
+    },
+    "vector_engine": {
+        "qdrant": "memlane.vector_engines.qdrant:QdrantEngine",
+        "chroma": "memlane.vector_engines.chroma:ChromaEngine",
     },
     "llm": {
         "openai": "memlane.llms.openai:OpenAILLM",

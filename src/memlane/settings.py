@@ -81,7 +81,8 @@ def graph_requested(config: MemoryConfig) -> bool:
         return False
     if config.graph_engine is not None:  # an external engine, fed through the store's outbox
         return True
-    if config.vector_store.provider not in ("sqlite", "pgvector"):  # the stores that keep graph tables
+    if config.vector_store.provider not in ("sqlite", "pgvector") and config.vector_engine is None:
+        # the stores that keep graph tables (an external vector engine sits beside the embedded file)
         raise ConfigurationError("graph_store 'sqlite' keeps the graph in the store's own database: it needs "
                                  f"vector_store 'sqlite' or 'pgvector', not {config.vector_store.provider!r}")
     return True

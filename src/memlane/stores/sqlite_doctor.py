@@ -265,6 +265,13 @@ def _check_snapshot(conn: sqlite3.Connection, path: Path, out: _Collector) -> Re
         for status, n in conn.execute("SELECT status, count(*) FROM jobs GROUP BY status"):
             counts[f"jobs_{status}"] = n
     report = Report(path=str(path), schema_version=version, counts=counts)
+    if "graph_outbox" in tables:  # changes written here that an external engine (vectors, graph) has not applied
+        pending = conn.execute("SELECT count(*) FROM graph_outbox").fetchone()[0]
+        report.counts["outbox_pending"] = pending
+        if pending:
+            report.notes.append(f"{pending} outbox entr{'y waits' if pending == 1 else 'ies wait'} for an external "
+                                "engine (vector or graph): opening the store with that engine configured applies "
+                                "them (a process running now may be applying them)")
     ids = dict(conn.execute("SELECT pk, id FROM memories").fetchall())
     _check_rows(conn, dims, out)
     if "memory_vectors" in tables:

@@ -1,0 +1,264 @@
+"""External vector engines (src/memlane/vector_engines/): Qdrant in local mode and Chroma's PersistentClient,
+both real and embedded. The relational side is the embedded SQLite file; the engine is fed through its
+outbox. The Memory-level contract of tests/test_store_contract.py runs on each engine, then what is the
+engines' own: the outbox repairing a crash between the two writes, an engine that is down, scope-only
+filtering in the engine with every operator checked by the store, and the graph's outbox on top."""
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from contextlib import closing
+
+import numpy as np
+import pytest
+
+import test_store_contract as contract
+from fakeservers import fake_server  # noqa: F401  (fixture)
+from graph_servers import falkordb_server, graph_store_config  # noqa: F401  (fixtures)
+from test_graph import reply, triples
+from test_store_contract import (  # noqa: F401  (the contract's tests, collected here with this module's fixtures)
+    test_a_keyword_only_match_is_found, test_add_get_get_all_and_search,
+    test_delete_racing_delete_one_wins_one_not_found,
+    test_every_filter_operator_and_combinator, test_graph_adds_racing_in_one_scope_make_one_entity_per_name,
+    test_graph_memory_through_memory_on_each_store, test_pagination_totals_and_scope_isolation,
+    test_text_update_racing_metadata_update_loses_neither, test_update_delete_delete_all_and_history,
+    test_update_of_a_memory_deleted_meanwhile_is_not_found)
+
+from memlane import ConfigurationError, Memory
+from memlane import filters as F
+from memlane.config import MemoryConfig
+from memlane.errors import DimensionMismatchError
+from memlane.models import Scope
+from memlane.stores import sqlite_doctor
+from memlane.vector_engines import OutboxVectorStore
+
+ENGINES = ["qdrant", "chroma"]
+NO_LLM = {"provider": "none"}
+
+
+def engine_config(kind, folder):
+    return {"provider": kind, "config": {"path": str(folder / f"engine-{kind}"), "collection_name": "memlane_test"}}
+
+
+@pytest.fixture(params=ENGINES)
+def kind(request):
+    return request.param
+
+
+@pytest.fixture
+def store_config(kind, tmp_path):
+    """vector_store config of the engine; the embedded file is $MEMLANE_HOME/memlane.db (conftest: per test)."""
+    return engine_config(kind, tmp_path)
+
+
+@pytest.fixture
+def mem(store_config):
+    m = Memory({"vector_store": store_config, "llm": NO_LLM})
+    yield m
+    m.close()
+
+
+def wrapper(m):
+    store = m._runtime.store
+    while not isinstance(store, OutboxVectorStore):
+        store = store._store
+    return store
+
+
+def engine_count(m):
+    return wrapper(m)._engine.count()
+
+
+# ------------------------------------------------------------------ the contract tests Qdrant's local mode cannot run
+
+def test_dimension_mismatch_and_reset_on_chroma(tmp_path):
+    """Two clients on one folder at once: Chroma's PersistentClient allows it, Qdrant's local mode does not."""
+    config = engine_config("chroma", tmp_path)
+    with Memory({"vector_store": config, "llm": NO_LLM}) as m:
+        contract.test_dimension_mismatch_and_reset(config, m)
+    contract.test_concurrent_updates_through_two_instances_lose_nothing(config)
+
+
+def test_qdrant_local_mode_is_one_client_at_a_time(tmp_path):
+    config = engine_config("qdrant", tmp_path)
+    with Memory({"vector_store": config, "llm": NO_LLM}):
+        with pytest.raises(ConfigurationError, match="Qdrant server"):
+            Memory({"vector_store": config, "llm": NO_LLM})
+    wrong = {**config, "config": {**config["config"], "embedding_model_dims": 3}}
+    with pytest.raises(DimensionMismatchError, match="embedding_model_dims"):
+        Memory({"vector_store": wrong, "llm": NO_LLM})
+
+
+# ------------------------------------------------------------------ the engines' own
+
+def test_search_ranks_as_the_sqlite_store_does(kind, tmp_path):
+    corpus = contract.FACTS + ["I drive a blue bicycle to work", "Emma likes the violin as well",
+                               "Peanut butter is banned at home"]
+    queries = ["what instrument do I play?", "food allergies", "what do I drive?", "Emma's birthday"]
+    results = []
+    for store in ({"provider": "sqlite", "config": {"path": str(tmp_path / "plain.db")}},
+                  engine_config(kind, tmp_path)):
+        with Memory({"vector_store": store, "history_db_path": str(tmp_path / f"{store['provider']}.db"),
+                     "llm": NO_LLM}) as m:
+            contract.add_all(m, corpus, user_id="u")
+            contract.add_all(m, corpus[:3], user_id="other")
+            results.append([[(h["memory"], h["score"]) for h in m.search(q, user_id="u", limit=4)["results"]]
+                            for q in queries])
+    for query, lite, ext in zip(queries, *results):
+        assert [t for t, _ in ext] == [t for t, _ in lite], query
+        assert all(abs(p - q) < 0.01 for (_, p), (_, q) in zip(ext, lite)), (query, ext, lite)
+
+
+def test_the_engine_filters_by_scope_and_the_store_checks_the_rest(mem):
+    ids = contract.add_all(mem, [f"note {i} about the garden" for i in range(30)], user_id="a")
+    for i, mid in enumerate(ids):
+        mem.update(mid, metadata={"n": i})
+    contract.add_all(mem, ["note about the garden"] * 3, user_id="b")
+    store = wrapper(mem)
+    query = mem._runtime.embedder.embed(["garden"])[0] if hasattr(mem._runtime.embedder, "embed") else None
+    if query is None:
+        pytest.skip("embedder has no embed()")
+    engine_hits = store._engine.search(np.asarray(query, dtype=np.float32), Scope(user_id="a"), 100)
+    assert len(engine_hits) == 30 and set(i for i, _ in engine_hits) == set(ids)  # scope only, in the engine
+    scores = [s for _, s in engine_hits]
+    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1.0001 for s in scores)
+    worst = engine_hits[-1][0]
+    n = next(i for i, mid in enumerate(ids) if mid == worst)
+    where = F.parse({"user_id": "a", "n": n})
+    assert [i for i, _ in store.vector_search(query, Scope(user_id="a"), where, 1)] == [worst]  # the pool grows
+    where = F.parse({"AND": [{"user_id": "a"}, {"n": {"gte": 10}}, {"NOT": {"n": {"in": [11, 12]}}}]})
+    got = [i for i, _ in store.vector_search(query, Scope(user_id="a"), where, 50)]
+    assert sorted(got) == sorted(mid for i, mid in enumerate(ids) if i >= 10 and i not in (11, 12))
+
+
+def test_delete_delete_all_and_reset_reach_the_engine(mem):
+    ids = contract.add_all(mem, contract.FACTS, user_id="alice")
+    contract.add_all(mem, ["elsewhere"], user_id="bob")
+    assert engine_count(mem) == 6 and wrapper(mem).in_step()
+    mem.delete(ids[0])
+    assert engine_count(mem) == 5
+    mem.update(ids[1], "I am allergic to cats")
+    assert mem.search("cats", user_id="alice")["results"][0]["id"] == ids[1]
+    mem.delete_all(user_id="alice")
+    assert engine_count(mem) == 1 and mem.search("violin", user_id="alice")["results"] == []
+    mem.reset()
+    assert engine_count(mem) == 0 and wrapper(mem).outbox_pending() == []
+    contract.add_all(mem, ["after reset"], user_id="alice")
+    assert engine_count(mem) == 1 and wrapper(mem).in_step()
+
+
+def test_drift_is_seen_and_mended(mem):
+    contract.add_all(mem, contract.FACTS, user_id="alice")
+    store = wrapper(mem)
+    store._engine.clear(None)  # the engine lost everything (a wiped folder, a new server)
+    assert not store.in_step()
+    assert mem.search("violin", user_id="alice")["results"][0]["memory"] == contract.FACTS[0]  # keyword half
+    assert store.resync() == 5 and store.in_step()
+    assert mem.search("what instrument do I play?", user_id="alice")["results"][0]["memory"] == contract.FACTS[0]
+
+
+CRASH = """
+import json, os, sys
+from memlane import Memory
+from memlane.vector_engines import chroma, qdrant
+config = json.loads(sys.argv[1])
+m = Memory(config)
+for engine in (chroma.ChromaEngine, qdrant.QdrantEngine):
+    engine.upsert = lambda self, records: os._exit(3)  # the process dies between the two writes
+m.add("I collect vintage postcards", user_id="u1", infer=False)
+"""
+
+
+def test_a_crash_between_the_store_and_the_engine_is_repaired_on_open(store_config):
+    config = MemoryConfig.from_mem0({"vector_store": store_config, "llm": NO_LLM})
+    Memory(config).close()
+    crashed = subprocess.run([sys.executable, "-c", textwrap.dedent(CRASH), json.dumps(config.model_dump())],
+                             capture_output=True, text=True, timeout=120)
+    assert crashed.returncode == 3, crashed.stderr
+    db = config.database_path()
+    with closing(sqlite3.connect(db)) as conn:  # the memory and the outbox entry naming it
+        [(mid,)] = conn.execute("SELECT id FROM memories").fetchall()
+        [(entry,)] = conn.execute("SELECT payload FROM graph_outbox").fetchall()
+    assert json.loads(entry) == {"vectors": {"sync": [mid]}}
+    report = sqlite_doctor.check(db)
+    assert report.counts["outbox_pending"] == 1 and "for an external engine" in report.summary()
+    with Memory(config) as m:  # applies what the engine missed
+        assert wrapper(m).outbox_pending() == [] and engine_count(m) == 1
+        assert wrapper(m).vector_search(m._runtime.embedder.embed(["postcards"])[0], Scope(user_id="u1"),
+                                        F.parse({"user_id": "u1"}), 5)[0][0] == mid
+    assert sqlite_doctor.check(db).counts["outbox_pending"] == 0
+
+
+def test_an_engine_that_fails_keeps_the_facts_and_catches_up(mem, monkeypatch, caplog):
+    engine = type(wrapper(mem)._engine)
+    real = engine.upsert
+
+    def down(self, records):
+        raise ConnectionError("engine down")
+
+    monkeypatch.setattr(engine, "upsert", down)
+    first = contract.add_all(mem, ["I collect vintage postcards"], user_id="u")[0]
+    assert mem.get(first)["memory"] == "I collect vintage postcards"
+    assert "1 change(s) wait in the outbox" in caplog.text and engine_count(mem) == 0
+    monkeypatch.setattr(engine, "upsert", real)
+    contract.add_all(mem, ["I bake sourdough bread"], user_id="u")  # the next write applies both, in order
+    assert engine_count(mem) == 2 and wrapper(mem).outbox_pending() == []
+
+
+def test_config_keys_are_mem0s_and_the_engine_folder_sits_beside_the_database(tmp_path):
+    with pytest.raises(ConfigurationError, match="unknown qdrant vector_store config keys: nope"):
+        Memory({"vector_store": {"provider": "qdrant", "config": {"nope": 1}}, "llm": NO_LLM})
+    config = MemoryConfig.from_mem0({"vector_store": {"provider": "chroma", "config": {"collection_name": "c1"}},
+                                     "history_db_path": str(tmp_path / "mine.db")})
+    assert config.vector_engine == {"provider": "chroma", "config": {"collection_name": "c1",
+                                                                      "path": str(tmp_path / "mine-chroma")}}
+    assert config.store_config() == {"path": str(tmp_path / "mine.db")}
+    assert MemoryConfig().vector_engine is None
+
+
+# ------------------------------------------------------------------ with the graph's outbox on top
+
+GRAPH_CRASH = """
+import json, os, sys
+from memlane import Memory
+from memlane.graphs import cypher
+from memlane.vector_engines import qdrant
+config = json.loads(sys.argv[1])
+m = Memory(config)
+if sys.argv[2] == "vectors":
+    qdrant.QdrantEngine.upsert = lambda self, records: os._exit(3)
+else:
+    cypher.CypherGraph.apply = lambda self, payload: os._exit(3)
+m.add("Alice works at Acme", user_id="u1")
+"""
+
+
+@pytest.mark.parametrize("dies_in", ["vectors", "graph"])
+def test_vectors_and_graph_in_engines_at_once(fake_server, request, tmp_path, dies_in):
+    config = MemoryConfig.from_mem0({
+        "vector_store": engine_config("qdrant", tmp_path), "graph_store": graph_store_config("falkordb", request),
+        "llm": {"provider": "openai", "config": {"api_key": "k", "openai_base_url": f"{fake_server.url}/v1"}}})
+    with Memory(config) as m:
+        fake_server.script(reply([("ADD", None, "Bob lives in Oslo")], [("Bob", "lives_in", "Oslo")]))
+        bob = m.add("Bob lives in Oslo", user_id="u1")["results"][0]["id"]
+        assert triples(m.get_all(user_id="u1")["relations"]) == [("Bob", "lives_in", "Oslo")]
+        assert engine_count(m) == 2 and wrapper(m).in_step()  # the fact and the episodic memory
+        assert m._runtime.store.outbox_pending() == []
+    fake_server.script(reply([("ADD", None, "Alice works at Acme")], [("Alice", "works_at", "Acme")]))
+    crashed = subprocess.run([sys.executable, "-c", textwrap.dedent(GRAPH_CRASH), json.dumps(config.model_dump()),
+                              dies_in], capture_output=True, text=True, timeout=120)
+    assert crashed.returncode == 3, crashed.stderr
+    with closing(sqlite3.connect(config.database_path())) as conn:
+        [(entry,)] = conn.execute("SELECT payload FROM graph_outbox").fetchall()
+    entry = json.loads(entry)
+    assert len(entry["vectors"]["sync"]) == 2 and [r["relationship"] for r in entry["relations"]] == ["works_at"]
+    with Memory(config) as m:  # both engines catch up
+        assert m._runtime.store.outbox_pending() == [] and engine_count(m) == 4 and wrapper(m).in_step()
+        assert triples(m.get_all(user_id="u1")["relations"]) == [("Alice", "works_at", "Acme"),
+                                                                 ("Bob", "lives_in", "Oslo")]
+        hits = m.search("Where does Alice work?", user_id="u1")["results"]
+        assert hits[0]["memory"] == "Alice works at Acme"
+        m.delete(bob)
+        assert engine_count(m) == 3 and triples(m.get_all(user_id="u1")["relations"]) == [
+            ("Alice", "works_at", "Acme")]
