@@ -136,10 +136,11 @@ class PostgresStore:
         register_vector(conn)
 
     @contextmanager
-    def _cursor(self, snapshot: bool = False) -> Iterator[Cursor[Any]]:
+    def _cursor(self, snapshot: bool = False, binary: bool = False) -> Iterator[Cursor[Any]]:
         """One transaction on a pooled connection; `snapshot`: several reads that must agree see one
-        snapshot (REPEATABLE READ, read only)."""
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        snapshot (REPEATABLE READ, read only); `binary`: results in binary (vectors parse several times
+        faster than from text)."""
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor(binary=binary) as cur:
             if snapshot:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield cur
@@ -332,7 +333,7 @@ class PostgresStore:
     @_reads
     def get(self, ids: list[str], with_embeddings: bool = False) -> list[MemoryRecord]:
         cols = MEMORY_COLUMNS + (", embedding" if with_embeddings else "")
-        with self._cursor() as cur:
+        with self._cursor(binary=with_embeddings) as cur:
             cur.execute(f"SELECT {cols} FROM memories WHERE id = ANY(%s::text[])", (list(ids),))
             return [_record(r, with_embeddings) for r in cur.fetchall()]
 
