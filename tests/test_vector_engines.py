@@ -33,7 +33,7 @@ from memlane.models import Scope
 from memlane.stores import sqlite_doctor
 from memlane.vector_engines import OutboxVectorStore
 
-ENGINES = ["qdrant", "chroma"]
+ENGINES = ["qdrant", "chroma", "lancedb"]
 NO_LLM = {"provider": "none"}
 
 
@@ -72,9 +72,11 @@ def engine_count(m):
 
 # ------------------------------------------------------------------ the contract tests Qdrant's local mode cannot run
 
-def test_dimension_mismatch_and_reset_on_chroma(tmp_path):
-    """Two clients on one folder at once: Chroma's PersistentClient allows it, Qdrant's local mode does not."""
-    config = engine_config("chroma", tmp_path)
+@pytest.mark.parametrize("kind", ["chroma", "lancedb"])
+def test_dimension_mismatch_reset_and_two_instances(kind, tmp_path):
+    """Two clients on one folder at once: Chroma's PersistentClient and LanceDB allow it, Qdrant's local mode
+    does not."""
+    config = engine_config(kind, tmp_path)
     with Memory({"vector_store": config, "llm": NO_LLM}) as m:
         contract.test_dimension_mismatch_and_reset(config, m)
     contract.test_concurrent_updates_through_two_instances_lose_nothing(config)
@@ -161,10 +163,10 @@ def test_drift_is_seen_and_mended(mem):
 CRASH = """
 import json, os, sys
 from memlane import Memory
-from memlane.vector_engines import chroma, qdrant
+from memlane.vector_engines import chroma, lancedb, qdrant
 config = json.loads(sys.argv[1])
 m = Memory(config)
-for engine in (chroma.ChromaEngine, qdrant.QdrantEngine):
+for engine in (chroma.ChromaEngine, lancedb.LanceDBEngine, qdrant.QdrantEngine):
     engine.upsert = lambda self, records: os._exit(3)  # the process dies between the two writes
 m.add("I collect vintage postcards", user_id="u1", infer=False)
 """

@@ -33,6 +33,7 @@ _BUILTIN: dict[str, dict[str, str]] = {
     "vector_engine": {
         "qdrant": "memlane.vector_engines.qdrant:QdrantEngine",
         "chroma": "memlane.vector_engines.chroma:ChromaEngine",
+        "lancedb": "memlane.vector_engines.lancedb:LanceDBEngine",
     },
     "llm": {
         "openai": "memlane.llms.openai:OpenAILLM",
