@@ -1,6 +1,7 @@
 """Real local HTTP servers speaking the embedding APIs memlane's embedders call: OpenAI (/embeddings), Azure
-OpenAI (/openai/deployments/{d}/embeddings), Ollama (/api/embed), Gemini (/v1beta/models/{m}:batchEmbedContents)
-and Bedrock InvokeModel (/model/{id}/invoke, SigV4 checked). One server answers all of them, on 127.0.0.1.
+OpenAI (/openai/deployments/{d}/embeddings), Ollama (/api/embed), Gemini (/v1beta/models/{m}:batchEmbedContents),
+Bedrock InvokeModel (/model/{id}/invoke, SigV4 checked) and Vertex AI (/v1/projects/{p}/locations/{l}/publishers/
+google/models/{m}:predict, a bearer token required). One server answers all of them, on 127.0.0.1.
 
 Every request is recorded (method, path, query, headers, JSON body). Vectors are deterministic: seeded by the
 text and the dimension (`fake_vector`), deliberately not unit length, of the size the request asks for (or the
@@ -36,6 +37,7 @@ MALFORMED = "malformed"
 OPENAI_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
 OLLAMA_DIMS = {"nomic-embed-text": 768, "mxbai-embed-large": 1024}
 GEMINI_DIMS = {"gemini-embedding-001": 3072, "text-embedding-004": 768}
+VERTEX_DIMS = {"gemini-embedding-001": 3072, "text-embedding-005": 768}
 AWS_SECRET = "fake-secret-key"
 
 
@@ -119,6 +121,8 @@ class FakeEmbedServer:
                 return self.gemini(rec, bump)
             if path.startswith("/model/") and path.endswith("/invoke"):
                 return self.bedrock(rec, bump)
+            if path.endswith(":predict"):
+                return self.vertex(rec, bump)
         except (KeyError, TypeError, ValueError) as exc:
             return Reply(400, {"error": {"message": f"bad request: {exc!r}"}})
         return Reply(404, {"error": {"message": f"no route {path}"}})
@@ -182,6 +186,29 @@ class FakeEmbedServer:
             return Reply(200, {"id": "x", "texts": texts, "embeddings": vectors,
                                "response_type": "embeddings_floats"})
         return Reply(400, {"message": f"unknown model {model}"})
+
+
+    def vertex(self, rec: Recorded, bump: int) -> Reply:
+        """Vertex AI's :predict for text embedding models (the publisher model's REST path)."""
+        match = re.fullmatch(r"/v1/projects/([^/]+)/locations/([^/]+)/publishers/google/models/(.+):predict", rec.path)
+        if not match:
+            return Reply(404, {"error": {"code": 404, "status": "NOT_FOUND", "message": f"no route {rec.path}"}})
+        if not rec.headers.get("authorization", "").startswith("Bearer "):
+            return Reply(401, {"error": {"code": 401, "status": "UNAUTHENTICATED",
+                                         "message": "Request is missing required authentication credential."}})
+        model = unquote(match.group(3))
+        instances = rec.json["instances"]
+        limit = 1 if model.startswith("gemini-embedding") else 250
+        if len(instances) > limit:
+            return Reply(400, {"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                                         "message": f"Unable to submit request because {model} supports at most "
+                                                    f"{limit} instances per request."}})
+        dim = ((rec.json.get("parameters") or {}).get("outputDimensionality")
+               or VERTEX_DIMS.get(model, self.default_dim))
+        return Reply(200, {"predictions": [
+            {"embeddings": {"values": fake_vector(i["content"], dim + bump).tolist(),
+                            "statistics": {"truncated": False, "token_count": len(i["content"].split())}}}
+            for i in instances], "metadata": {"billableCharacterCount": 1}})
 
 
 def check_sigv4(rec: Recorded) -> bool:

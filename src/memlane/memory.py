@@ -16,6 +16,7 @@ from .drivers import Runtime, callers, run_async, run_sync, safe
 from .errors import ConfigurationError, ValidationError
 from .jobs import NoQueue, Worker
 from .progress import ProgressBar
+from .rerankers.base import UsesLLM
 from .settings import Op, Settings
 
 Messages = Union[str, dict[str, Any], list[dict[str, Any]]]
@@ -58,13 +59,15 @@ def _finish(config: MemoryConfig, embedder: Any, store: Any,
     space = embedder.model_id + (pooling.POOLED_SUFFIX if pooled else "")
     if check_space:  # skipped only to re-embed the store into this space (Memory.reindexed)
         store.ensure_space(space, embedder.dimension)
-    reranker = None
-    if config.reranker is not None:
-        reranker = registry.create("reranker", config.reranker.provider, config.reranker.config)
     llm_config = config.llm if config.llm is not None else detect_llm()
     llm = None
     if llm_config is not None and llm_config.provider != "none":
         llm = registry.create("llm", llm_config.provider, llm_config.config)
+    reranker = None
+    if config.reranker is not None:
+        reranker = registry.create("reranker", config.reranker.provider, config.reranker.config)
+        if isinstance(reranker, UsesLLM):  # the llm reranker scores with this Memory's LLM
+            reranker.use_llm(llm)
     settings = Settings.from_config(config, embedding_model=space, dimension=embedder.dimension,
                                     sentence_pooling=pooled, llm_configured=llm is not None,
                                     reranker_configured=reranker is not None)

@@ -25,6 +25,11 @@ _BUILTIN: dict[str, dict[str, str]] = {
         "huggingface": "memlane.embeddings.huggingface:HuggingFaceEmbedder",
         "gemini": "memlane.embeddings.gemini:GeminiEmbedder",
         "aws_bedrock": "memlane.embeddings.aws_bedrock:BedrockEmbedder",
+        "together": "memlane.embeddings.together:TogetherEmbedder",
+        "lmstudio": "memlane.embeddings.lmstudio:LMStudioEmbedder",
+        "vertex_ai": "memlane.embeddings.vertex_ai:VertexAIEmbedder",
+        "vertexai": "memlane.embeddings.vertex_ai:VertexAIEmbedder",  # mem0's name
+        "fastembed": "memlane.embeddings.fastembed:FastEmbedEmbedder",
     },
     "vector_store": {
         "sqlite": "memlane.stores.sqlite:SQLiteStore",
@@ -59,6 +64,14 @@ _BUILTIN: dict[str, dict[str, str]] = {
     },
     "reranker": {
         "maxsim": "memlane.rerankers.maxsim:MaxSimReranker",
+        "cohere": "memlane.rerankers.cohere:CohereReranker",
+        "jina": "memlane.rerankers.cohere:JinaReranker",
+        "voyage": "memlane.rerankers.cohere:VoyageReranker",
+        "tei": "memlane.rerankers.cohere:TEIReranker",
+        "llm": "memlane.rerankers.llm:LLMReranker",
+        "llm_reranker": "memlane.rerankers.llm:LLMReranker",  # mem0's name
+        "cross_encoder": "memlane.rerankers.cross_encoder:CrossEncoderReranker",
+        "sentence_transformer": "memlane.rerankers.cross_encoder:CrossEncoderReranker",  # mem0's name
     },
 }
 _registered: dict[str, dict[str, Factory | str]] = {kind: {} for kind in KINDS}

@@ -6,12 +6,13 @@ A reranker is any object with `rerank(query, documents) -> list[float]` returnin
 per document (higher is more relevant), in the documents' order. It may score a document relative to the
 others it is given (the packaged one does). An `arerank` coroutine, if present, is used by AsyncMemory;
 otherwise `rerank` runs in a worker thread. Register your own with
-`memlane.register_provider("reranker", name, factory)`.
+`memlane.register_provider("reranker", name, factory)`. A reranker that scores with an LLM (the `llm` one)
+has `use_llm(llm)`: Memory calls it with the LLM it built from the config's `llm` (None when there is none).
 """
 from __future__ import annotations
 
 import math
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 
 from ..errors import ProviderError
 
@@ -19,6 +20,13 @@ from ..errors import ProviderError
 @runtime_checkable
 class Reranker(Protocol):
     def rerank(self, query: str, documents: list[str]) -> list[float]: ...
+
+
+@runtime_checkable
+class UsesLLM(Protocol):
+    """A reranker that is handed the Memory's LLM once both are built (see memory._finish)."""
+
+    def use_llm(self, llm: Optional[Any]) -> None: ...
 
 
 def checked(scores: Sequence[float], count: int) -> list[float]:
