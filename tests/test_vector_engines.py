@@ -264,3 +264,24 @@ def test_vectors_and_graph_in_engines_at_once(fake_server, request, tmp_path, di
         m.delete(bob)
         assert engine_count(m) == 3 and triples(m.get_all(user_id="u1")["relations"]) == [
             ("Alice", "works_at", "Acme")]
+
+
+def test_reindex_to_another_dimension_and_export_import(kind, store_config, tmp_path):
+    from memlane.registry import register_provider
+    from test_reindex import TinyEmbedder
+    register_provider("embedder", "tiny-letters", TinyEmbedder)
+    with Memory({"vector_store": store_config, "llm": NO_LLM}) as m:
+        ids = contract.add_all(m, contract.FACTS, user_id="alice")
+        assert m.export(tmp_path / "out.jsonl")["memory"] == 5
+    tiny = {"vector_store": store_config, "llm": NO_LLM, "embedder": {"provider": "tiny-letters"}}
+    with Memory.reindexed(tiny) as m:  # the engine's index is made again in the new space
+        assert engine_count(m) == 5 and wrapper(m).in_step()
+        hits = wrapper(m)._engine.search(TinyEmbedder().embed(["violin"])[0], Scope(user_id="alice"), 10)
+        assert sorted(i for i, _ in hits) == sorted(ids)
+        assert m.search("what instrument do I play?", user_id="alice")["results"][0]["id"] == ids[0]
+    elsewhere = {"vector_store": engine_config(kind, tmp_path / "b"), "history_db_path": str(tmp_path / "b.db"),
+                 "llm": NO_LLM}
+    with Memory(elsewhere) as m:
+        m.import_file(tmp_path / "out.jsonl")
+        assert engine_count(m) == 5 and wrapper(m).in_step()
+        assert m.search("what instrument do I play?", user_id="alice")["results"][0]["id"] == ids[0]
