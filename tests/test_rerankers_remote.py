@@ -34,8 +34,10 @@ EXPECTED = [overlap(QUERY, d) for d in DOCS]
 @pytest.fixture(autouse=True)
 def _no_keys(monkeypatch):
     for name in ("COHERE_API_KEY", "CO_API_KEY", "JINA_API_KEY", "VOYAGE_API_KEY", "TEI_API_KEY", "OPENAI_API_KEY",
-                 "OPENAI_BASE_URL", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+                 "OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # what cross_encoder sets is undone after each test
+        monkeypatch.setenv(name, "0")
 
 
 def make(cls, server, **config):
