@@ -285,3 +285,29 @@ def test_reindex_to_another_dimension_and_export_import(kind, store_config, tmp_
         m.import_file(tmp_path / "out.jsonl")
         assert engine_count(m) == 5 and wrapper(m).in_step()
         assert m.search("what instrument do I play?", user_id="alice")["results"][0]["id"] == ids[0]
+
+
+def test_threads_writing_and_searching_at_once(mem):
+    import threading
+    errors = []
+
+    def write(t):
+        try:
+            contract.add_all(mem, [f"note {t} {i} about gardens and bees" for i in range(12)], user_id=f"u{t % 2}")
+        except Exception as exc:  # noqa: BLE001  (any failure fails the test below)
+            errors.append(exc)
+
+    def read():
+        try:
+            for _ in range(30):
+                assert all(h["user_id"] == "u0" for h in mem.search("bees", user_id="u0")["results"])
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in range(3)] + [threading.Thread(target=read)
+                                                                              for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and engine_count(mem) == 36 and wrapper(mem).in_step()

@@ -3,6 +3,8 @@
 as payload, and a server gets a keyword index on each scope key."""
 from __future__ import annotations
 
+import contextlib
+import threading
 import uuid
 from pathlib import Path
 from typing import Any, Optional
@@ -54,6 +56,8 @@ class QdrantEngine:
             except RuntimeError as exc:  # its folder is locked by another client (this process or another)
                 raise ConfigurationError(f"vector_store 'qdrant': {exc}") from exc
         self._local = client is None and not (config.get("url") or config.get("host"))
+        # local mode is not thread-safe (a search racing an upsert reads half-grown arrays): one call at a time
+        self._lock: Any = threading.Lock() if self._local else contextlib.nullcontext()
         self._dims: Optional[int] = None
         if self._client.collection_exists(self.collection):
             params = self._client.get_collection(self.collection).config.params.vectors
@@ -73,8 +77,11 @@ class QdrantEngine:
         self._dims = dims
 
     def upsert(self, records: list[tuple[str, np.ndarray, Scope]]) -> None:
-        if not records:
-            return
+        if records:
+            with self._lock:
+                self._upsert(records)
+
+    def _upsert(self, records: list[tuple[str, np.ndarray, Scope]]) -> None:
         self._ensure(int(records[0][1].shape[0]))
         models = self._models
         self._client.upsert(self.collection, points=[
@@ -83,9 +90,10 @@ class QdrantEngine:
             for mid, vec, scope in records])
 
     def delete(self, ids: list[str]) -> None:
-        if ids and self._dims is not None:
-            self._client.delete(self.collection,
-                                points_selector=self._models.PointIdsList(points=[point_id(i) for i in ids]))
+        with self._lock:
+            if ids and self._dims is not None:
+                self._client.delete(self.collection,
+                                    points_selector=self._models.PointIdsList(points=[point_id(i) for i in ids]))
 
     def _filter(self, scope: Scope) -> Any:
         models = self._models
@@ -94,6 +102,10 @@ class QdrantEngine:
         return models.Filter(must=must) if must else None
 
     def clear(self, scope: Optional[Scope]) -> None:
+        with self._lock:
+            self._clear(scope)
+
+    def _clear(self, scope: Optional[Scope]) -> None:
         if self._dims is None:
             return
         if scope is None or not scope_items(scope):
@@ -103,14 +115,17 @@ class QdrantEngine:
         self._client.delete(self.collection, points_selector=self._models.FilterSelector(filter=self._filter(scope)))
 
     def search(self, vector: np.ndarray, scope: Scope, k: int) -> list[tuple[str, float]]:
-        if self._dims is None or k <= 0:
-            return []
-        points = self._client.query_points(self.collection, query=[float(x) for x in vector], limit=k,
-                                           query_filter=self._filter(scope), with_payload=[ID]).points
+        with self._lock:
+            if self._dims is None or k <= 0:
+                return []
+            points = self._client.query_points(self.collection, query=[float(x) for x in vector], limit=k,
+                                               query_filter=self._filter(scope), with_payload=[ID]).points
         return [(p.payload[ID], float(p.score)) for p in points]
 
     def count(self) -> int:
-        return 0 if self._dims is None else int(self._client.count(self.collection, exact=True).count)
+        with self._lock:
+            return 0 if self._dims is None else int(self._client.count(self.collection, exact=True).count)
 
     def close(self) -> None:
-        self._client.close()
+        with self._lock:
+            self._client.close()
