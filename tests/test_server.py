@@ -5,6 +5,8 @@ import uuid
 import httpx
 import pytest
 
+from fakeservers import fake_server  # noqa: F401  (fixture)
+
 from memlane.server import ServerSettings
 from memlane.server.background import serve_in_thread
 from memlane.server.keys import KeyStore
@@ -246,3 +248,18 @@ def test_keys_are_stored_hashed(server):
     url, made, home = server
     dump = "\n".join(sqlite3.connect(home / "keys.db").iterdump())
     assert all(secret not in dump for secret in made.values())
+
+
+def test_metrics_count_llm_tokens_and_pending_jobs(tmp_path, fake_server):
+    from test_graph import reply
+    secret, _ = KeyStore(tmp_path / "keys.db").create("t")
+    config = {"llm": {"provider": "openai", "config": {"api_key": "k", "openai_base_url": f"{fake_server.url}/v1"}}}
+    fake_server.script(reply([("ADD", None, "Alice works at Acme")]))
+    with serve_in_thread(ServerSettings(home=str(tmp_path), config=config, rate_limit=0)) as url:
+        added = httpx.post(url + "/api/memories", headers={"Authorization": f"Token {secret}"},
+                           json={"messages": "Alice works at Acme", "user_id": "u1"}, timeout=60).json()
+        text = httpx.get(url + "/metrics").text
+    usage = added["usage"]
+    assert f'memlane_llm_tokens_total{{kind="prompt"}} {usage["prompt_tokens"]}' in text
+    assert f'memlane_llm_tokens_total{{kind="completion"}} {usage["completion_tokens"]}' in text
+    assert "memlane_jobs_pending 0" in text.splitlines()

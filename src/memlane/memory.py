@@ -142,6 +142,10 @@ class _Base:
         return {"job_id": job_id, "status": "queued"}
 
 
+    def pending_jobs(self) -> int:
+        """How many background adds are queued or running in this store's queue."""
+        return self._queue.pending()
+
     @property
     def llm_configured(self) -> bool:
         """Whether an LLM is configured, so that add(infer=True) extracts facts (else it stores verbatim)."""

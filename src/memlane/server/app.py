@@ -165,6 +165,12 @@ class State:
         self.limiter = RateLimiter(settings.rate_limit)
         self.metrics = Metrics()
         self.metrics.gauges["memlane_tenants_open"] = lambda: float(len(self.tenants.opened()))
+        self.metrics.gauges["memlane_jobs_pending"] = self._jobs_pending
+
+    def _jobs_pending(self) -> float:
+        """Background adds queued or running, over the tenants this process has open."""
+        opened = (self.tenants.peek(t) for t in self.tenants.opened())
+        return float(sum(m.pending_jobs() for m in opened if m is not None))
 
     def principal(self, authorization: Optional[str]) -> Principal:
         """The request's key, its tenant's Memory and its user_ids; Unauthorized or RateLimited if not."""

@@ -20,6 +20,7 @@ class Metrics:
         self.requests: dict[tuple[str, str, int], int] = {}
         self.latency: dict[tuple[str, str], list[float]] = {}  # bucket counts, then sum, then count
         self.jobs_submitted = 0
+        self.llm_tokens = {"prompt": 0, "completion": 0}
         self.gauges: dict[str, Callable[[], float]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -36,6 +37,17 @@ class Metrics:
     def job_submitted(self) -> None:
         with self._lock:
             self.jobs_submitted += 1
+
+    def llm_usage(self, result: Any) -> None:
+        """Count the LLM tokens an add's result reports (its "usage"; none for verbatim adds)."""
+        usage = result.get("usage") if isinstance(result, dict) else None
+        if not isinstance(usage, dict):
+            return
+        with self._lock:
+            for kind in self.llm_tokens:
+                value = usage.get(f"{kind}_tokens")
+                if isinstance(value, int):
+                    self.llm_tokens[kind] += value
 
     def render(self) -> str:
         lines = ["# HELP memlane_http_requests_total HTTP requests by method, route and status.",
@@ -55,7 +67,10 @@ class Metrics:
                 lines.append(f"memlane_http_request_duration_seconds_count{{{labels}}} {hist[-1]:g}")
             lines += ["# HELP memlane_jobs_submitted_total Background adds queued through this process.",
                       "# TYPE memlane_jobs_submitted_total counter",
-                      f"memlane_jobs_submitted_total {self.jobs_submitted}"]
+                      f"memlane_jobs_submitted_total {self.jobs_submitted}",
+                      "# HELP memlane_llm_tokens_total LLM tokens of the synchronous adds served by this process.",
+                      "# TYPE memlane_llm_tokens_total counter"]
+            lines += [f'memlane_llm_tokens_total{{kind="{kind}"}} {n}' for kind, n in self.llm_tokens.items()]
             gauges = dict(self.gauges)
         for name, read in sorted(gauges.items()):
             lines += [f"# TYPE {name} gauge", f"{name} {read():g}"]

@@ -95,6 +95,7 @@ def router(principal: Callable[..., Any], state: Any) -> APIRouter:
         if body.async_mode:
             state.metrics.job_submitted()
             return {"status": "PENDING", "event_id": result["job_id"], "message": "queued"}
+        state.metrics.llm_usage(result)
         return result
 
     @r.post("/v3/memories/search/", summary="mem0: search")

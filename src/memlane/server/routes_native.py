@@ -109,6 +109,7 @@ def router(principal: Callable[..., Any], state: Any) -> APIRouter:
                               background=body.background, expiration_date=body.expiration_date)
         if body.background:
             state.metrics.job_submitted()
+        state.metrics.llm_usage(result)
         return result
 
     @r.get("/jobs/{job_id}", summary="job: a background add's state")
