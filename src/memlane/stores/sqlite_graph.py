@@ -5,38 +5,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from ..models import ChangeSet, GraphEntity, GraphRelation, Scope
 from .base import within_hops
+from .graph_sql import scope_sql, valid_sql
 
 ENTITY_COLUMNS = "id, name, norm, type, user_id, agent_id, run_id, created_at, embedding"
 RELATION_COLUMNS = ("id, source, relationship, target, user_id, agent_id, run_id, valid_from, valid_to, "
                     "created_at, memory_ids, message_ids")
 # The relations that hold a memory id (memory_ids is a JSON array).
 _HOLDING = "EXISTS (SELECT 1 FROM json_each(memory_ids) WHERE value = ?)"
-
-
-def scope_sql(scope: Scope) -> tuple[str, list[Any]]:
-    """Rows of the scope: each id it fixes matches (a None id matches any)."""
-    parts, params = [], []
-    for key in ("user_id", "agent_id", "run_id"):
-        value = getattr(scope, key)
-        if value is not None:
-            parts.append(f"{key} = ?")
-            params.append(value)
-    return " AND ".join(parts) or "1", params
-
-
-def valid_sql(as_of: Optional[str], ended: bool = False) -> tuple[str, list[Any]]:
-    """Relations that held at `as_of` (None: the current ones); ended: every relation."""
-    if ended:
-        return "1", []
-    if as_of is None:
-        return "valid_to IS NULL", []
-    return "(valid_from IS NULL OR valid_from <= ?) AND (valid_to IS NULL OR valid_to > ?)", [as_of, as_of]
 
 
 def _entity(row: tuple) -> GraphEntity:
@@ -53,7 +34,7 @@ def _relation(row: tuple) -> GraphRelation:
 
 
 def entities(conn: sqlite3.Connection, scope: Scope, with_embeddings: bool) -> list[GraphEntity]:
-    where, params = scope_sql(scope)
+    where, params = scope_sql(scope, "?")
     cols = ENTITY_COLUMNS if with_embeddings else ENTITY_COLUMNS.replace("embedding", "NULL")
     return [_entity(r) for r in conn.execute(f"SELECT {cols} FROM graph_entities WHERE {where} ORDER BY pk",
                                              params)]
@@ -64,8 +45,8 @@ def relations(conn: sqlite3.Connection, scope: Scope, as_of: Optional[str], enti
     """The scope's relations valid at `as_of` (every one, ended too, when `ended`): all of them (entity_ids
     None), or those within `hops` of the entities (1: touching one of them; 2: also touching their
     neighbours)."""
-    where, params = scope_sql(scope)
-    valid, valid_params = valid_sql(as_of, ended)
+    where, params = scope_sql(scope, "?")
+    valid, valid_params = valid_sql(as_of, ended, "?")
     base = f"SELECT {RELATION_COLUMNS} FROM graph_relations WHERE {where} AND {valid}"
     if entity_ids is None:
         return [_relation(r) for r in conn.execute(base + " ORDER BY pk", params + valid_params)]
@@ -86,7 +67,7 @@ def _blob(vector: Optional[np.ndarray]) -> Optional[bytes]:
 def write(conn: sqlite3.Connection, changes: ChangeSet) -> None:
     """The ChangeSet's graph part, and the cascade of its memory deletes, inside the caller's transaction."""
     for scope in changes.graph_clear:
-        where, params = scope_sql(scope)
+        where, params = scope_sql(scope, "?")
         conn.execute(f"DELETE FROM graph_relations WHERE {where}", params)
         conn.execute(f"DELETE FROM graph_entities WHERE {where}", params)
     # first, so that the relations this change adds or supports are not among those ended

@@ -13,31 +13,12 @@ from psycopg import Cursor
 
 from ...models import ChangeSet, GraphEntity, GraphRelation, Scope
 from ..base import within_hops
+from ..graph_sql import scope_sql, valid_sql
 
 ENTITY_COLUMNS = "id, name, norm, type, user_id, agent_id, run_id, created_at, embedding"
 RELATION_COLUMNS = ("id, source, relationship, target, user_id, agent_id, run_id, valid_from, valid_to, "
                     "created_at, memory_ids, message_ids")
 LOCK = "memlane.graph."
-
-
-def scope_sql(scope: Scope) -> tuple[str, list[Any]]:
-    """Rows of the scope: each id it fixes matches (a None id matches any)."""
-    parts, params = [], []
-    for key in ("user_id", "agent_id", "run_id"):
-        value = getattr(scope, key)
-        if value is not None:
-            parts.append(f"{key} = %s")
-            params.append(value)
-    return " AND ".join(parts) or "TRUE", params
-
-
-def valid_sql(as_of: Optional[str], ended: bool = False) -> tuple[str, list[Any]]:
-    """Relations that held at `as_of` (None: the current ones); ended: every relation."""
-    if ended:
-        return "TRUE", []
-    if as_of is None:
-        return "valid_to IS NULL", []
-    return "(valid_from IS NULL OR valid_from <= %s) AND (valid_to IS NULL OR valid_to > %s)", [as_of, as_of]
 
 
 def array(value: Any) -> np.ndarray:
@@ -59,7 +40,7 @@ def _relation(row: tuple) -> GraphRelation:
 
 
 def entities(cur: Cursor[Any], scope: Scope, with_embeddings: bool) -> list[GraphEntity]:
-    where, params = scope_sql(scope)
+    where, params = scope_sql(scope, "%s")
     cols = ENTITY_COLUMNS if with_embeddings else ENTITY_COLUMNS.replace("embedding", "NULL")
     cur.execute(f"SELECT {cols} FROM graph_entities WHERE {where} ORDER BY pk", params)
     return [_entity(r) for r in cur.fetchall()]
@@ -70,8 +51,8 @@ def relations(cur: Cursor[Any], scope: Scope, as_of: Optional[str], entity_ids: 
     """The scope's relations valid at `as_of` (every one, ended too, when `ended`): all of them (entity_ids
     None), or those within `hops` of the entities (1: touching one of them; 2: also touching their
     neighbours)."""
-    where, params = scope_sql(scope)
-    valid, valid_params = valid_sql(as_of, ended)
+    where, params = scope_sql(scope, "%s")
+    valid, valid_params = valid_sql(as_of, ended, "%s")
     base = f"SELECT {RELATION_COLUMNS} FROM graph_relations WHERE {where} AND {valid}"
     if entity_ids is None:
         cur.execute(base + " ORDER BY pk", params + valid_params)
@@ -99,7 +80,7 @@ def write(cur: Cursor[Any], changes: ChangeSet, schema: str) -> None:
     if _touches_graph(changes):
         cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (LOCK + schema,))
     for scope in changes.graph_clear:
-        where, params = scope_sql(scope)
+        where, params = scope_sql(scope, "%s")
         cur.execute(f"DELETE FROM graph_relations WHERE {where}", params)
         cur.execute(f"DELETE FROM graph_entities WHERE {where}", params)
     # first, so that the relations this change adds or supports are not among those ended
