@@ -1,5 +1,6 @@
 """Run against an installed wheel, outside the checkout: the package imports from site-packages, ships its
-data (tokenizer, calibration, py.typed) and answers the core calls. Exits non-zero on any failure."""
+data (tokenizer, calibration, py.typed, the dashboard's files) and answers the core calls. Exits non-zero on
+any failure."""
 from __future__ import annotations
 
 import sys
@@ -17,6 +18,9 @@ package = resources.files("memlane")
 assert (package / "py.typed").is_file(), "py.typed is not in the wheel"
 data = [p.name for p in (package / "_data").iterdir()]
 assert data, "no package data in the wheel"
+ui = package / "server" / "ui"  # the dashboard memlane serve shows: static files, no build step
+missing = [f for f in ("index.html", "app.js", "app.css") if not (ui / f).is_file()]
+assert not missing, f"the dashboard's {', '.join(missing)} not in the wheel"
 
 with tempfile.TemporaryDirectory() as tmp:
     with Memory({"vector_store": {"provider": "sqlite", "config": {"path": f"{tmp}/smoke.db"}},
