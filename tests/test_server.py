@@ -263,3 +263,11 @@ def test_metrics_count_llm_tokens_and_pending_jobs(tmp_path, fake_server):
     assert f'memlane_llm_tokens_total{{kind="prompt"}} {usage["prompt_tokens"]}' in text
     assert f'memlane_llm_tokens_total{{kind="completion"}} {usage["completion_tokens"]}' in text
     assert "memlane_jobs_pending 0" in text.splitlines()
+
+
+@pytest.mark.parametrize("name", ["Acme", "1acme", "acme\n", "a/b", "", "a" * 41])
+def test_a_tenant_name_that_is_not_a_safe_file_and_schema_name_is_refused(name):
+    from memlane.server.keys import check_tenant
+    with pytest.raises(ValidationError, match="tenant"):
+        check_tenant(name)
+    assert check_tenant("acme_2") == "acme_2"

@@ -19,7 +19,7 @@ from typing import Any, Optional
 from ..errors import NotFoundError, ValidationError
 
 PREFIX = "mlk_"
-TENANT = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+TENANT = re.compile(r"[a-z][a-z0-9_]{0,39}")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY,
@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 
 def check_tenant(name: str) -> str:
     """Tenant names name a file and a PostgreSQL schema: lowercase letters, digits and _, 1-40 long."""
-    if not isinstance(name, str) or not TENANT.match(name):
+    if not isinstance(name, str) or not TENANT.fullmatch(name):  # match() would let "a\n" through
         raise ValidationError(f"tenant {name!r} must be 1-40 lowercase letters, digits or _, starting with a letter")
     return name
 
