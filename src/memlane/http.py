@@ -201,11 +201,12 @@ if httpcore is not None:
             self._backend.sleep(seconds)
 
 
-def deadline_client(timeout: float) -> httpx.Client:
+def deadline_client(timeout: float, verify: Any = True) -> httpx.Client:
     """An httpx.Client whose sockets honour the attempt deadline. httpx has no public hook for a network
     backend, so the wrapper goes into its transports' pools (httpx 0.2x with httpcore 1.x); where that
-    layout is not found the client still works, bounded by the between-chunks check alone."""
-    client = httpx.Client(timeout=timeout)
+    layout is not found the client still works, bounded by the between-chunks check alone. `verify`:
+    httpx's TLS verification (False, or an ssl.SSLContext with the server's CA)."""
+    client = httpx.Client(timeout=timeout, verify=verify)
     if httpcore is not None:
         transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
         for transport in transports:
