@@ -717,3 +717,76 @@ def test_graph_adds_racing_in_one_scope_make_one_entity_per_name(store_config, f
         assert sorted(e.name for e in store.graph_entities(Scope(user_id="u1"))) == ["Acme", "Alice"]
         [relation] = store.graph_relations(Scope(user_id="u1"))
         assert len(relation.memory_ids) == 2  # both adds' memories support the one relation
+
+
+# ------------------------------------------------------------------ bulk loads (imports)
+
+def bulk_records(n, user_id="bulk"):
+    rng = np.random.default_rng(7)
+    return [MemoryRecord(id=f"b{i}", memory=f"bulk fact {i} é\u2028", hash=f"h{i}",
+                         metadata={"z": i, "a": 1.0, "nested": {"b": [1, "x", None, True]}}, user_id=user_id,
+                         agent_id="ag" if i % 2 else None, run_id=None, actor_id="act", role="user",
+                         memory_type="semantic_memory", created_at=T0, updated_at=T0, timestamp=T0,
+                         source_message_ids=[f"msg{i}"], embedding=vec(*rng.normal(size=DIMS)),
+                         context=f"context {i}", expiration_date="2030-01-01")
+            for i in range(n)]
+
+
+def test_a_bulk_load_round_trips_and_searches_the_same(store):
+    """A batch large enough for PostgreSQL's COPY path, between begin_bulk and end_bulk: every field reads back
+    as written, and search ranks as it does after the load."""
+    store.apply(ChangeSet(inserts=[rec("m0", "before the load", vec(1, 0, 0, 0), user_id="bulk")]))
+    records = bulk_records(150)
+    store.begin_bulk(len(records))
+    store.apply(ChangeSet(inserts=records[:100]))
+    during = store.vector_search(records[5].embedding, Scope(user_id="bulk"), F.parse({"user_id": "bulk"}), 3)
+    store.apply(ChangeSet(inserts=records[100:]))
+    store.end_bulk()
+    store.end_bulk()  # idempotent
+    got = {r.id: r for r in store.get([r.id for r in records], with_embeddings=True)}
+    for r in records:
+        g = got[r.id]
+        assert (g.memory, g.hash, g.metadata, list(g.metadata), g.agent_id, g.actor_id, g.created_at, g.updated_at,
+                g.timestamp, g.source_message_ids, g.context, g.expiration_date) == (
+            r.memory, r.hash, r.metadata, list(r.metadata), r.agent_id, r.actor_id, r.created_at, r.updated_at,
+            r.timestamp, r.source_message_ids, r.context, r.expiration_date)
+        assert np.allclose(g.embedding, r.embedding, atol=1e-6)
+    assert during[0][0] == "b5" and during[0][1] == pytest.approx(1.0, abs=1e-5)
+    after = store.vector_search(records[5].embedding, Scope(user_id="bulk"), F.parse({"user_id": "bulk"}), 3)
+    assert [i for i, _ in after[:1]] == ["b5"]
+    hits = store.keyword_search(["context"], Scope(user_id="bulk"), F.parse({"user_id": "bulk"}), 200)
+    assert len(hits) == 150  # the COPY'd rows are in the keyword index
+
+
+def test_postgres_bulk_load_defers_its_vector_index_and_an_interrupted_one_is_mended(pg_url, monkeypatch):
+    from memlane.stores.postgres import store as pg_store
+
+    def has_index(s):
+        with s._cursor() as cur:
+            cur.execute("SELECT to_regclass('memories_embedding') IS NOT NULL")
+            return cur.fetchone()[0]
+
+    monkeypatch.setattr(pg_store, "BULK_DEFER_ROWS", 50)
+    s = PostgresStore({"connection_string": pg_url, "collection_name": "bulk_defer"})
+    try:
+        s.ensure_space("test-model", DIMS)
+        s.apply(ChangeSet(inserts=bulk_records(60)[:60]))
+        s.begin_bulk(10)  # small against the table: the index stays
+        assert has_index(s)
+        s.end_bulk()
+        s.begin_bulk(100)
+        assert not has_index(s)
+        s.end_bulk()
+        assert has_index(s)
+        s.begin_bulk(100)  # then the process "dies" before end_bulk
+    finally:
+        s.close()
+    again = PostgresStore({"connection_string": pg_url, "collection_name": "bulk_defer"})
+    try:
+        again.ensure_space("test-model", DIMS)  # every Memory does this on open
+        assert has_index(again)
+    finally:
+        again.reset()
+        again.close()
+    with pytest.raises(ConfigurationError, match="maintenance_work_mem"):
+        PostgresStore({"connection_string": pg_url, "maintenance_work_mem": "lots"})

@@ -89,6 +89,14 @@ class Store:
         return StoreCall("reindex_page", (model_id, dimension, cursor, limit))
 
     @staticmethod
+    def begin_bulk(rows: int) -> StoreCall:
+        return StoreCall("begin_bulk", (rows,))
+
+    @staticmethod
+    def end_bulk() -> StoreCall:
+        return StoreCall("end_bulk")
+
+    @staticmethod
     def reset() -> StoreCall:
         return StoreCall("reset")
 

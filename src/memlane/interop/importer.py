@@ -169,32 +169,41 @@ def import_records(settings: Settings, open_source: Source, space: Optional[tupl
     skipped, done = 0, 0
     reembeddings = 0
     newest: OrderedDict[tuple, tuple[str, np.ndarray]] = OrderedDict()
-    with closing(_batches(open_source, batch)) as batches:
-        for kind, records in batches:
-            done += len(records)
-            if skip_existing:
-                taken = yield from _existing(kind, records, graph)
-                skipped += len(taken)
-                records = [r for r in records if r.id not in taken]
-            if kind == "relation" and graph.moved:
-                for r in records:
-                    r.source_id = graph.moved.get(r.source_id, r.source_id)
-                    r.target_id = graph.moved.get(r.target_id, r.target_id)
-            if kind == "memory":
-                reembeddings += len(_needs_embedding(records, same_space, settings.dimension))
-                records = yield from _memories(settings, records, same_space, newest)
-            elif kind == "entity":
-                records = yield from _entities(settings, records, same_space)
-            if records:
-                try:
-                    yield Store.apply(_changes(kind, records))
-                except ValidationError as exc:
-                    raise ValidationError(_stopped(kind, len(records), sum(written.values()), exc)) from exc
-                except ConflictError as exc:
-                    raise ConflictError(_stopped(kind, len(records), sum(written.values()), exc), ids=exc.ids) from exc
-                written[kind] += len(records)
-            if progress is not None:
-                progress(done, total)
+    yield Store.begin_bulk(counts["memory"])
+    try:
+        with closing(_batches(open_source, batch)) as batches:
+            for kind, records in batches:
+                done += len(records)
+                if skip_existing:
+                    taken = yield from _existing(kind, records, graph)
+                    skipped += len(taken)
+                    records = [r for r in records if r.id not in taken]
+                if kind == "relation" and graph.moved:
+                    for r in records:
+                        r.source_id = graph.moved.get(r.source_id, r.source_id)
+                        r.target_id = graph.moved.get(r.target_id, r.target_id)
+                if kind == "memory":
+                    reembeddings += len(_needs_embedding(records, same_space, settings.dimension))
+                    records = yield from _memories(settings, records, same_space, newest)
+                elif kind == "entity":
+                    records = yield from _entities(settings, records, same_space)
+                if records:
+                    try:
+                        yield Store.apply(_changes(kind, records))
+                    except ValidationError as exc:
+                        raise ValidationError(_stopped(kind, len(records), sum(written.values()), exc)) from exc
+                    except ConflictError as exc:
+                        raise ConflictError(_stopped(kind, len(records), sum(written.values()), exc),
+                                            ids=exc.ids) from exc
+                    written[kind] += len(records)
+                if progress is not None:
+                    progress(done, total)
+    except GeneratorExit:  # closed unfinished: no more effects (the next open mends the store)
+        raise
+    except BaseException:
+        yield Store.end_bulk()
+        raise
+    yield Store.end_bulk()
     if progress is not None and total == 0:
         progress(0, 0)
     return {**written, "skipped": skipped, "reembedded": reembeddings}

@@ -129,6 +129,13 @@ class MemoryStore(Protocol):
         back marks every memory before it done; an empty page records (model_id, dimension) as the space
         and ends it. While one is unfinished, ensure_space() raises. The vectors go through apply(reindex=)."""
 
+    def begin_bulk(self, rows: int) -> None:
+        """A load of about `rows` memories follows (an import): the store may defer index upkeep until
+        end_bulk(). Every read stays correct meanwhile; an interrupted load is mended on the next open."""
+
+    def end_bulk(self) -> None:
+        """Bring back what begin_bulk() deferred (a no-op when nothing was)."""
+
     def reset(self) -> None:
         """Delete everything, including the recorded embedding space."""
 

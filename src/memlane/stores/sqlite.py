@@ -329,6 +329,12 @@ class SQLiteStore:
         except sqlite3.DatabaseError as exc:
             raise _failed("write", exc) from exc
 
+    def begin_bulk(self, rows: int) -> None:
+        """Nothing to defer: SQLite's vector rows and FTS index grow as cheaply one batch at a time."""
+
+    def end_bulk(self) -> None:
+        """Nothing was deferred."""
+
     def reset(self) -> None:
         with self._write() as conn:
             for table in ("memories", "history", "messages", "graph_outbox"):

@@ -2,7 +2,8 @@
 `user`, `password`, `dbname`, `sslmode` (libpq's PG* environment variables fill what is left out);
 `collection_name` names the PostgreSQL schema that holds the collection's tables (default "memlane"), so
 collections on one database never share rows; `embedding_model_dims` is checked against the embedder;
-`minconn` / `maxconn` size the connection pool. mem0's `hnsw` is accepted (the index is always HNSW);
+`minconn` / `maxconn` size the connection pool; `maintenance_work_mem` (default 1GB) is what rebuilding the
+HNSW index after a bulk load (import) may use. mem0's `hnsw` is accepted (the index is always HNSW);
 `diskann` is refused."""
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class PostgresConfig:
     expected_dims: Optional[int]
     min_size: int
     max_size: int
+    build_memory: str = "1GB"
 
 
 def _count(config: dict[str, Any], key: str, default: int) -> int:
@@ -48,6 +50,10 @@ def parse(config: dict[str, Any] | None) -> PostgresConfig:
     min_size = _count(config, "minconn", 1)
     max_size = _count(config, "maxconn", 5)
     config.pop("hnsw", None)
+    build_memory = config.pop("maintenance_work_mem", "1GB")
+    if not isinstance(build_memory, str) or not re.fullmatch(r"[1-9][0-9]*\s*(kB|MB|GB)", build_memory):
+        raise ConfigurationError(f"pgvector maintenance_work_mem must be a size such as '512MB' or '2GB', "
+                                 f"got {build_memory!r}")
     if config.pop("diskann", False):
         raise ConfigurationError("pgvector diskann is not supported by memlane (it indexes with HNSW)")
     if config:
@@ -66,4 +72,4 @@ def parse(config: dict[str, Any] | None) -> PostgresConfig:
         raise ConfigurationError(f"pgvector connection_string is not a valid libpq connection string: "
                                  f"{type(exc).__name__}") from None
     return PostgresConfig(conninfo=conninfo, schema=schema, expected_dims=dims, min_size=min_size,
-                          max_size=max_size)
+                          max_size=max_size, build_memory=build_memory)

@@ -38,6 +38,13 @@ EMBEDDING_INDEX = 17  # position of the embedding after MEMORY_COLUMNS
 HISTORY_COLUMNS = ("id, memory_id, event, old_memory, new_memory, actor_id, role, created_at, updated_at, "
                    "old_metadata, new_metadata")
 MESSAGE_COLUMNS = "id, role, content, actor_id, user_id, agent_id, run_id, timestamp, created_at, metadata"
+INSERT_COLUMNS = f"{MEMORY_COLUMNS.removesuffix(', version')}, doc_len, embedding"
+# binary COPY's types, column by column (INSERT_COLUMNS); json values go as objects, the rest as written
+COPY_TYPES = ["text"] * 3 + ["json"] + ["text"] * 9 + ["jsonb", "text", "text", "int4", "vector"]
+COPY_MIN_ROWS = 64  # below, a multi-row INSERT costs about what COPY does
+# A load this large (and at least as large as the table) rebuilds the HNSW index once at the end instead of
+# growing it row by row (measured: 180-360 rows/s with the index kept, 1,040-1,580 without; docs/benchmarks.md)
+BULK_DEFER_ROWS = 10_000
 HNSW_MAX_DIMS = 2000  # pgvector indexes `vector` columns up to this many dimensions; above, scans are exact
 SPACE_LOCK = "memlane.space."
 
@@ -107,6 +114,7 @@ class PostgresStore:
     def __init__(self, config: dict[str, Any] | None = None):
         settings = parse(config)
         self.schema = settings.schema
+        self._build_memory = settings.build_memory
         self._expected_dims = settings.expected_dims
         self._dimension: int | None = None
         try:
@@ -281,8 +289,11 @@ class PostgresStore:
                             "ON CONFLICT (id) DO NOTHING",
                             [(m.id, m.role, m.content, m.actor_id, m.user_id, m.agent_id, m.run_id, m.timestamp,
                               m.created_at, json.dumps(m.metadata)) for m in changes.messages])
-            cur.executemany(f"INSERT INTO memories ({MEMORY_COLUMNS.removesuffix(', version')}, doc_len, embedding) "
-                            "VALUES (%s,%s,%s,%s::json,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::jsonb,%s,%s,%s,%s)", inserts)
+            if len(inserts) >= COPY_MIN_ROWS:
+                _copy_memories(cur, changes.inserts, inserts)
+            else:
+                cur.executemany(f"INSERT INTO memories ({INSERT_COLUMNS}) "
+                                "VALUES (%s,%s,%s,%s::json,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::jsonb,%s,%s,%s,%s)", inserts)
             for values in updates:
                 cur.execute("UPDATE memories SET memory=%s, hash=%s, metadata=%s::json, user_id=%s, agent_id=%s, "
                             "run_id=%s, actor_id=%s, role=%s, memory_type=%s, created_at=%s, updated_at=%s, "
@@ -307,6 +318,25 @@ class PostgresStore:
                             (json.dumps(changes.outbox), now_iso()))
             if changes.job is not None:
                 jobs.complete(cur, changes.job)
+
+    def begin_bulk(self, rows: int) -> None:
+        """A load of about `rows` memories follows: when it is at least BULK_DEFER_ROWS and at least what the
+        table holds, the HNSW index goes until end_bulk() (searches stay exact meanwhile, only slower on large
+        scopes); an interrupted load gets its index back on the next open (ensure_space)."""
+        with _guarded("write"), self._cursor() as cur:
+            self._lock_space(cur)
+            cur.execute("SELECT count(*) FROM memories")
+            if rows >= max(BULK_DEFER_ROWS, _scalar(cur)):
+                cur.execute("DROP INDEX IF EXISTS memories_embedding")
+
+    def end_bulk(self) -> None:
+        """Build what begin_bulk() deferred (nothing when nothing was)."""
+        with _guarded("write"), self._cursor() as cur:
+            self._lock_space(cur)
+            dims = self._column_dims(cur)
+            if dims > 0:
+                cur.execute("SELECT set_config('maintenance_work_mem', %s, true)", (self._build_memory,))
+                self._fit_column(cur, dims)
 
     def reset(self) -> None:
         with _guarded("write"), self._cursor() as cur:
@@ -447,6 +477,14 @@ def _scalar(cur: Cursor[Any]) -> int:
     row = cur.fetchone()
     assert row is not None  # an aggregate or a catalog read of a table the migration created
     return int(row[0])
+
+
+def _copy_memories(cur: Cursor[Any], records: list[MemoryRecord], rows: list[tuple]) -> None:
+    """The inserts in one binary COPY (rows: as _memory_values gives them)."""
+    with cur.copy(f"COPY memories ({INSERT_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(COPY_TYPES)
+        for rec, row in zip(records, rows):
+            copy.write_row(row[:3] + (rec.metadata,) + row[4:13] + (rec.source_message_ids,) + row[14:])
 
 
 def _check_expected(cur: Cursor[Any], expected: dict[str, int]) -> None:
