@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from . import registry
 from .errors import ConfigurationError
@@ -82,6 +82,9 @@ class MemoryConfig(BaseModel):
     reranker: Optional[ProviderConfig] = None
     # mem0 keeps history in its own SQLite file; here it is the one embedded database file.
     history_db_path: Optional[str] = None
+    # With an external vector engine as vector_store: where memories, history, the message log, graph and
+    # jobs live (the embedded file by default, or {"provider": "pgvector", "config": {...}}).
+    relational_store: Optional[ProviderConfig] = None
     custom_instructions: Optional[str] = None
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     # With an LLM, keep each turn as an episodic memory beside the extracted facts.
@@ -185,6 +188,26 @@ class MemoryConfig(BaseModel):
             config["path"] = str(db.with_name(f"{db.stem}-{provider}"))
         return {"provider": provider, "config": config}
 
+    @model_validator(mode="after")
+    def _relational_store_needs_an_engine(self) -> "MemoryConfig":
+        rel = self.relational_store
+        if rel is not None:
+            if self.vector_engine is None:
+                raise ConfigurationError(
+                    f"relational_store is for an external vector engine as vector_store; {self.vector_store.provider!r}"
+                    " keeps everything itself (leave relational_store out)")
+            if rel.provider not in registry.available("vector_store"):
+                raise ConfigurationError(f"relational_store provider {rel.provider!r} is not a store "
+                                         f"(known: {', '.join(sorted(registry.available('vector_store')))})")
+        return self
+
+    @property
+    def relational_provider(self) -> str:
+        """The store that keeps memories, history, the message log, graph and jobs."""
+        if self.vector_engine is not None:
+            return self.relational_store.provider if self.relational_store is not None else EMBEDDED_STORE
+        return self.vector_store.provider
+
     def database_path(self) -> Path:
         """The embedded database file: vector_store.config.path, else history_db_path, else
         $MEMLANE_HOME/memlane.db."""
@@ -192,6 +215,9 @@ class MemoryConfig(BaseModel):
             path = self.vector_store.config.get("path") or self.vector_store.config.get("db_path")
             if path:
                 return Path(path)
+        rel = self.relational_store
+        if rel is not None and rel.provider == EMBEDDED_STORE and (rel.config.get("path") or rel.config.get("db_path")):
+            return Path(rel.config.get("path") or rel.config["db_path"])
         if self.history_db_path:
             return Path(self.history_db_path)
         return default_home() / "memlane.db"
@@ -199,8 +225,11 @@ class MemoryConfig(BaseModel):
     def store_config(self) -> dict[str, Any]:
         """What the vector store is built from: its own config, with the embedded store's file resolved
         (mem0's history_db_path and $MEMLANE_HOME choose it as well, and the store sees only its dict)."""
-        if self.vector_engine is not None:  # the embedded file keeps all but the engine's index
+        if self.vector_engine is not None:  # the relational store keeps all but the engine's index
             dims = self.vector_store.config.get("embedding_model_dims")
+            rel = self.relational_store
+            if rel is not None and rel.provider != EMBEDDED_STORE:
+                return {**({"embedding_model_dims": dims} if dims else {}), **rel.config}
             return {"path": str(self.database_path()), **({"embedding_model_dims": dims} if dims else {})}
         config = dict(self.vector_store.config)
         if self.vector_store.provider == EMBEDDED_STORE:

@@ -11,7 +11,7 @@ from .interop import export as interop_export, format as interop_format, importe
 from .interop import mem0 as interop_mem0
 from .graphs.outbox import OutboxGraphStore
 from .vector_engines import OutboxVectorStore
-from .config import EMBEDDED_STORE, MemoryConfig, ProviderConfig
+from .config import MemoryConfig, ProviderConfig
 from .drivers import Runtime, callers, run_async, run_sync, safe
 from .errors import ConfigurationError, ValidationError
 from .jobs import NoQueue, Worker
@@ -38,8 +38,7 @@ def _progress(progress: Union[bool, Progress, None], label: str = "reindex") -> 
 def _build(config: MemoryConfig, check_space: bool = True) -> tuple[Runtime, Settings]:
     embedder = registry.create("embedder", config.embedder.provider, config.embedder.config)
     vectors = config.vector_engine
-    provider = EMBEDDED_STORE if vectors is not None else config.vector_store.provider
-    store = registry.create("vector_store", provider, config.store_config())
+    store = registry.create("vector_store", config.relational_provider, config.store_config())
     try:
         if vectors is not None:  # vectors searched in an external engine, fed through the store's outbox
             store = OutboxVectorStore(store, registry.create("vector_engine", vectors["provider"], vectors["config"]))
