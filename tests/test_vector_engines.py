@@ -311,3 +311,28 @@ def test_threads_writing_and_searching_at_once(mem):
     for t in threads:
         t.join()
     assert errors == [] and engine_count(mem) == 36 and wrapper(mem).in_step()
+
+
+# ------------------------------------------------------------------ memlane doctor --config with an engine
+
+def test_doctor_shows_and_mends_an_engine_that_drifted(tmp_path):
+    config = {"vector_store": engine_config("chroma", tmp_path), "history_db_path": str(tmp_path / "d.db"),
+              "llm": NO_LLM}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with Memory(config) as m:
+        contract.add_all(m, contract.FACTS, user_id="alice")
+        wrapper(m)._engine.clear(None)  # the engine lost its vectors (a wiped server, a restored backup)
+
+    def doctor(*args):
+        return subprocess.run([sys.executable, "-m", "memlane.cli", "--config", str(tmp_path / "config.json"),
+                               "doctor", *args], capture_output=True, text=True, timeout=120)
+
+    found = doctor()
+    assert found.returncode == 1 and "0 vector(s) for 5 memorie(s)" in found.stdout and "drift" in found.stdout
+    mended = doctor("--repair", "--json")
+    assert mended.returncode == 0, mended.stdout + mended.stderr
+    report = json.loads(mended.stdout)
+    assert report["ok"] and report["engine"] == {"store_memories": 5, "engine_vectors": 5, "outbox_pending": 0,
+                                                 "in_step": True, "resynced": 5}
+    again = doctor()
+    assert again.returncode == 0 and "ok: in step" in again.stdout

@@ -267,22 +267,48 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """0: no violations; 1: some (after --repair: some remain); 2 (raised): not a memlane database; 3: it could
     not be read (locked past the busy timeout)."""
     from .config import MemoryConfig, ProviderConfig
+    from .memory import Memory
     from .stores import sqlite_doctor
     _check_db(args.db)
-    config = MemoryConfig()
+    config = cli_interop.load_config(args.config) if getattr(args, "config", None) else MemoryConfig()
     if args.db:
         config.vector_store = ProviderConfig(provider="sqlite", config={"path": args.db})
-    path = config.database_path()
-    try:
-        report = sqlite_doctor.repair(path) if args.repair else sqlite_doctor.check(path)
-    except sqlite3.OperationalError as exc:  # e.g. locked past the busy timeout
-        print(f"error: {path}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    report = None
+    if config.relational_provider == "sqlite":
+        path = config.database_path()
+        try:
+            report = sqlite_doctor.repair(path) if args.repair else sqlite_doctor.check(path)
+        except sqlite3.OperationalError as exc:  # e.g. locked past the busy timeout
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    engine = None
+    if config.vector_engine is not None:  # the engine against the store (opening it applies the outbox)
+        with Memory(config) as m:
+            engine = m.engine_status(repair=args.repair)
+    if report is None and engine is None:
+        print(f"error: memlane doctor checks SQLite files and external vector engines; "
+              f"{config.relational_provider!r} has neither", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.json:
-        print(json.dumps({"ok": report.ok, **report.model_dump()}, indent=2, ensure_ascii=False))
+        out = {"ok": (report is None or report.ok) and (engine is None or engine["in_step"])}
+        print(json.dumps({**out, **(report.model_dump() if report else {}),
+                          **({"engine": engine} if engine else {})}, indent=2, ensure_ascii=False))
     else:
-        print(report.summary())
-    return sqlite_doctor.exit_code(report)
+        if report is not None:
+            print(report.summary())
+        if engine is not None:
+            print(_engine_summary(config.vector_store.provider, engine))
+    code = sqlite_doctor.exit_code(report) if report is not None else EXIT_OK
+    return code if engine is None or engine["in_step"] else max(code, 1)
+
+
+def _engine_summary(provider: str, engine: dict[str, Any]) -> str:
+    line = (f"vector engine {provider}: {engine['engine_vectors']} vector(s) for {engine['store_memories']} "
+            f"memorie(s), {engine['outbox_pending']} outbox entr(ies) pending")
+    if engine.get("resynced") is not None:
+        line += f"\n  repair: drift found, {engine['resynced']} memorie(s) loaded into the engine again"
+    return line + ("\n  ok: in step" if engine["in_step"] else
+                   "\n  drift: the engine does not hold what the store holds (memlane doctor --repair reloads it)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -356,7 +382,8 @@ def _parser() -> argparse.ArgumentParser:
     p = command("doctor", help="check the database's invariants (exit 1 on violations, 2 if it is not one); "
                                "--repair mends what can be derived")
     p.add_argument("--repair", action="store_true", help="rebuild the full-text index and vector copies, "
-                                                          "settle jobs already applied, then check again")
+                                                          "settle jobs already applied, reload an external vector "
+                                                          "engine that drifted (--config), then check again")
     cli_serve.configure_serve(command("serve", help=cli_serve.SERVE_HELP))
     cli_serve.configure_keys(command("keys", help=cli_serve.KEYS_HELP))
     cli_mcp.configure(command("mcp", help=cli_mcp.HELP))

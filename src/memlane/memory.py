@@ -145,6 +145,19 @@ class _Base:
         """How many background adds are queued or running in this store's queue."""
         return self._queue.pending()
 
+    def engine_status(self, repair: bool = False) -> Optional[dict[str, Any]]:
+        """The external vector engine against the store, None without one: how many memories the store holds,
+        vectors the engine holds, outbox entries still waiting, and whether they agree. repair=True mends
+        drift first: the engine is emptied and loaded again from the store (through the outbox)."""
+        store = self._runtime.store
+        while not isinstance(store, OutboxVectorStore):
+            store = getattr(store, "_store", None)
+            if store is None:
+                return None
+        resynced = store.resync() if repair and not store.in_step() else None
+        status = store.status()
+        return {**status, "resynced": resynced} if repair else status
+
     @property
     def llm_configured(self) -> bool:
         """Whether an LLM is configured, so that add(infer=True) extracts facts (else it stores verbatim)."""

@@ -149,7 +149,14 @@ class OutboxVectorStore:
 
     def in_step(self) -> bool:
         """Whether the engine holds as many vectors as the store holds memories (nothing pending)."""
-        return not self._store.outbox_pending() and self._engine.count() == len(self._store.ids(F.TRUE))
+        return bool(self.status()["in_step"])
+
+    def status(self) -> dict[str, Any]:
+        """Memories in the store, vectors in the engine, entries pending (after applying what it can)."""
+        pending = self.drain()
+        store, engine = len(self._store.ids(F.TRUE)), self._engine.count()
+        return {"store_memories": store, "engine_vectors": engine, "outbox_pending": pending,
+                "in_step": not pending and store == engine}
 
     # ------------------------------------------------------------ reads
 
