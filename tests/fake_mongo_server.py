@@ -2,9 +2,10 @@
 mongodb engine uses, so that the real pymongo client talks to it.
 
 Wire: OP_MSG (opcode 2013: flag bits, a body section and document-sequence sections) for every command,
-and the legacy OP_QUERY `hello` / `isMaster` handshake (opcode 2004, answered with OP_REPLY) that pymongo
-sends first on each connection. BSON is pymongo's own `bson`. The server says it is a standalone 7.0
-(maxWireVersion 21) with sessions, and no topologyVersion, so pymongo polls it instead of streaming.
+and the legacy OP_QUERY `hello` / `isMaster` handshake (opcode 2004, answered with OP_REPLY) that older
+pymongo (4.7) sends first on each connection; pymongo 4.20 sends that handshake as OP_MSG too. BSON is
+pymongo's own `bson`. The server says it is a standalone 7.0 (maxWireVersion 21) with sessions, and no
+topologyVersion, so pymongo polls it instead of streaming.
 
 Commands: hello/isMaster, ping, buildInfo, endSessions, create, drop, listCollections, insert, update
 (upserts, replacements and $set), delete, find, aggregate ($match, $group with $sum, $skip, $limit,

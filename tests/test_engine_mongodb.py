@@ -143,6 +143,24 @@ def test_scores_are_atlas_mapped_back_to_cosine(mem):
     assert engine.search(np.asarray(query, np.float32), Scope(user_id="nobody"), 5) == []
 
 
+def test_the_legacy_op_query_handshake_is_answered(mongo_server):
+    """pymongo 4.7 opens each connection with isMaster over OP_QUERY (4.20 sends it as OP_MSG): a raw one."""
+    import socket
+    import struct
+
+    import bson
+    query = struct.pack("<i", 0) + b"admin.$cmd\0" + struct.pack("<ii", 0, -1) + bson.encode({"isMaster": 1})
+    with socket.create_connection(("127.0.0.1", mongo_server.port), timeout=5) as conn:
+        conn.sendall(struct.pack("<iiii", 16 + len(query), 7, 0, 2004) + query)
+        reply = b""
+        while len(reply) < 4 or len(reply) < struct.unpack_from("<i", reply)[0]:
+            reply += conn.recv(65536)
+    _, _, response_to, opcode, _, cursor_id, _, returned = struct.unpack_from("<iiiiiqii", reply)
+    assert (response_to, opcode, cursor_id, returned) == (7, 1, 0, 1)  # OP_REPLY to request 7, one document
+    hello = bson.decode(reply[36:])
+    assert hello["ok"] == 1 and hello["isWritablePrimary"] and hello["maxWireVersion"] >= 8
+
+
 def test_the_fake_checks_the_stage_as_atlas_does(mem, store_config, mongo_server):
     from pymongo import MongoClient
     from pymongo.errors import OperationFailure
