@@ -31,6 +31,7 @@ from test_store_contract import (  # noqa: F401  (the contract's tests, collecte
     test_update_of_a_memory_deleted_meanwhile_is_not_found)
 
 from memlane import ConfigurationError, Memory
+from memlane.errors import ProviderError
 from memlane import filters as F
 from memlane.config import MemoryConfig
 from memlane.models import Scope
@@ -64,7 +65,8 @@ class Server:
         self.folder = tempfile.mkdtemp(prefix=f"memlane-{kind}-")
         self.socket = f"{self.folder}/s.sock"
         self.args = [_binary(kind), "--port", "0", "--unixsocket", self.socket, "--save", "", "--appendonly", "no",
-                     "--dir", self.folder, *(["--loadmodule", _module()] if search else [])]
+                     "--dir", self.folder,  # the module's limit as Redis Stack sets it (a larger LIMIT fails)
+                     *(["--loadmodule", _module(), "MAXSEARCHRESULTS", "10000"] if search else [])]
         self.process: "subprocess.Popen | None" = None
         self.start()
 
@@ -456,6 +458,19 @@ def test_a_crash_between_the_store_and_the_engine_is_repaired_on_open(servers):
                                         F.parse({"user_id": "u1"}), 5)[0][0] == mid
 
 
+def test_resp2_decoded_replies_and_searches_past_the_servers_limit(servers):
+    engine = RedisEngine({"redis_url": servers["redis"].url + "?protocol=2&decode_responses=True",
+                          "collection_name": f"r{uuid.uuid4().hex[:8]}"})
+    vec = np.ones(4, dtype=np.float32) / 2
+    engine.upsert([(f"m{i}", vec, Scope(user_id="a b")) for i in range(3)])
+    assert sorted(engine.search(vec, Scope(user_id="a b"), 20_000)) == [(f"m{i}", pytest.approx(1.0, abs=1e-5))
+                                                                         for i in range(3)]
+    assert engine.count() == 3
+    engine.clear(Scope(user_id="a b"))
+    assert engine.count() == 0
+    engine.close()
+
+
 def test_tag_escape():
     assert tag_escape("a,b c") == "a\\,b\\ c" and tag_escape(" josé ") == "josé" and tag_escape("x_1") == "x_1"
 
@@ -549,3 +564,47 @@ def test_langchain_config_errors(monkeypatch):
     monkeypatch.setitem(sys.modules, "langchain_core.vectorstores", None)
     with pytest.raises(ConfigurationError, match=r"pip install 'memlane\[langchain\]'"):
         LangChainEngine({"client": object()})
+
+
+def test_a_store_that_cannot_list_its_documents_is_cleared_by_a_search_sweep():
+    from langchain_core.vectorstores import VectorStore
+
+    class Opaque(VectorStore):
+        """A store that shows nothing but LangChain's interface (no `store` dict to list)."""
+
+        def __init__(self):
+            self._inner = _in_memory()(PassThroughEmbeddings())
+
+        @property
+        def embeddings(self):
+            return self._inner.embeddings
+
+        def add_documents(self, documents, **kwargs):
+            return self._inner.add_documents(documents, **kwargs)
+
+        def delete(self, ids=None, **kwargs):
+            return self._inner.delete(ids)
+
+        def similarity_search_with_score_by_vector(self, embedding, k=4, filter=None, **kwargs):
+            return self._inner.similarity_search_with_score_by_vector(embedding, k=k, filter=filter)
+
+        def similarity_search(self, query, k=4, **kwargs):
+            raise NotImplementedError
+
+        @classmethod
+        def from_texts(cls, texts, embedding, metadatas=None, **kwargs):
+            raise NotImplementedError
+
+    store = Opaque()
+    engine = LangChainEngine({"client": store})
+    with pytest.raises(ProviderError, match="no vector was added"):
+        engine.clear(None)
+    vecs = np.eye(8, dtype=np.float32)
+    engine.upsert([(f"m{i}", vecs[i % 8], Scope(user_id="a" if i < 700 else "b")) for i in range(1200)])
+    with pytest.raises(ProviderError, match="cannot count"):
+        engine.count()
+    engine.clear(Scope(user_id="a"))
+    assert len(store._inner.store) == 500
+    assert engine.search(vecs[3], Scope(user_id="a"), 5) == [] and len(engine.search(vecs[3], Scope(), 5)) == 5
+    engine.clear(None)
+    assert store._inner.store == {}

@@ -141,8 +141,12 @@ class LangChainEngine:
                                     "vector was added yet to sweep it with")
             probe = np.zeros(self._dims, dtype=np.float32)
             probe[0] = 1.0
-            while found := self.search(probe, scope or Scope(), BATCH):
-                self._store.delete(ids=[mid for mid, _ in found])
+            last: list[str] = []
+            while found := [mid for mid, _ in self.search(probe, scope or Scope(), BATCH)]:
+                if found == last:
+                    raise ProviderError("vector_store 'langchain': the store still finds what it deleted")
+                self._store.delete(ids=found)
+                last = found
 
     # ------------------------------------------------------------ reads
 

@@ -8,7 +8,8 @@ Config keys are mem0's: `redis_url` (provider "redis") or `valkey_url` (provider
 
 The scope is a TAG filter inside the KNN query. TAG fields are CASESENSITIVE, and split on a control
 character (scope ids cannot hold one) rather than on ",", so "a,b" stays one id; every hit is checked
-against the scope again, since the server trims blanks around tag values."""
+against the scope again, since the server trims blanks around tag values. One search returns at most
+10,000 hits (Redis Stack's default MAXSEARCHRESULTS), so memlane's filter sees at most that many candidates."""
 from __future__ import annotations
 
 import importlib
@@ -28,6 +29,7 @@ VECTOR = "embedding"
 SEPARATOR = "\x1f"  # scope ids are printable (inputs.py), so this never splits one
 RETURNED = (ID, *SCOPE_KEYS, "__dist")
 BATCH = 500
+MAX_HITS = 10_000  # Redis Stack's default MAXSEARCHRESULTS: a larger LIMIT is an error there
 
 
 def tag_escape(value: str) -> str:
@@ -202,14 +204,14 @@ class RedisEngine:
                 return []
         want = scope_items(scope)
         blob = np.asarray(vector, dtype=np.float32).tobytes()
-        ask = k
+        ask = min(k, MAX_HITS)
         while True:  # the in-query filter can let through ids that differ in surrounding blanks only
             docs = self._knn(blob, scope, ask)
             hits = [(d[ID], 1.0 - float(d["__dist"])) for d in docs
                     if all(d.get(key) == value for key, value in want.items())]
-            if len(hits) >= k or len(docs) < ask:
+            if len(hits) >= k or len(docs) < ask or ask == MAX_HITS:
                 break
-            ask *= 4
+            ask = min(ask * 4, MAX_HITS)
         hits.sort(key=lambda hit: -hit[1])
         return hits[:k]
 
