@@ -178,14 +178,16 @@ class MemoryConfig(BaseModel):
     def vector_engine(self) -> Optional[dict[str, Any]]:
         """The external vector engine's {"provider", "config"} (vector_store's provider names one of
         registry's vector_engine kind, and is not a vector_store itself); None when the store searches its own
-        vectors. Without a path, url, host or client, its folder sits beside the database file."""
+        vectors. An engine that can run embedded (its class names the key of its local folder or file in
+        LOCAL_KEY) and is given no location gets one beside the database file."""
         provider = self.vector_store.provider
         if provider in registry.available("vector_store") or provider not in registry.available("vector_engine"):
             return None
         config = dict(self.vector_store.config)
-        if not any(config.get(key) for key in ("path", "url", "host", "client")):
+        local = getattr(registry.factory("vector_engine", provider), "LOCAL_KEY", None)
+        if local and not any(config.get(key) for key in ("path", "url", "uri", "host", "client", local)):
             db = self.database_path()
-            config["path"] = str(db.with_name(f"{db.stem}-{provider}"))
+            config[local] = str(db.with_name(f"{db.stem}-{provider}"))
         return {"provider": provider, "config": config}
 
     @model_validator(mode="after")

@@ -6,7 +6,7 @@ that is not installed only matters to someone who asks for that provider.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from .errors import ConfigurationError
 
@@ -105,6 +105,12 @@ def _resolve(target: str) -> Factory:
     module_name, _, attr = target.partition(":")
     module = importlib.import_module(module_name)  # ConfigurationError for missing extras is raised inside
     return getattr(module, attr)
+
+
+def factory(kind: str, name: str) -> Optional[Factory]:
+    """The factory (usually a class) registered as `name`, imported; None when there is none."""
+    found: Factory | str | None = _registered.get(kind, {}).get(name) or _BUILTIN.get(kind, {}).get(name)
+    return _resolve(found) if isinstance(found, str) else found
 
 
 def create(kind: str, name: str, config: dict[str, Any] | None = None) -> Any:

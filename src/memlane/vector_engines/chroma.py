@@ -23,6 +23,8 @@ def _where(scope: Scope) -> Optional[dict[str, Any]]:
 
 
 class ChromaEngine:
+    LOCAL_KEY = "path"  # where it keeps its folder when run embedded (config.vector_engine)
+
     def __init__(self, config: dict[str, Any]):
         config = config_keys(dict(config), KEYS, "chroma")
         try:

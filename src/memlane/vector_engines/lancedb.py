@@ -26,6 +26,8 @@ def _where(scope: Scope) -> Optional[str]:
 
 
 class LanceDBEngine:
+    LOCAL_KEY = "path"  # where it keeps its folder when run embedded (config.vector_engine)
+
     def __init__(self, config: dict[str, Any]):
         config = config_keys(dict(config), KEYS, "lancedb")
         try:  # pyarrow (a lancedb dependency) has no type stubs

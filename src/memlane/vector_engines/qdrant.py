@@ -31,6 +31,8 @@ def point_id(memory_id: str) -> str:
 
 
 class QdrantEngine:
+    LOCAL_KEY = "path"  # where it keeps its folder when run embedded (config.vector_engine)
+
     def __init__(self, config: dict[str, Any]):
         config = config_keys(dict(config), KEYS, "qdrant")
         try:
