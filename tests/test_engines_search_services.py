@@ -373,3 +373,38 @@ def test_elastic_cloud_id_and_custom_queries():
         OpenSearchEngine({"engine": "nmslib"})
     with pytest.raises(ConfigurationError, match="http_auth"):
         OpenSearchEngine({"http_auth": object()})
+
+
+# ------------------------------------------------------------------ the fakes refuse what the services refuse
+
+def test_the_fake_services_validate_requests_as_the_services_do(fake_elasticsearch, fake_azure_search):
+    import httpx
+    es, az = fake_elasticsearch.url, fake_azure_search.url
+    auth = {"authorization": f"ApiKey {ES_API_KEY}"}
+    assert httpx.get(f"{es}/memlane-test/_count").status_code == 401
+    assert httpx.get(f"{es}/memlane-test/_count", headers=auth).json()["error"]["type"] == "index_not_found_exception"
+    mapping = {"mappings": {"properties": {"vector": {"type": "dense_vector", "dims": 3, "similarity": "cosine"}}}}
+    assert httpx.put(f"{es}/memlane-test", json=mapping, headers=auth).status_code == 200
+    lines = b'{"index":{"_id":"a"}}\n{"vector":[1,0]}\n{"index":{"_id":"b"}}\n{"vector":[0,0,0]}\n'
+    bulk = httpx.post(f"{es}/memlane-test/_bulk", content=lines,
+                      headers={**auth, "content-type": "application/x-ndjson"}).json()
+    assert bulk["errors"] and [i["index"]["status"] for i in bulk["items"]] == [400, 400]  # dims; zero magnitude
+    knn = {"field": "vector", "query_vector": [1, 0, 0], "k": 20, "num_candidates": 10}
+    assert "cannot be less than [k]" in httpx.post(f"{es}/memlane-test/_search", json={"knn": knn},
+                                                   headers=auth).text
+    key, version = {"api-key": AZURE_API_KEY}, {"api-version": AZURE_API_VERSION}
+    assert httpx.get(f"{az}/indexes/x", headers=key, params={"api-version": "2023-11-01"}).status_code == 400
+    assert httpx.get(f"{az}/indexes/x", headers={"api-key": "wrong"}, params=version).status_code == 403
+    assert httpx.get(f"{az}/indexes/x", headers=key, params=version).status_code == 404
+    engine = AzureAISearchEngine({"base_url": az, "api_key": AZURE_API_KEY, "collection_name": "x1"})
+    assert httpx.put(f"{az}/indexes/x1", headers=key, params=version, json=engine.definition(4)).status_code == 201
+    docs = {"value": [{"@search.action": "upload", "id": "_bad", "memory_id": "m"},
+                      {"@search.action": "upload", "id": "ok", "nope": 1}]}
+    assert httpx.post(f"{az}/indexes/x1/docs/index", headers=key, params=version, json=docs).status_code == 400
+    docs["value"].pop()
+    answer = httpx.post(f"{az}/indexes/x1/docs/index", headers=key, params=version, json=docs)
+    assert answer.status_code == 207 and "Invalid document key" in answer.json()["value"][0]["errorMessage"]
+    search = {"filter": "memory_id eq 'm'", "select": "memory_id"}  # memory_id is not filterable
+    assert "not filterable" in httpx.post(f"{az}/indexes/x1/docs/search", headers=key, params=version,
+                                          json=search).text
+    engine.close()
