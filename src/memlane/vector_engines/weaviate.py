@@ -160,10 +160,11 @@ class WeaviateEngine(HTTPProvider):
                 {"class": self.class_name, "id": point_id(mid), "vector": [float(x) for x in vec],
                  "properties": {ID: mid, **scope_items(scope)}} for mid, vec, scope in records[start:start + BATCH]]
             errors = self._batch(objects)
-            if errors and self._dims is None and any("length" in e for e in errors):
-                # a class kept from another space (its size unknown while it was empty): make it again
-                with self._lock:
-                    self._drop()
+            if errors:  # the class may have changed behind our back (dropped; or kept from another space, its
+                with self._lock:  # size unknown while it was empty): look again, make it again, write again
+                    self._exists, self._dims = None, None
+                    if any("length" in e for e in errors):
+                        self._drop()
                 self._ensure(dims)
                 errors = self._batch(objects)
             if errors:
