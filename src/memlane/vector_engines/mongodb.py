@@ -18,8 +18,7 @@ from ..errors import ConfigurationError, ProviderError
 from ..models import Scope
 from . import SCOPE_KEYS, config_keys, scope_items
 
-# "path" is not mem0's: memlane's config adds it to an engine config that names no path/url/host (unused here)
-KEYS = frozenset({"mongo_uri", "db_name", "collection_name", "embedding_model_dims", "path"})
+KEYS = frozenset({"mongo_uri", "db_name", "collection_name", "embedding_model_dims"})
 FIELD = "embedding"
 MAX_CANDIDATES = 10_000  # Atlas's bound on numCandidates (and so on limit)
 CANDIDATES_PER_RESULT = 20  # Atlas's advice for ANN recall: 10 to 20 candidates per result

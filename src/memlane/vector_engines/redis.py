@@ -22,8 +22,7 @@ from ..models import Scope
 from . import SCOPE_KEYS, config_keys, scope_items
 
 KEYS = frozenset({"redis_url", "valkey_url", "collection_name", "embedding_model_dims", "timezone", "index_type",
-                  "hnsw_m", "hnsw_ef_construction", "hnsw_ef_runtime",
-                  "path"})  # memlane adds `path` to an engine config with no path/url/host; a server needs none
+                  "hnsw_m", "hnsw_ef_construction", "hnsw_ef_runtime"})
 ID = "memory_id"
 VECTOR = "embedding"
 SEPARATOR = "\x1f"  # scope ids are printable (inputs.py), so this never splits one
