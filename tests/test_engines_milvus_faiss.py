@@ -32,7 +32,7 @@ from test_vector_engines import (  # noqa: F401  (the engine tests, collected he
 from memlane import ConfigurationError, Memory
 from memlane import filters as F
 from memlane.config import MemoryConfig
-from memlane.errors import DimensionMismatchError
+from memlane.errors import DimensionMismatchError, ProviderError
 from memlane.models import Scope
 from memlane.registry import create
 from memlane.vector_engines.faiss import FaissEngine
@@ -78,6 +78,11 @@ def test_milvus_lite_two_instances_and_dimension_mismatch(tmp_path):
     with Memory({"vector_store": config, "llm": NO_LLM}) as m:
         contract.test_dimension_mismatch_and_reset(config, m)
     contract.test_concurrent_updates_through_two_instances_lose_nothing(config)
+    a, b = (Memory({"vector_store": config, "llm": NO_LLM}) for _ in range(2))
+    a.close()  # the server stays up while another engine uses the folder
+    with b:
+        mid = contract.add_all(b, ["after the first one closed"], user_id="u2")[0]
+        assert [h["id"] for h in b.search("after the first one closed", user_id="u2")["results"]] == [mid]
 
 
 def test_faiss_is_one_memory_at_a_time(tmp_path):
@@ -177,6 +182,10 @@ def test_many_scopes_are_searched_within_the_scope(engine):
     got = engine.search(query, Scope(user_id="u7", agent_id="a1"), 50)
     assert [i for i, _ in got] == [i for i, _ in expected("m-7-", 50, agent=1)] and len(got) == 12
     assert engine.search(query, Scope(user_id="nobody"), 5) == []
+    engine.upsert([("m-3-0", query, Scope(user_id="u5", agent_id="a0"))])  # an upsert replaces: vector and scope
+    vectors["m-5-moved"] = vectors.pop("m-3-0")
+    assert engine.count() == 1000 and engine.search(query, Scope(user_id="u5"), 1) == [("m-3-0", pytest.approx(1))]
+    assert "m-3-0" not in [i for i, _ in engine.search(query, Scope(user_id="u3"), 50)]
     engine.clear(Scope(user_id="u7", agent_id="a1"))
     assert engine.count() == 988 and [i for i, _ in engine.search(query, Scope(user_id="u7"), 50)] == [
         i for i, _ in expected("m-7-", 50, agent=0)]
@@ -238,3 +247,10 @@ def test_milvus_refuses_a_collection_of_another_shape(tmp_path):
     with pytest.raises(ConfigurationError, match="exists with other fields"):
         create("vector_engine", "milvus", {"url": uri, "collection_name": "mem0"})
     create("vector_engine", "milvus", {"url": uri, "collection_name": "memlane"}).close()
+
+
+def test_a_milvus_server_that_is_down_is_a_provider_error():
+    """The server path (url, token, db_name) is not run here against a real server; its failure is typed. A bare
+    host:port, as mem0's documentation writes it, is taken as http."""
+    with pytest.raises(ProviderError, match="http://127.0.0.1:1: .*Fail connecting"):
+        create("vector_engine", "milvus", {"url": "127.0.0.1:1", "token": "root:Milvus", "db_name": "default"})

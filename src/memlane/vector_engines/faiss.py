@@ -4,7 +4,7 @@ keeps, per record, the integer label FAISS knows it by, the memory id, the scope
 is one sidecar transaction, so a crash loses nothing that was acknowledged. The index is saved beside it on
 close, stamped with the sidecar's write count; an index that missed writes (a crash) is rebuilt from the
 sidecar on open. A scoped search hands FAISS the scope's labels as an IDSelector: the top k is taken within
-the scope, never globally and filtered afterwards. One process (one Memory) holds a folder at a time."""
+the scope, never globally and filtered afterwards. One Memory (one process) holds a collection at a time."""
 from __future__ import annotations
 
 import contextlib
@@ -93,11 +93,14 @@ class FaissEngine:
         faiss = self._faiss
         return faiss.IndexIDMap(faiss.IndexFlatL2(dims) if self._l2 else faiss.IndexFlatIP(dims))
 
+    def _stamp(self) -> str:
+        """What a saved index must have been saved with to be read: the write count, the metric, the size."""
+        return f"{self._meta('writes') or 0}:{'l2' if self._l2 else 'ip'}:{self._dims}"
+
     def _load(self) -> Any:
         """The saved index if it holds every write and the strategy asked for; else one built from the sidecar."""
         faiss, dims = self._faiss, int(self._dims or 0)
-        stamp = f"{self._meta('writes') or 0}:{'l2' if self._l2 else 'ip'}:{dims}"
-        if self._meta("saved") == stamp and self._index_file.exists():
+        if self._meta("saved") == self._stamp() and self._index_file.exists():
             return faiss.read_index(str(self._index_file))
         index = self._new_index(dims)
         rows = self._db.execute("SELECT label, vector FROM vectors").fetchall()
@@ -110,7 +113,7 @@ class FaissEngine:
         """Write the index beside the sidecar (atomically: a torn file is never read), then stamp it."""
         if self._index is None:
             return
-        stamp = f"{self._meta('writes') or 0}:{'l2' if self._l2 else 'ip'}:{self._dims}"
+        stamp = self._stamp()
         if self._meta("saved") == stamp:
             return
         partial = self._index_file.with_suffix(".faiss.partial")
@@ -136,6 +139,7 @@ class FaissEngine:
             if self._dims != dims:  # another space (a reindex to another embedder): the old vectors go
                 self._reset(dims)
             with self._write():
+                replaced = list(self._labels_of(list(latest)).values())  # an upsert replaces (same label)
                 self._db.executemany(
                     "INSERT INTO vectors(id, user_id, agent_id, run_id, vector) VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT(id) DO UPDATE SET user_id = excluded.user_id, agent_id = excluded.agent_id, "
@@ -143,9 +147,9 @@ class FaissEngine:
                     [(mid, scope.user_id, scope.agent_id, scope.run_id, vec.tobytes())
                      for mid, (vec, scope) in latest.items()])
                 labels = self._labels_of(list(latest))
-            ids = np.array([labels[mid] for mid in latest], dtype=np.int64)
-            self._index.remove_ids(self._faiss.IDSelectorBatch(ids))  # an upsert replaces
-            self._index.add_with_ids(np.stack([vec for vec, _ in latest.values()]), ids)
+            self._remove(replaced)
+            self._index.add_with_ids(np.stack([vec for vec, _ in latest.values()]),
+                                     np.array([labels[mid] for mid in latest], dtype=np.int64))
 
     def _pairs(self, select: str, column: str, values: list[Any]) -> dict[Any, Any]:
         """`select` ("a, b") of the rows whose `column` is among `values`, as {a: b}, in chunks of bound values."""
@@ -220,8 +224,8 @@ class FaissEngine:
         with self._lock:
             try:
                 self._save()
-                self._db.close()
             finally:
+                self._db.close()
                 self._lock_file.close()
 
 

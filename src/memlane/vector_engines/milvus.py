@@ -58,6 +58,8 @@ class MilvusEngine:
             uri = str(config["path"])
             uri = uri if uri.endswith(".db") else str(Path(uri) / "milvus.db")
         lite = uri.endswith(".db")  # pymilvus's own test for Milvus Lite
+        if not lite and "://" not in uri and not uri.startswith("unix:"):
+            uri = f"http://{uri}"  # a bare host[:port], as mem0's documentation shows
         self._lite: Optional[str] = os.path.abspath(uri) if lite else None
         if self._lite:
             Path(self._lite).parent.mkdir(parents=True, exist_ok=True)
