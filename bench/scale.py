@@ -318,6 +318,32 @@ def previous_in_scope(t: int) -> list[int]:
     return [(j - SCOPES) % t for j in range(t)]
 
 
+def bulk_changes(texts: list[str], vectors: np.ndarray, rows: range, at: str, weight: float = 0.0,
+                 before: Optional[list[int]] = None) -> Any:
+    """One ChangeSet holding memories `rows` of the workload as add(infer=False) writes them (memory, message
+    log, history) with precomputed vectors; weight/before: contextual indexing as add() blends the previous
+    turn of the scope in."""
+    from memlane import inputs
+    from memlane.models import ChangeSet, MessageRecord
+    from memlane.pipeline import history_row, new_memory
+    cs = ChangeSet()
+    for i in rows:
+        j = i % len(texts)
+        text = texts[j]
+        ids = {"user_id": scope_of(i), "agent_id": None, "run_id": None}
+        msg = MessageRecord(id=inputs.new_id(), role="user", content=text, actor_id=None, user_id=ids["user_id"],
+                            agent_id=None, run_id=None, timestamp=None, created_at=at)
+        blend = before is not None and i >= SCOPES  # memory i - 1000 precedes it in its scope
+        vec = (1 - weight) * vectors[j] + weight * vectors[before[j]] if blend and before else vectors[j]
+        rec = new_memory(text, vec, ids, {}, actor_id=None, role="user", event_time=None, sources=[msg.id], at=at)
+        if blend and before:
+            rec.context = texts[before[j]]
+        cs.messages.append(msg)
+        cs.inserts.append(rec)
+        cs.history.append(history_row(rec.id, "ADD", None, text, None, "user", at))
+    return cs
+
+
 # ------------------------------------------------------------------ memlane: search-time breakdown
 
 class Breakdown:
@@ -597,8 +623,6 @@ def timed_searches(m: Any, plan: list[tuple[str, str]]) -> tuple[list[float], li
 
 def _memlane_size(n: int, args: argparse.Namespace, m: Any, pg_url: Optional[str], out: dict[str, Any],
                   work: Path, db: Path) -> None:
-    from memlane.models import ChangeSet, MemoryRecord, MessageRecord
-    from memlane.pipeline import history_row, new_memory
     from memlane import inputs
 
     pg = pg_url is not None
@@ -634,7 +658,6 @@ def _memlane_size(n: int, args: argparse.Namespace, m: Any, pg_url: Optional[str
     # 2. bulk-load the rest with precomputed vectors, writing what add() would write
     m_api = min(n, args.api_max)
     weight = float(getattr(m._settings, "context_weight", 0.0) or 0.0)
-    record_fields = getattr(MemoryRecord, "__dataclass_fields__", {})
     before = previous_in_scope(len(texts)) if weight > 0 else None
     chunk = 10_000
     start = time.perf_counter()
@@ -642,22 +665,7 @@ def _memlane_size(n: int, args: argparse.Namespace, m: Any, pg_url: Optional[str
     bulk_curve = []
     store.begin_bulk(n - m_api)  # PostgreSQL: the HNSW index is built once, at end_bulk(), for a large load
     for lo in range(m_api, n, chunk):
-        cs = ChangeSet()
-        for i in range(lo, min(n, lo + chunk)):
-            j = i % len(texts)
-            text = texts[j]
-            ids = {"user_id": scope_of(i), "agent_id": None, "run_id": None}
-            msg = MessageRecord(id=inputs.new_id(), role="user", content=text, actor_id=None, user_id=ids["user_id"],
-                                agent_id=None, run_id=None, timestamp=None, created_at=at)
-            blend = before is not None and i >= SCOPES  # memory i - 1000 precedes it in its scope
-            vec = (1 - weight) * vectors[j] + weight * vectors[before[j]] if blend else vectors[j]
-            rec = new_memory(text, vec, ids, {}, actor_id=None, role="user", event_time=None, sources=[msg.id], at=at)
-            if blend and "context" in record_fields:
-                rec.context = texts[before[j]]
-            cs.messages.append(msg)
-            cs.inserts.append(rec)
-            cs.history.append(history_row(rec.id, "ADD", None, text, None, "user", at))
-        store.apply(cs)
+        store.apply(bulk_changes(texts, vectors, range(lo, min(n, lo + chunk)), at, weight, before))
         bulk_curve.append([min(n, lo + chunk), round(time.perf_counter() - start, 3)])
     rows_s = time.perf_counter() - start
     store.end_bulk()

@@ -17,7 +17,7 @@ sent as `api-key`), `collection_name` (the index: lowercase letters, digits and 
 postFilter) and `hybrid_search` (accepted; memlane's search is already hybrid: the keyword half stays in the
 embedded store). memlane's own: `base_url` (the whole service address, e.g. a local test server; wins over
 service_name), `api_version`, and `timeout`, `max_retries`, `retry_base_delay`, `retry_max_delay`
-(memlane.http). `path` is accepted and ignored (memlane's config adds it for the embedded engines).
+(memlane.http).
 
 Limits: Azure indexes in near real time (about a second), with no refresh to wait for, so a vector search
 right after a write may miss it (the keyword half still finds it); one search asks for at most 1,000
@@ -42,7 +42,7 @@ from . import SCOPE_KEYS, config_keys, scope_items
 API_VERSION = "2024-07-01"
 RETRY_KEYS = ("timeout", "max_retries", "retry_base_delay", "retry_max_delay")
 KEYS = frozenset({"collection_name", "service_name", "api_key", "embedding_model_dims", "compression_type",
-                  "use_float16", "hybrid_search", "vector_filter_mode", "base_url", "api_version", "path",
+                  "use_float16", "hybrid_search", "vector_filter_mode", "base_url", "api_version",
                   *RETRY_KEYS})
 FIELD = "vector"
 PROFILE, ALGORITHM, COMPRESSION = "memlane-vector-profile", "memlane-hnsw", "memlane-compression"

@@ -19,10 +19,9 @@ Config keys are mem0's: `collection_name` (the index), `host` (with or without a
 `auto_refresh`, `connection_class` and `pool_maxsize` (opensearch-py's, accepted and not used). memlane's own:
 `base_url` (the whole address, e.g. a local test server: it wins over host / port / cloud_id), OpenSearch's
 `engine` (lucene, the default, or faiss), and `timeout`, `max_retries`, `retry_base_delay`, `retry_max_delay`
-(memlane.http: 429 and 5xx are retried with backoff). `path` is accepted and ignored (memlane's config adds
-it for the embedded engines). Defaults that differ from mem0's OpenSearch ones: `verify_certs` is true, and
-`auto_refresh` is true (writes wait for the refresh; false, for OpenSearch Serverless, which has no refresh,
-means a search may miss the writes of the last second).
+(memlane.http: 429 and 5xx are retried with backoff). Defaults that differ from mem0's OpenSearch ones:
+`verify_certs` is true, and `auto_refresh` is true (writes wait for the refresh; false, for OpenSearch
+Serverless, which has no refresh, means a search may miss the writes of the last second).
 """
 from __future__ import annotations
 
@@ -45,7 +44,7 @@ from . import SCOPE_KEYS, config_keys, scope_items
 
 RETRY_KEYS = ("timeout", "max_retries", "retry_base_delay", "retry_max_delay")
 COMMON_KEYS = frozenset({"collection_name", "host", "port", "user", "password", "api_key", "embedding_model_dims",
-                         "verify_certs", "use_ssl", "base_url", "path", *RETRY_KEYS})
+                         "verify_certs", "use_ssl", "base_url", *RETRY_KEYS})
 FIELD = "vector"
 MAX_K = 10_000  # index.max_result_window and the kNN caps of both services
 BAD_INDEX_CHARS = re.compile(r'[\\/*?"<>| ,#:A-Z]')

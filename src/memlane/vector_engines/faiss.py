@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 class FaissEngine:
+    LOCAL_KEY = "path"  # where it keeps its folder when run embedded (config.vector_engine)
+
     def __init__(self, config: dict[str, Any]):
         config = config_keys(dict(config), KEYS, "faiss")
         try:  # faiss ships no type stubs

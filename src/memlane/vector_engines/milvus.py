@@ -38,6 +38,8 @@ def _where(scope: Scope) -> str:
 
 
 class MilvusEngine:
+    LOCAL_KEY = "path"  # where it keeps its folder when run embedded (config.vector_engine)
+
     def __init__(self, config: dict[str, Any]):
         config = config_keys(dict(config), KEYS, "milvus")
         try:  # pymilvus ships no type information
