@@ -181,6 +181,10 @@ def test_weaviate_maps_ids_that_are_not_uuids_and_deletes_past_the_query_limit(f
     assert engine.count() == 1 and len([r for r in fake_weaviate.sent("/v1/batch/objects")
                                         if r.method == "DELETE"]) == 1 + 2
     assert [i for i, _ in engine.search(vec[7], Scope(), 3)] == ["mem-7"]
+    odd = 'o"brien \\ ü\n'  # quotes, a backslash, non-ASCII and a newline inside the GraphQL where literal
+    engine.upsert([("mem-odd", vec[3], Scope(user_id=odd, agent_id="a b"))])
+    assert [i for i, _ in engine.search(vec[3], Scope(user_id=odd, agent_id="a b"), 3)] == ["mem-odd"]
+    assert engine.search(vec[3], Scope(user_id='o"brien'), 3) == []
     engine.close()
 
 

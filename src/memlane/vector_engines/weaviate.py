@@ -3,11 +3,12 @@
 One class (`collection_name`, its first letter upper-cased as Weaviate does) with vectorizer none, cosine
 distance and the properties memory_id, user_id, agent_id, run_id (text, `field` tokenization: exact
 matches), made at the first upsert (POST /v1/schema). Objects are written with POST /v1/batch/objects (each
-object's own error is checked: a batch answers 200 whatever failed), deleted one by one
-(DELETE /v1/objects/{class}/{uuid}) or by a where filter (DELETE /v1/batch/objects, repeated while a pass hits
-the server's QUERY_MAXIMUM_RESULTS). Search is GraphQL `Get` with nearVector, the scope as `where` and
+object's own error is checked: a batch answers 200 whatever failed), deleted by id (DELETE
+/v1/objects/{class}/{uuid}) or by a where filter: several ids, a scope (DELETE /v1/batch/objects, repeated
+while a pass hits the server's QUERY_MAXIMUM_RESULTS). Search is GraphQL `Get` with nearVector, the scope as `where` and
 `_additional {distance}` (cosine distance: similarity = 1 - distance); count is `Aggregate { meta { count } }`.
-Weaviate ids are UUIDs: a memory id that is not one maps to one (uuid5), and the object keeps it as memory_id.
+Needs Weaviate 1.19+ (valueText filters). Weaviate ids are UUIDs: a memory id that is not one maps to one
+(uuid5), and the object keeps it as memory_id.
 
 Config keys are mem0's: collection_name, embedding_model_dims, cluster_url (required), auth_client_secret (an
 API key, sent as a bearer token), additional_headers (sent with every request); plus memlane.http's timeout,
