@@ -261,6 +261,8 @@ def test_config_keys_are_mem0s(fake_pinecone, fake_weaviate, monkeypatch):
     engine.close()
     with pytest.raises(ConfigurationError, match="unknown weaviate vector_store config keys: url"):
         WeaviateEngine({"cluster_url": fake_weaviate.url, "url": "x"})
+    with pytest.raises(ConfigurationError, match="config keys: path"):  # hosted: memlane gives it no folder
+        Memory({"vector_store": {"provider": "weaviate", "config": {"cluster_url": "http://x", "path": "/tmp/x"}}})
     with pytest.raises(ConfigurationError, match="cluster_url is required"):
         WeaviateEngine({"collection_name": "c"})
     with pytest.raises(ConfigurationError, match="no Weaviate class name"):

@@ -33,9 +33,7 @@ API_VERSION = "2025-04"
 CONTROL_URL = "https://api.pinecone.io"
 KEYS = frozenset({"collection_name", "embedding_model_dims", "client", "api_key", "environment", "serverless_config",
                   "pod_config", "hybrid_search", "metric", "batch_size", "extra_params", "namespace",
-                  "path",  # the folder memlane's config gives an engine without a url; Pinecone has none
                   "timeout", "max_retries", "retry_base_delay", "retry_max_delay"})
-EXTRA_PARAMS = frozenset({"host", "additional_headers"})
 METRICS = ("cosine", "dotproduct")
 TOP_K_MAX = 10_000  # Pinecone's limit on topK
 DELETE_MAX = 1_000  # ids per delete request
@@ -77,7 +75,7 @@ class PineconeEngine(HTTPProvider):
                         "Content-Type": "application/json", "Accept": "application/json",
                         **{str(k): str(v) for k, v in extra.mapping("additional_headers").items()}}
         extra.done()
-        for key in ("hybrid_search", "embedding_model_dims", "path"):
+        for key in ("hybrid_search", "embedding_model_dims"):
             cfg.take(key)
         cfg.done()
         self._lock = threading.Lock()

@@ -31,9 +31,7 @@ from ..provider_config import ProviderConfig
 from . import SCOPE_KEYS, config_keys, scope_items
 from .qdrant import point_id
 
-KEYS = frozenset({"collection_name", "embedding_model_dims", "cluster_url", "auth_client_secret",
-                  "additional_headers",
-                  "path",  # the folder memlane's config gives an engine without a url; Weaviate has none
+KEYS = frozenset({"collection_name", "embedding_model_dims", "cluster_url", "auth_client_secret", "additional_headers",
                   "timeout", "max_retries", "retry_base_delay", "retry_max_delay"})
 ID = "memory_id"
 LIMIT_MAX = 10_000  # Weaviate's default QUERY_MAXIMUM_RESULTS
@@ -90,7 +88,6 @@ class WeaviateEngine(HTTPProvider):
         if secret:
             self.headers["Authorization"] = f"Bearer {secret}"
         cfg.take("embedding_model_dims")  # the store checks it; the class takes the vectors' size
-        cfg.take("path")
         cfg.done()
         self._lock = threading.Lock()
         self._exists: Optional[bool] = None  # unknown until first asked
