@@ -146,6 +146,15 @@ def test_keyword_search_scores_bm25_in_the_scope(store):
         store.keyword_search(["lake"], Scope(), F.TRUE, 10)
 
 
+def test_keyword_search_folds_accents_both_ways(store):
+    store.apply(ChangeSet(inserts=[rec("a", "We met at the café with Zoë", vec(1, 0, 0, 0)),
+                                   rec("b", "The cafe on the corner is closed", vec(0, 1, 0, 0))]))
+    where = F.parse({"user_id": "u"})
+    for term in ("cafe", "café", "CAFÉ"):
+        assert {h[0] for h in store.keyword_search([term], Scope(user_id="u"), where, 10)} == {"a", "b"}, term
+    assert [h[0] for h in store.keyword_search(["zoe"], Scope(user_id="u"), where, 10)] == ["a"]
+
+
 def test_stale_expected_version_is_a_conflict_and_writes_nothing(store):
     store.apply(ChangeSet(inserts=[rec("m", "one", vec(1, 0, 0, 0))]))
     updated = rec("m", "two", vec(0, 1, 0, 0))
@@ -790,3 +799,29 @@ def test_postgres_bulk_load_defers_its_vector_index_and_an_interrupted_one_is_me
         again.close()
     with pytest.raises(ConfigurationError, match="maintenance_work_mem"):
         PostgresStore({"connection_string": pg_url, "maintenance_work_mem": "lots"})
+
+
+def test_postgres_schema_1_is_migrated_to_fold_accents(pg_url):
+    """A collection made before migration 2 (keyword search kept accents) is folded on open, rows included."""
+    import psycopg
+
+    from memlane.stores.postgres import migrations
+    with psycopg.connect(pg_url, autocommit=True) as conn, conn.transaction():
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute("CREATE SCHEMA old_one")
+        conn.execute("SET search_path TO old_one, public")
+        migrations.tables(conn, "old_one")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute("INSERT INTO memories (id, memory, hash, user_id, created_at, embedding) "
+                     "VALUES ('m', 'Coffee at the café', 'h', 'u', %s, '[1,0,0,0]')", (T0,))
+        assert conn.execute("SELECT terms::text FROM memories").fetchone()[0].count("café") == 1
+    s = PostgresStore({"connection_string": pg_url, "collection_name": "old_one"})
+    try:
+        s.ensure_space("test-model", DIMS)
+        with s._cursor() as cur:
+            cur.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+            assert cur.fetchone()[0] == str(migrations.SCHEMA_VERSION)
+        where = F.parse({"user_id": "u"})
+        assert [h[0] for h in s.keyword_search(["cafe"], Scope(user_id="u"), where, 10)] == ["m"]
+    finally:
+        s.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import psycopg
 from psycopg import Connection, sql
 
 from ...errors import ConfigurationError
@@ -130,7 +131,19 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, not_before)
 """
 
-MIGRATIONS: list[Migration] = [tables]
+def fold_accents(conn: Connection[Any], schema: str) -> None:
+    """2: keyword search folds accents, as SQLite's FTS5 does (`cafe` finds `café` and the other way round):
+    the unaccent dictionary runs before the stemmer, and every stored tsvector is computed again. Where the
+    unaccent extension cannot be created (migrate() tries), keyword search keeps the accents."""
+    if conn.execute("SELECT 1 FROM pg_ts_dict WHERE dictname = 'unaccent'").fetchone() is None:
+        return
+    conn.execute("ALTER TEXT SEARCH CONFIGURATION memlane_text ALTER MAPPING FOR asciiword, asciihword, "
+                 "hword_asciipart, word, hword, hword_part, numword, numhword, hword_numpart "
+                 "WITH unaccent, memlane_stem")
+    conn.execute("UPDATE memories SET memory = memory")  # a stored generated column is computed again
+
+
+MIGRATIONS: list[Migration] = [tables, fold_accents]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -141,6 +154,11 @@ def migrate(conn: Connection[Any], schema: str) -> int:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (LOCK,))
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        try:  # optional (accent folding, migration 2): a role that may not create it keeps the accents
+            with conn.transaction():
+                conn.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
+        except psycopg.Error:
+            pass
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         conn.execute("SELECT set_config('search_path', quote_ident(%s) || ', ' || current_setting('search_path'), "
                      "true)", (schema,))
