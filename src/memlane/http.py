@@ -277,9 +277,11 @@ async def send_async(gen: Generator, client: httpx.AsyncClient, timeout: float =
 
 
 class HTTPProvider:
-    """Base for providers spoken over HTTP: subclasses implement `build_*` and `parse_*` (pure)."""
+    """Base for providers spoken over HTTP: subclasses implement `build_*` and `parse_*` (pure). `verify`:
+    httpx's TLS verification for both clients (see deadline_client); a subclass may set it before first use."""
 
     name = "http"
+    verify: Any = True
 
     def __init__(self, policy: RetryPolicy):
         self.policy = policy
@@ -290,7 +292,7 @@ class HTTPProvider:
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
-            self._client = deadline_client(self.policy.timeout)
+            self._client = deadline_client(self.policy.timeout, verify=self.verify)
         return self._client
 
     @property
@@ -299,7 +301,7 @@ class HTTPProvider:
         loop = asyncio.get_running_loop()
         client = self._aclients.get(loop)
         if client is None:
-            client = self._aclients[loop] = httpx.AsyncClient(timeout=self.policy.timeout)
+            client = self._aclients[loop] = httpx.AsyncClient(timeout=self.policy.timeout, verify=self.verify)
         return client
 
     def call(self, call: HTTPCall, parse: Callable[[HTTPResult], Any]) -> Any:

@@ -27,20 +27,18 @@ from __future__ import annotations
 
 import base64
 import re
-import threading
 from typing import Any, Optional
 from urllib.parse import quote
 
 import numpy as np
 
 from ..errors import ConfigurationError, ProviderError
-from ..http import HTTPCall, HTTPProvider, HTTPResult, RetryPolicy
+from ..http import HTTPResult
 from ..models import Scope
-from ..provider_config import ProviderConfig
-from . import SCOPE_KEYS, config_keys, scope_items
+from . import SCOPE_KEYS, scope_items
+from .rest import RETRY_KEYS, IndexEngine, json_body
 
 API_VERSION = "2024-07-01"
-RETRY_KEYS = ("timeout", "max_retries", "retry_base_delay", "retry_max_delay")
 KEYS = frozenset({"collection_name", "service_name", "api_key", "embedding_model_dims", "compression_type",
                   "use_float16", "hybrid_search", "vector_filter_mode", "base_url", "api_version",
                   *RETRY_KEYS})
@@ -65,13 +63,12 @@ def odata_filter(scope: Scope) -> Optional[str]:
     return " and ".join(terms) or None
 
 
-class AzureAISearchEngine(HTTPProvider):
+class AzureAISearchEngine(IndexEngine):
     name = "azure_ai_search"
+    max_k = MAX_K
 
     def __init__(self, config: dict[str, Any]):
-        config = config_keys(dict(config), KEYS, self.name)
-        retry = ProviderConfig({k: config[k] for k in RETRY_KEYS if k in config}, self.name, "vector_store")
-        super().__init__(RetryPolicy.from_config(retry))
+        super().__init__(config, KEYS)
         self.index = str(config.get("collection_name") or "memlane")
         if not INDEX_NAME.fullmatch(self.index):
             raise ConfigurationError(f"vector_store '{self.name}': collection_name {self.index!r} is not a valid "
@@ -97,22 +94,9 @@ class AzureAISearchEngine(HTTPProvider):
         if self.filter_mode not in ("preFilter", "postFilter"):
             raise ConfigurationError(f"vector_store '{self.name}': vector_filter_mode must be preFilter or "
                                      f"postFilter, not {self.filter_mode!r}")
-        self._lock = threading.Lock()  # one index creation at a time
-        self._dims: Optional[int] = None
-        self._known = False  # read on first use, so that memlane opens while the service is down
 
-    # ---------------------------------------------------------------- one request
-
-    def _request(self, method: str, path: str, body: Any = None, *, missing_ok: bool = False,
-                 parse: Any = None) -> Any:
-        """The answer of one call (retried by memlane.http); None for a 404 when `missing_ok`."""
-        url = f"{self.base_url}/indexes/{quote(self.index)}{path}?api-version={self.api_version}"
-        try:
-            return self.call(HTTPCall(method, url, dict(self.headers), json=body), parse or _json)
-        except ProviderError as exc:
-            if missing_ok and exc.status == 404:
-                return None
-            raise
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}/indexes/{quote(self.index)}{path}?api-version={self.api_version}"
 
     # ---------------------------------------------------------------- the index
 
@@ -141,11 +125,6 @@ class AzureAISearchEngine(HTTPProvider):
         field: dict[str, Any] = next((f for f in found.get("fields", []) if f.get("name") == FIELD), {})
         return int(field.get("dimensions") or -1)  # -1: an index without our vector field
 
-    def _index_dims(self) -> Optional[int]:
-        if not self._known:
-            self._dims, self._known = self._read_dims(), True
-        return self._dims
-
     def _ensure(self, dims: int, force: bool = False) -> None:
         with self._lock:
             if self._known and self._dims == dims and not force:
@@ -160,11 +139,7 @@ class AzureAISearchEngine(HTTPProvider):
 
     # ---------------------------------------------------------------- VectorEngine
 
-    def upsert(self, records: list[tuple[str, np.ndarray, Scope]]) -> None:
-        if not records:
-            return
-        dims = int(records[0][1].shape[0])
-        self._ensure(dims)
+    def _write(self, records: list[tuple[str, np.ndarray, Scope]], dims: int) -> None:
         for start in range(0, len(records), BATCH):
             docs = [{"@search.action": "mergeOrUpload", "id": document_key(mid), "memory_id": mid,
                      **{key: getattr(scope, key) for key in SCOPE_KEYS}, FIELD: [float(x) for x in vec]}
@@ -177,9 +152,7 @@ class AzureAISearchEngine(HTTPProvider):
                 self._ensure(dims, force=True)  # the index went (another instance cleared it): made again
                 self._index(docs)
 
-    def delete(self, ids: list[str]) -> None:
-        if not ids or self._index_dims() is None:
-            return
+    def _delete(self, ids: list[str]) -> None:
         for start in range(0, len(ids), BATCH):
             docs = [{"@search.action": "delete", "id": document_key(mid)} for mid in ids[start:start + BATCH]]
             self._request("POST", "/docs/index", {"value": docs}, missing_ok=True, parse=_indexed)
@@ -187,9 +160,7 @@ class AzureAISearchEngine(HTTPProvider):
     def _index(self, docs: list[dict[str, Any]]) -> None:
         self._request("POST", "/docs/index", {"value": docs}, parse=_indexed)
 
-    def clear(self, scope: Optional[Scope]) -> None:
-        if self._index_dims() is None:
-            return
+    def _clear(self, scope: Optional[Scope]) -> None:
         where = odata_filter(scope) if scope is not None else None
         if where is None:  # everything: the index goes, and is made again on the next write
             with self._lock:
@@ -208,13 +179,9 @@ class AzureAISearchEngine(HTTPProvider):
             docs = [{"@search.action": "delete", "id": key} for key in keys[start:start + BATCH]]
             self._request("POST", "/docs/index", {"value": docs}, missing_ok=True, parse=_indexed)
 
-    def search(self, vector: np.ndarray, scope: Scope, k: int) -> list[tuple[str, float]]:
-        if k <= 0 or self._index_dims() is None:
-            return []
-        k = min(k, MAX_K)
+    def _search(self, vector: list[float], scope: Scope, k: int) -> list[tuple[str, float]]:
         body: dict[str, Any] = {"select": "memory_id", "top": k, "vectorFilterMode": self.filter_mode,
-                                "vectorQueries": [{"kind": "vector", "vector": [float(x) for x in vector], "k": k,
-                                                   "fields": FIELD}]}
+                                "vectorQueries": [{"kind": "vector", "vector": vector, "k": k, "fields": FIELD}]}
         where = odata_filter(scope)
         if where:
             body["filter"] = where
@@ -223,24 +190,8 @@ class AzureAISearchEngine(HTTPProvider):
         return [(row["memory_id"], max(-1.0, min(1.0, 2.0 - 1.0 / float(row["@search.score"]))))
                 for row in (found or {}).get("value", [])]
 
-    def count(self) -> int:
-        if self._index_dims() is None:
-            return 0
-        found = self._request("GET", "/docs/$count", missing_ok=True, parse=_number)
-        return int(found or 0)
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-
-def _json(result: HTTPResult) -> Any:
-    try:
-        return result.json()
-    except ValueError as exc:
-        raise ProviderError(f"azure_ai_search answered HTTP {result.status} with no JSON: {result.body[:200]!r}",
-                            provider="azure_ai_search") from exc
+    def _count(self) -> int:
+        return int(self._request("GET", "/docs/$count", missing_ok=True, parse=_number) or 0)
 
 
 def _nothing(result: HTTPResult) -> None:
@@ -258,7 +209,7 @@ def _number(result: HTTPResult) -> int:
 
 def _indexed(result: HTTPResult) -> None:
     """docs/index answers 200, or 207 when some documents failed: each one has its own status."""
-    failed = [row for row in _json(result).get("value", []) if not row.get("status")]
+    failed = [row for row in json_body(result, "azure_ai_search").get("value", []) if not row.get("status")]
     if failed:
         raise ProviderError(f"azure_ai_search: {len(failed)} document(s) not indexed, first "
                             f"{failed[0].get('key')!r}: {failed[0].get('errorMessage')}", provider="azure_ai_search")

@@ -29,20 +29,16 @@ import base64
 import json
 import re
 import ssl
-import threading
 from typing import Any, Optional
 from urllib.parse import quote, urlsplit
 
-import httpx
 import numpy as np
 
 from ..errors import ConfigurationError, ProviderError
-from ..http import HTTPCall, HTTPProvider, HTTPResult, RetryPolicy, deadline_client
 from ..models import Scope
-from ..provider_config import ProviderConfig
-from . import SCOPE_KEYS, config_keys, scope_items
+from . import SCOPE_KEYS, scope_items
+from .rest import RETRY_KEYS, IndexEngine
 
-RETRY_KEYS = ("timeout", "max_retries", "retry_base_delay", "retry_max_delay")
 COMMON_KEYS = frozenset({"collection_name", "host", "port", "user", "password", "api_key", "embedding_model_dims",
                          "verify_certs", "use_ssl", "base_url", *RETRY_KEYS})
 FIELD = "vector"
@@ -71,32 +67,28 @@ def cloud_url(cloud_id: str) -> str:
     return f"https://{es_uuid}.{host}:{port or 443}"
 
 
-class _SearchEngine(HTTPProvider):
+class _SearchEngine(IndexEngine):
     """What Elasticsearch and OpenSearch share; the subclasses give the mapping and the kNN query."""
 
     name = "elasticsearch"
     keys = COMMON_KEYS
     default_ssl = True
+    max_k = MAX_K
 
     def __init__(self, config: dict[str, Any]):
-        config = config_keys(dict(config), self.keys, self.name)
+        super().__init__(config, self.keys)
         if config.get("custom_search_query") is not None:
             raise ConfigurationError(f"vector_store '{self.name}': custom_search_query is not supported (memlane "
                                      "builds the kNN query, with the scope filter inside it)")
-        retry = ProviderConfig({k: config[k] for k in RETRY_KEYS if k in config}, self.name, "vector_store")
-        super().__init__(RetryPolicy.from_config(retry))
         self.index = check_index_name(str(config.get("collection_name") or "memlane"), self.name)
         self.base_url = self._base_url(config).rstrip("/")
         self.headers = {"content-type": "application/json", "accept": "application/json",
                         **self._auth(config), **{str(k): str(v) for k, v in (config.get("headers") or {}).items()}}
         ca_certs = config.get("ca_certs")
-        self._verify: Any = ssl.create_default_context(cafile=str(ca_certs)) if ca_certs else \
+        self.verify = ssl.create_default_context(cafile=str(ca_certs)) if ca_certs else \
             bool(config.get("verify_certs", True))
         self._auto_create = bool(config.get("auto_create_index", True))
         self._refresh = "wait_for" if config.get("auto_refresh", True) else None
-        self._lock = threading.Lock()  # one index creation at a time
-        self._dims: Optional[int] = None
-        self._known = False  # read on first use, so that memlane opens while the service is down
 
     # ---------------------------------------------------------------- config
 
@@ -128,25 +120,8 @@ class _SearchEngine(HTTPProvider):
             return {"authorization": f"Basic {token}"}
         return {}
 
-    @property
-    def client(self) -> httpx.Client:
-        if self._client is None:
-            self._client = deadline_client(self.policy.timeout, verify=self._verify)
-        return self._client
-
-    # ---------------------------------------------------------------- one request
-
-    def _request(self, method: str, path: str, body: Any = None, *, content: Optional[bytes] = None,
-                 missing_ok: bool = False, headers: Optional[dict[str, str]] = None) -> Any:
-        """The JSON answer of one call (retried by memlane.http); None for a 404 when `missing_ok`."""
-        call = HTTPCall(method, f"{self.base_url}/{quote(self.index)}{path}", {**self.headers, **(headers or {})},
-                        json=body, content=content)
-        try:
-            return self.call(call, _json)
-        except ProviderError as exc:
-            if missing_ok and exc.status == 404:
-                return None
-            raise
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}/{quote(self.index)}{path}"
 
     # ---------------------------------------------------------------- the index
 
@@ -164,12 +139,6 @@ class _SearchEngine(HTTPProvider):
         props = index.get("mappings", {}).get("properties", {}).get(FIELD, {})
         dims = props.get("dims", props.get("dimension"))
         return int(dims) if dims else -1  # -1: an index without our vector field
-
-    def _index_dims(self) -> Optional[int]:
-        """The vector dimension of the index (-1: it has no vector field; None: there is no index)."""
-        if not self._known:
-            self._dims, self._known = self._read_dims(), True
-        return self._dims
 
     def _ensure(self, dims: int) -> None:
         with self._lock:
@@ -192,18 +161,14 @@ class _SearchEngine(HTTPProvider):
 
     # ---------------------------------------------------------------- VectorEngine
 
-    def upsert(self, records: list[tuple[str, np.ndarray, Scope]]) -> None:
-        if not records:
-            return
-        self._ensure(int(records[0][1].shape[0]))
+    def _write(self, records: list[tuple[str, np.ndarray, Scope]], dims: int) -> None:
         lines: list[Any] = []
         for mid, vec, scope in records:
             lines += [{"index": {"_id": mid}}, {FIELD: [float(x) for x in vec], **scope_items(scope)}]
         self._bulk(lines)
 
-    def delete(self, ids: list[str]) -> None:
-        if ids and self._index_dims() is not None:
-            self._bulk([{"delete": {"_id": mid}} for mid in ids])
+    def _delete(self, ids: list[str]) -> None:
+        self._bulk([{"delete": {"_id": mid}} for mid in ids])
 
     def _bulk(self, lines: list[Any]) -> None:
         content = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines).encode()
@@ -216,41 +181,21 @@ class _SearchEngine(HTTPProvider):
                                 f"{json.dumps(failed[0].get('error'))[:300] if failed else answer}",
                                 provider=self.name)
 
-    def clear(self, scope: Optional[Scope]) -> None:
-        if self._index_dims() is None:
-            return
+    def _clear(self, scope: Optional[Scope]) -> None:
         where = _scope_filter(scope) if scope is not None else None
         query = {"bool": where} if where else {"match_all": {}}
         # the index stays (another instance may be writing to it); a new space replaces it in _ensure
         self._request("POST", "/_delete_by_query?refresh=true&conflicts=proceed", {"query": query}, missing_ok=True)
 
-    def search(self, vector: np.ndarray, scope: Scope, k: int) -> list[tuple[str, float]]:
-        if k <= 0 or self._index_dims() is None:
-            return []
-        k = min(k, MAX_K)
-        found = self._request("POST", "/_search", self.knn_query([float(x) for x in vector], k, _scope_filter(scope)),
-                              missing_ok=True)
+    def _search(self, vector: list[float], scope: Scope, k: int) -> list[tuple[str, float]]:
+        found = self._request("POST", "/_search", self.knn_query(vector, k, _scope_filter(scope)), missing_ok=True)
         hits = (found or {}).get("hits", {}).get("hits", [])
         # both services score cosine as (1 + cos) / 2
         return [(hit["_id"], max(-1.0, min(1.0, 2.0 * float(hit["_score"]) - 1.0))) for hit in hits]
 
-    def count(self) -> int:
-        if self._index_dims() is None:
-            return 0
+    def _count(self) -> int:
         found = self._request("GET", "/_count", missing_ok=True)
         return int(found["count"]) if found else 0
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-
-def _json(result: HTTPResult) -> Any:
-    try:
-        return result.json()
-    except ValueError as exc:
-        raise ProviderError(f"search engine answered HTTP {result.status} with no JSON: {result.body[:200]!r}") from exc
 
 
 def _scope_filter(scope: Scope) -> Optional[dict[str, Any]]:

@@ -16,7 +16,6 @@ plus memlane.http's timeout, max_retries, retry_base_delay, retry_max_delay.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from typing import Any, Optional
 from urllib.parse import quote, urlsplit
@@ -24,16 +23,14 @@ from urllib.parse import quote, urlsplit
 import numpy as np
 
 from ..errors import ConfigurationError, ProviderError
-from ..http import HTTPCall, HTTPProvider, HTTPResult, RetryPolicy
 from ..models import Scope
-from ..provider_config import ProviderConfig
-from . import config_keys, scope_items
+from . import scope_items
+from .rest import RETRY_KEYS, RESTEngine
 
 API_VERSION = "2025-04"
 CONTROL_URL = "https://api.pinecone.io"
 KEYS = frozenset({"collection_name", "embedding_model_dims", "client", "api_key", "environment", "serverless_config",
-                  "pod_config", "hybrid_search", "metric", "batch_size", "extra_params", "namespace",
-                  "timeout", "max_retries", "retry_base_delay", "retry_max_delay"})
+                  "pod_config", "hybrid_search", "metric", "batch_size", "extra_params", "namespace", *RETRY_KEYS})
 METRICS = ("cosine", "dotproduct")
 TOP_K_MAX = 10_000  # Pinecone's limit on topK
 DELETE_MAX = 1_000  # ids per delete request
@@ -41,17 +38,15 @@ READY_WAIT = 300.0  # seconds a new index may take to become ready
 INDEX_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,43}[a-z0-9])?")
 
 
-def _json(result: HTTPResult) -> Any:
-    return result.json() if result.body.strip() else {}
+class PineconeEngine(RESTEngine):
+    """Calls name whole URLs: the control plane's, or the index's host."""
 
-
-class PineconeEngine(HTTPProvider):
     name = "pinecone"
+    max_k = TOP_K_MAX
 
     def __init__(self, config: dict[str, Any]):
-        config_keys(dict(config), KEYS, "pinecone")
-        cfg = ProviderConfig(config, "pinecone", "vector_store")
-        super().__init__(RetryPolicy.from_config(cfg))
+        super().__init__(config, KEYS)
+        cfg = self.cfg
         if cfg.take("client") is not None:
             raise ConfigurationError("pinecone vector_store: a client object is not supported (memlane speaks "
                                      "Pinecone's REST API itself); give api_key")
@@ -78,9 +73,7 @@ class PineconeEngine(HTTPProvider):
         for key in ("hybrid_search", "embedding_model_dims"):
             cfg.take(key)
         cfg.done()
-        self._lock = threading.Lock()
         self._host: Optional[str] = None  # the index's data-plane URL, once found
-        self._dims: Optional[int] = None
 
     @staticmethod
     def _spec(serverless: dict[str, Any], pod: dict[str, Any], environment: Any) -> dict[str, Any]:
@@ -91,15 +84,6 @@ class PineconeEngine(HTTPProvider):
         return {"serverless": serverless or {"cloud": "aws", "region": "us-west-2"}}
 
     # ---------------------------------------------------------------- the index
-
-    def _request(self, method: str, url: str, body: Any = None, missing_ok: bool = False) -> Any:
-        """The JSON answer; None for a 404 when `missing_ok`."""
-        try:
-            return self.call(HTTPCall(method, url, dict(self.headers), body), _json)
-        except ProviderError as exc:
-            if missing_ok and exc.status == 404:
-                return None
-            raise
 
     def _describe(self) -> Optional[dict[str, Any]]:
         return self._request("GET", f"{self.control_url}/indexes/{quote(self.index_name)}", missing_ok=True)
@@ -113,7 +97,7 @@ class PineconeEngine(HTTPProvider):
             raise ConfigurationError(f"pinecone vector_store: index {self.index_name!r} ranks by "
                                      f"{index.get('metric')!r}; memlane needs cosine (or dotproduct)")
 
-    def _open(self) -> bool:
+    def _present(self) -> bool:
         """Whether the index exists (its host is then known)."""
         with self._lock:
             if self._host is None:
@@ -134,7 +118,7 @@ class PineconeEngine(HTTPProvider):
         return index
 
     def _ensure(self, dims: int) -> None:
-        self._open()
+        self._present()
         with self._lock:
             if self._host is not None and self._dims == dims:
                 return
@@ -166,22 +150,17 @@ class PineconeEngine(HTTPProvider):
     def _data(self, path: str, body: dict[str, Any], missing_ok: bool = False) -> Any:
         if self.namespace and path != "/describe_index_stats":  # that one reports every namespace
             body = {**body, "namespace": self.namespace}
-        return self._request("POST", f"{self._host}{path}", body, missing_ok)
+        return self._request("POST", f"{self._host}{path}", body, missing_ok=missing_ok)
 
     # ---------------------------------------------------------------- the engine
 
-    def upsert(self, records: list[tuple[str, np.ndarray, Scope]]) -> None:
-        if not records:
-            return
-        self._ensure(int(records[0][1].shape[0]))
+    def _write(self, records: list[tuple[str, np.ndarray, Scope]], dims: int) -> None:
         for start in range(0, len(records), self.batch_size):
             vectors = [{"id": mid, "values": [float(x) for x in vec], "metadata": scope_items(scope)}
                        for mid, vec, scope in records[start:start + self.batch_size]]
             self._data("/vectors/upsert", {"vectors": vectors})
 
-    def delete(self, ids: list[str]) -> None:
-        if not ids or not self._open():
-            return
+    def _delete(self, ids: list[str]) -> None:
         for start in range(0, len(ids), DELETE_MAX):
             self._data("/vectors/delete", {"ids": ids[start:start + DELETE_MAX]}, missing_ok=True)
 
@@ -190,33 +169,21 @@ class PineconeEngine(HTTPProvider):
         items = scope_items(scope)
         return {key: {"$eq": value} for key, value in items.items()} if items else None
 
-    def clear(self, scope: Optional[Scope]) -> None:
-        if not self._open():
-            return
+    def _clear(self, scope: Optional[Scope]) -> None:
         where = None if scope is None else self._filter(scope)
         # 404: the namespace holds nothing (Pinecone drops an emptied namespace)
         self._data("/vectors/delete", {"deleteAll": True} if where is None else {"filter": where}, missing_ok=True)
 
-    def search(self, vector: np.ndarray, scope: Scope, k: int) -> list[tuple[str, float]]:
-        if k <= 0 or not self._open():
-            return []
-        body: dict[str, Any] = {"vector": [float(x) for x in vector], "topK": min(k, TOP_K_MAX),
-                                "includeValues": False, "includeMetadata": False}
+    def _search(self, vector: list[float], scope: Scope, k: int) -> list[tuple[str, float]]:
+        body: dict[str, Any] = {"vector": vector, "topK": k, "includeValues": False, "includeMetadata": False}
         where = self._filter(scope)
         if where is not None:
             body["filter"] = where
         found = self._data("/query", body)
         return [(str(m["id"]), float(m["score"])) for m in found.get("matches") or []]
 
-    def count(self) -> int:
-        if not self._open():
-            return 0
+    def _count(self) -> int:
         stats = self._data("/describe_index_stats", {})
         if self.namespace:
             return int(((stats.get("namespaces") or {}).get(self.namespace) or {}).get("vectorCount") or 0)
         return int(stats.get("totalVectorCount") or 0)
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None

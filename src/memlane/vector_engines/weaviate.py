@@ -18,29 +18,23 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from typing import Any, Optional
 from urllib.parse import quote
 
 import numpy as np
 
 from ..errors import ConfigurationError, ProviderError
-from ..http import HTTPCall, HTTPProvider, HTTPResult, RetryPolicy
 from ..models import Scope
-from ..provider_config import ProviderConfig
-from . import SCOPE_KEYS, config_keys, scope_items
+from . import SCOPE_KEYS, scope_items
 from .qdrant import point_id
+from .rest import RETRY_KEYS, RESTEngine
 
 KEYS = frozenset({"collection_name", "embedding_model_dims", "cluster_url", "auth_client_secret", "additional_headers",
-                  "timeout", "max_retries", "retry_base_delay", "retry_max_delay"})
+                  *RETRY_KEYS})
 ID = "memory_id"
 LIMIT_MAX = 10_000  # Weaviate's default QUERY_MAXIMUM_RESULTS
 BATCH = 100
 CLASS_NAME = re.compile(r"[A-Z][_0-9A-Za-z]*")
-
-
-def _json(result: HTTPResult) -> Any:
-    return result.json() if result.body.strip() else {}
 
 
 def _operand(key: str, value: str) -> dict[str, Any]:
@@ -64,13 +58,13 @@ def graphql_value(value: Any) -> str:
     return json.dumps(value)  # strings (escaped as GraphQL reads them), numbers, booleans
 
 
-class WeaviateEngine(HTTPProvider):
+class WeaviateEngine(RESTEngine):
     name = "weaviate"
+    max_k = LIMIT_MAX
 
     def __init__(self, config: dict[str, Any]):
-        config_keys(dict(config), KEYS, "weaviate")
-        cfg = ProviderConfig(config, "weaviate", "vector_store")
-        super().__init__(RetryPolicy.from_config(cfg))
+        super().__init__(config, KEYS)
+        cfg = self.cfg
         name = str(cfg.take("collection_name") or "memlane")
         self.class_name = name[:1].upper() + name[1:]
         if not CLASS_NAME.fullmatch(self.class_name):
@@ -89,19 +83,12 @@ class WeaviateEngine(HTTPProvider):
             self.headers["Authorization"] = f"Bearer {secret}"
         cfg.take("embedding_model_dims")  # the store checks it; the class takes the vectors' size
         cfg.done()
-        self._lock = threading.Lock()
         self._exists: Optional[bool] = None  # unknown until first asked
-        self._dims: Optional[int] = None
 
     # ---------------------------------------------------------------- HTTP
 
-    def _request(self, method: str, path: str, body: Any = None, missing_ok: bool = False) -> Any:
-        try:
-            return self.call(HTTPCall(method, self.base_url + path, dict(self.headers), body), _json)
-        except ProviderError as exc:
-            if missing_ok and exc.status == 404:
-                return None
-            raise
+    def _url(self, path: str) -> str:
+        return self.base_url + path
 
     def _graphql(self, query: str) -> Any:
         answer = self._request("POST", "/v1/graphql", {"query": query})
@@ -112,7 +99,7 @@ class WeaviateEngine(HTTPProvider):
 
     # ---------------------------------------------------------------- the class
 
-    def _open(self) -> bool:
+    def _present(self) -> bool:
         """Whether the class exists (and, when it holds objects, the size of their vectors)."""
         with self._lock:
             if self._exists is None:
@@ -125,7 +112,7 @@ class WeaviateEngine(HTTPProvider):
             return bool(self._exists)
 
     def _ensure(self, dims: int) -> None:
-        self._open()
+        self._present()
         with self._lock:
             if self._exists and self._dims in (None, dims):
                 return
@@ -148,11 +135,7 @@ class WeaviateEngine(HTTPProvider):
 
     # ---------------------------------------------------------------- the engine
 
-    def upsert(self, records: list[tuple[str, np.ndarray, Scope]]) -> None:
-        if not records:
-            return
-        dims = int(records[0][1].shape[0])
-        self._ensure(dims)
+    def _write(self, records: list[tuple[str, np.ndarray, Scope]], dims: int) -> None:
         for start in range(0, len(records), BATCH):
             objects: list[dict[str, Any]] = [
                 {"class": self.class_name, "id": point_id(mid), "vector": [float(x) for x in vec],
@@ -176,9 +159,7 @@ class WeaviateEngine(HTTPProvider):
         return [str(e.get("message")) for o in answer or []
                 for e in (((o.get("result") or {}).get("errors") or {}).get("error") or [])]
 
-    def delete(self, ids: list[str]) -> None:
-        if not ids or not self._open():
-            return
+    def _delete(self, ids: list[str]) -> None:
         if len(ids) == 1:  # 404: already gone
             self._request("DELETE", f"/v1/objects/{quote(self.class_name)}/{point_id(ids[0])}", missing_ok=True)
         else:
@@ -193,9 +174,7 @@ class WeaviateEngine(HTTPProvider):
             if not results.get("limit") or int(results.get("matches") or 0) < int(results["limit"]):
                 return
 
-    def clear(self, scope: Optional[Scope]) -> None:
-        if not self._open():
-            return
+    def _clear(self, scope: Optional[Scope]) -> None:
         where = None if scope is None else _where(scope)
         if where is None:
             with self._lock:
@@ -203,10 +182,8 @@ class WeaviateEngine(HTTPProvider):
         else:
             self._delete_where(where)
 
-    def search(self, vector: np.ndarray, scope: Scope, k: int) -> list[tuple[str, float]]:
-        if k <= 0 or not self._open():
-            return []
-        args: dict[str, Any] = {"nearVector": {"vector": [float(x) for x in vector]}, "limit": min(k, LIMIT_MAX)}
+    def _search(self, vector: list[float], scope: Scope, k: int) -> list[tuple[str, float]]:
+        args: dict[str, Any] = {"nearVector": {"vector": vector}, "limit": k}
         where = _where(scope)
         if where is not None:
             args["where"] = where
@@ -215,14 +192,7 @@ class WeaviateEngine(HTTPProvider):
         rows = (data.get("Get") or {}).get(self.class_name) or []
         return [(str(row[ID]), 1.0 - float(row["_additional"]["distance"])) for row in rows]
 
-    def count(self) -> int:
-        if not self._open():
-            return 0
+    def _count(self) -> int:
         data = self._graphql(f"{{ Aggregate {{ {self.class_name} {{ meta {{ count }} }} }} }}")
         rows = (data.get("Aggregate") or {}).get(self.class_name) or []
         return int(rows[0]["meta"]["count"]) if rows else 0
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
