@@ -825,3 +825,30 @@ def test_postgres_schema_1_is_migrated_to_fold_accents(pg_url):
         assert [h[0] for h in s.keyword_search(["cafe"], Scope(user_id="u"), where, 10)] == ["m"]
     finally:
         s.close()
+
+
+def test_postgres_small_and_large_scope_plans_rank_alike(pg_url, monkeypatch):
+    """Scopes up to EXACT_SCAN_ROWS are searched row by row, larger ones through the HNSW / GIN indexes:
+    both paths give the same keyword ranking and the same nearest rows on the same data."""
+    from memlane.stores.postgres import search as pg_search
+    s = PostgresStore({"connection_string": pg_url, "collection_name": "plans"})
+    try:
+        s.ensure_space("test-model", DIMS)
+        records = bulk_records(120)
+        s.apply(ChangeSet(inserts=records))
+        where = F.parse({"user_id": "bulk"})
+        scope = Scope(user_id="bulk")
+
+        def reads():
+            return (s.keyword_search(["fact", "context", "12"], scope, where, 20),
+                    [i for i, _ in s.vector_search(records[7].embedding, scope, where, 5)])
+
+        small = reads()
+        monkeypatch.setattr(pg_search, "EXACT_SCAN_ROWS", 10)
+        large = reads()
+        assert [i for i, _ in large[0]] == [i for i, _ in small[0]] and large[0][0][0] == "b12"
+        assert [a for _, a in large[0]] == pytest.approx([a for _, a in small[0]])
+        assert large[1][0] == small[1][0] == "b7"
+    finally:
+        s.reset()
+        s.close()

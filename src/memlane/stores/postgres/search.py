@@ -30,12 +30,8 @@ def vector(cur: Cursor[Any], query: np.ndarray, scope: Optional[tuple[str, str]]
            k: int) -> list[tuple[str, float]]:
     """Up to k (id, cosine similarity) pairs; `scope` is (scope column, id) or None, and `where` holds it."""
     distance = "embedding <=> %s"
-    if scope is not None:
-        cur.execute(f"SELECT count(*) FROM (SELECT 1 FROM memories WHERE {scope[0]} = %s LIMIT %s) AS s",
-                    (scope[1], EXACT_SCAN_ROWS + 1))
-        row = cur.fetchone()
-        if row is not None and row[0] <= EXACT_SCAN_ROWS:
-            distance = "(embedding <=> %s) + 0"  # not the indexed expression: an exact scan of the scope
+    if scope is not None and _small(cur, scope[0], scope[1]):
+        distance = "(embedding <=> %s) + 0"  # not the indexed expression: an exact scan of the scope
     cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
                 "set_config('hnsw.ef_search', %s, true)", (str(min(max(EF_SEARCH, 2 * k), EF_SEARCH_MAX)),))
     # relaxed order: the index may give rows slightly out of order, so the k it found are sorted again
@@ -43,6 +39,14 @@ def vector(cur: Cursor[Any], query: np.ndarray, scope: Optional[tuple[str, str]]
                 f"WHERE {where} ORDER BY {distance} LIMIT %s) "
                 "SELECT id, (1 - distance)::float8 FROM nearest ORDER BY distance, pk", [query] + params + [query, k])
     return [(row[0], float(row[1])) for row in cur.fetchall()]
+
+
+def _small(cur: Cursor[Any], kind: str, value: str) -> bool:
+    """Whether the scope (`kind` a scope column) holds at most EXACT_SCAN_ROWS memories."""
+    cur.execute(f"SELECT count(*) FROM (SELECT 1 FROM memories WHERE {kind} = %s LIMIT %s) AS s",
+                (value, EXACT_SCAN_ROWS + 1))
+    row = cur.fetchone()
+    return row is not None and row[0] <= EXACT_SCAN_ROWS
 
 
 def lexemes(cur: Cursor[Any], terms: list[str]) -> list[str]:
@@ -60,13 +64,19 @@ def _tsquery(words: list[str]) -> str:
 
 def keyword(cur: Cursor[Any], words: list[str], kind: str, value: str, where: str, params: list[Any],
             k: int) -> list[tuple[str, float]]:
-    """Up to k (id, BM25) pairs of the scope (`kind` = `value`, kind a scope column) matching `where`."""
+    """Up to k (id, BM25) pairs of the scope (`kind` = `value`, kind a scope column) matching `where`.
+    A scope of up to EXACT_SCAN_ROWS rows is read through its btree index and matched row by row
+    (ts_match_vq is @@ in a form the GIN index cannot serve): left to itself the planner ANDs in a GIN
+    bitmap of every row of the table that holds any of the words, which for common ones costs more than
+    the whole scope (measured: keyword search p50 38 -> 12 ms, same results, 100k memories in 100 scopes).
+    A larger scope uses the GIN index."""
+    match = "m.terms @@ %s::tsquery" if not _small(cur, kind, value) else "ts_match_vq(m.terms, %s::tsquery)"
     cur.execute(
         f"""WITH matched AS MATERIALIZED (
     SELECT m.pk, m.id, m.doc_len, u.lexeme, ({where}) AS ok,
            (SELECT sum(CASE WHEN w = 'B' THEN {CONTEXT_WEIGHT} ELSE 1.0 END) FROM unnest(u.weights) AS w) AS f
     FROM memories AS m CROSS JOIN LATERAL unnest(m.terms) AS u
-    WHERE m.{kind} = %s AND m.terms @@ %s::tsquery AND u.lexeme = ANY(%s::text[])),
+    WHERE m.{kind} = %s AND {match} AND u.lexeme = ANY(%s::text[])),
 scope AS (SELECT count(*) AS n, coalesce(avg(doc_len), 0) AS avgdl FROM memories WHERE {kind} = %s),
 df AS (SELECT lexeme, count(*) AS hits FROM matched GROUP BY lexeme)
 SELECT mt.id, greatest(0.0, sum(
