@@ -16,7 +16,7 @@ memlane's embedder searches in). What the store must support:
 - for clear() and count(), InMemoryVectorStore's `store` dict, else a search sweep (clear only).
 
 An in-memory store starts empty in each process: after opening memlane on one that already has memories,
-call `resync()` on the store wrapper (vector_engines.OutboxVectorStore) to load them into it."""
+call `Memory.engine_status(repair=True)` to load them into it."""
 from __future__ import annotations
 
 import importlib
