@@ -1,41 +1,27 @@
 """MongoDB Atlas Vector Search as the vector engine: the real pymongo client against tests/fake_mongo_server.py,
 a local server speaking MongoDB's wire protocol with Atlas's search-index commands and $vectorSearch stage
 (checked as Atlas checks them). The Memory-level contract of tests/test_store_contract.py and the engine
-tests of tests/test_vector_engines.py that need only `mem` run here on it; then what is MongoDB's own: the
-index made and waited on, the stage sent, Atlas's score mapping, the server down and back, a crash between
-the two writes, a reindex to another dimension."""
-import json
-import subprocess
+tests of tests/test_vector_engines.py run here on it; then what is MongoDB's own: the index made and waited
+on, the stage sent, Atlas's score mapping, the server down and back, the index updated for another
+dimension."""
 import sys
-import textwrap
 import uuid
 
 import numpy as np
 import pytest
 
 import test_store_contract as contract
+from engine_testing import NO_LLM, reindex_to_16_dimensions, wrapper
 from fake_mongo_server import FakeMongo, mongo_server  # noqa: F401  (fixture)
-from fakeservers import fake_server  # noqa: F401  (fixture)
-from test_store_contract import (  # noqa: F401  (the contract's tests, collected here with this module's fixtures)
-    test_a_keyword_only_match_is_found, test_add_get_get_all_and_search,
-    test_delete_racing_delete_one_wins_one_not_found,
-    test_every_filter_operator_and_combinator, test_graph_adds_racing_in_one_scope_make_one_entity_per_name,
-    test_graph_memory_through_memory_on_each_store, test_pagination_totals_and_scope_isolation,
-    test_text_update_racing_metadata_update_loses_neither, test_update_delete_delete_all_and_history,
-    test_update_of_a_memory_deleted_meanwhile_is_not_found)
-from test_vector_engines import (  # noqa: F401  (the engines' own tests that need only `mem`)
-    test_an_engine_that_fails_keeps_the_facts_and_catches_up, test_delete_delete_all_and_reset_reach_the_engine,
-    test_drift_is_seen_and_mended, test_the_engine_filters_by_scope_and_the_store_checks_the_rest,
-    test_threads_writing_and_searching_at_once)
+from test_store_contract import (  # noqa: F401  (contract tests that need two clients on one engine)
+    test_concurrent_updates_through_two_instances_lose_nothing, test_dimension_mismatch_and_reset)
+from test_vector_engines import *  # noqa: F403  (the contract's and the engine tests, with their fixtures)
 
 from memlane import ConfigurationError, Memory
-from memlane.config import MemoryConfig
 from memlane.errors import ProviderError
 from memlane.models import Scope
-from memlane.vector_engines import OutboxVectorStore
 from memlane.vector_engines.mongodb import MongoDBEngine
 
-NO_LLM = {"provider": "none"}
 COLLECTION = "memories"
 
 
@@ -44,28 +30,10 @@ def mongo_config(server, db=None, **extra):
                                               "collection_name": COLLECTION, **extra}}
 
 
-@pytest.fixture(params=["mongodb"])
-def kind(request):
-    return request.param
-
-
 @pytest.fixture
-def store_config(mongo_server):
-    return mongo_config(mongo_server)
-
-
-@pytest.fixture
-def mem(store_config):
-    m = Memory({"vector_store": store_config, "llm": NO_LLM})
-    yield m
-    m.close()
-
-
-def wrapper(m):
-    store = m._runtime.store
-    while not isinstance(store, OutboxVectorStore):
-        store = store._store
-    return store
+def engine_config(mongo_server):
+    """vector_store config of a new database on the module's server each call (`name` starts its name)."""
+    return lambda name=None: mongo_config(mongo_server, name and f"{name}{uuid.uuid4().hex[:12]}")
 
 
 def sent(server, name, db):
@@ -75,14 +43,6 @@ def sent(server, name, db):
 def vector_stages(server, db):
     return [c["pipeline"][0]["$vectorSearch"] for c in sent(server, "aggregate", db)
             if "$vectorSearch" in c["pipeline"][0]]
-
-
-# ------------------------------------------------------------------ contract tests that need a second client
-
-def test_dimension_mismatch_reset_and_two_instances(store_config):
-    with Memory({"vector_store": store_config, "llm": NO_LLM}) as m:
-        contract.test_dimension_mismatch_and_reset(store_config, m)
-    contract.test_concurrent_updates_through_two_instances_lose_nothing(store_config)
 
 
 # ------------------------------------------------------------------ what is sent, and how the fake answers
@@ -191,23 +151,6 @@ def test_the_fake_checks_the_stage_as_atlas_does(mem, store_config, mongo_server
         client.close()
 
 
-def test_search_ranks_as_the_sqlite_store_does(mongo_server, tmp_path):
-    corpus = contract.FACTS + ["I drive a blue bicycle to work", "Emma likes the violin as well",
-                               "Peanut butter is banned at home"]
-    queries = ["what instrument do I play?", "food allergies", "what do I drive?", "Emma's birthday"]
-    results = []
-    for store in ({"provider": "sqlite", "config": {"path": str(tmp_path / "plain.db")}}, mongo_config(mongo_server)):
-        with Memory({"vector_store": store, "history_db_path": str(tmp_path / f"{store['provider']}.db"),
-                     "llm": NO_LLM}) as m:
-            contract.add_all(m, corpus, user_id="u")
-            contract.add_all(m, corpus[:3], user_id="other")
-            results.append([[(h["memory"], h["score"]) for h in m.search(q, user_id="u", limit=4)["results"]]
-                            for q in queries])
-    for query, lite, ext in zip(queries, *results):
-        assert [t for t, _ in ext] == [t for t, _ in lite], query
-        assert all(abs(p - q) < 0.01 for (_, p), (_, q) in zip(ext, lite)), (query, ext, lite)
-
-
 # ------------------------------------------------------------------ the index's life
 
 def test_a_search_waits_until_atlas_reports_the_index_queryable(tmp_path):
@@ -238,24 +181,15 @@ def test_a_search_waits_until_atlas_reports_the_index_queryable(tmp_path):
         slow.stop()
 
 
-def test_reindex_to_another_dimension_updates_the_index(mongo_server, tmp_path):
-    from memlane.registry import register_provider
-    from test_reindex import TinyEmbedder
-    register_provider("embedder", "tiny-letters", TinyEmbedder)
-    config = mongo_config(mongo_server)
-    db = config["config"]["db_name"]
-    with Memory({"vector_store": config, "llm": NO_LLM}) as m:
-        ids = contract.add_all(m, contract.FACTS, user_id="alice")
-    tiny = {"vector_store": config, "llm": NO_LLM, "embedder": {"provider": "tiny-letters"}}
-    with Memory.reindexed(tiny) as m:
-        [update] = sent(mongo_server, "updateSearchIndex", db)
-        assert update["name"] == f"{COLLECTION}_vector_index"
-        assert update["definition"]["fields"][0] == {"type": "vector", "path": "embedding", "numDimensions": 16,
-                                                      "similarity": "cosine"}
-        assert len(sent(mongo_server, "createSearchIndexes", db)) == 1 and wrapper(m).in_step()
-        hits = wrapper(m)._engine.search(TinyEmbedder().embed(["violin"])[0], Scope(user_id="alice"), 10)
-        assert sorted(i for i, _ in hits) == sorted(ids)
-        assert m.search("what instrument do I play?", user_id="alice")["results"][0]["id"] == ids[0]
+def test_reindex_to_another_dimension_updates_the_index(mongo_server, store_config):
+    """What a reindex finds is the shared test's; here, the search index is updated to the new dimension."""
+    tiny = reindex_to_16_dimensions(store_config)
+    db = store_config["config"]["db_name"]
+    [update] = sent(mongo_server, "updateSearchIndex", db)
+    assert update["name"] == f"{COLLECTION}_vector_index"
+    assert update["definition"]["fields"][0] == {"type": "vector", "path": "embedding", "numDimensions": 16,
+                                                  "similarity": "cosine"}
+    assert len(sent(mongo_server, "createSearchIndexes", db)) == 1
     with Memory(tiny) as m:  # a new client reads the index's dimension back
         assert wrapper(m)._engine._dims == 16 and wrapper(m).in_step()
 
@@ -285,28 +219,6 @@ def test_opening_with_the_server_down_is_a_provider_error(tmp_path):
     down.stop()  # its port, with nothing listening
     with pytest.raises(ProviderError, match="mongodb: cannot read the vector index"):
         Memory({"vector_store": mongo_config(down), "llm": NO_LLM})
-
-
-CRASH = """
-import json, os, sys
-from memlane import Memory
-from memlane.vector_engines import mongodb
-m = Memory(json.loads(sys.argv[1]))
-mongodb.MongoDBEngine.upsert = lambda self, records: os._exit(3)  # the process dies between the two writes
-m.add("I collect vintage postcards", user_id="u1", infer=False)
-"""
-
-
-def test_a_crash_between_the_store_and_the_engine_is_repaired_on_open(store_config, mongo_server):
-    config = MemoryConfig.from_mem0({"vector_store": store_config, "llm": NO_LLM})
-    crashed = subprocess.run([sys.executable, "-c", textwrap.dedent(CRASH), json.dumps(config.model_dump())],
-                             capture_output=True, text=True, timeout=120)
-    assert crashed.returncode == 3, crashed.stderr
-    assert mongo_server.collection(store_config["config"]["db_name"], COLLECTION) is None  # never reached it
-    with Memory(config) as m:  # the outbox applies what the engine missed
-        [mid] = m._runtime.store.ids(contract.F.TRUE)
-        assert wrapper(m).outbox_pending() == [] and wrapper(m)._engine.count() == 1
-        assert m.search("postcards", user_id="u1")["results"][0]["id"] == mid
 
 
 def test_config_keys_are_mem0s_and_the_extra_is_named(mongo_server, monkeypatch):

@@ -1,7 +1,7 @@
 """Milvus (Milvus Lite, in this process) and FAISS (faiss-cpu, with its SQLite sidecar) as vector engines, both
 real. The Memory-level contract of tests/test_store_contract.py and the engine tests of
-tests/test_vector_engines.py run on each, then what is theirs: reopening finds the vectors, a crash between the
-store and the engine is repaired, many scopes searched within the scope (never a global top k filtered
+tests/test_vector_engines.py run on each, then what is theirs: reopening finds the vectors, a crash right after
+both writes, many scopes searched within the scope (never a global top k filtered
 afterwards), scope ids that need escaping, and the config keys (mem0's)."""
 import json
 import sqlite3
@@ -14,20 +14,8 @@ import numpy as np
 import pytest
 
 import test_store_contract as contract
-from fakeservers import fake_server  # noqa: F401  (fixture)
-from test_store_contract import (  # noqa: F401  (the contract's tests, collected here with this module's fixtures)
-    test_a_keyword_only_match_is_found, test_add_get_get_all_and_search,
-    test_delete_racing_delete_one_wins_one_not_found,
-    test_every_filter_operator_and_combinator, test_graph_adds_racing_in_one_scope_make_one_entity_per_name,
-    test_graph_memory_through_memory_on_each_store, test_pagination_totals_and_scope_isolation,
-    test_text_update_racing_metadata_update_loses_neither, test_update_delete_delete_all_and_history,
-    test_update_of_a_memory_deleted_meanwhile_is_not_found)
-from test_vector_engines import (  # noqa: F401  (the engine tests, collected here with this module's fixtures)
-    engine_config, engine_count, test_an_engine_that_fails_keeps_the_facts_and_catches_up,
-    test_delete_delete_all_and_reset_reach_the_engine, test_drift_is_seen_and_mended,
-    test_reindex_to_another_dimension_and_export_import, test_search_ranks_as_the_sqlite_store_does,
-    test_the_engine_filters_by_scope_and_the_store_checks_the_rest, test_threads_writing_and_searching_at_once,
-    wrapper)
+from engine_testing import NO_LLM, embedded_config, engine_count, wrapper
+from test_vector_engines import *  # noqa: F403  (the contract's and the engine tests, with their fixtures)
 
 from memlane import ConfigurationError, Memory
 from memlane import filters as F
@@ -38,7 +26,6 @@ from memlane.registry import create
 from memlane.vector_engines.faiss import FaissEngine
 
 ENGINES = ["milvus", "faiss"]
-NO_LLM = {"provider": "none"}
 
 
 @pytest.fixture(params=ENGINES)
@@ -47,15 +34,8 @@ def kind(request):
 
 
 @pytest.fixture
-def store_config(kind, tmp_path):
-    return engine_config(kind, tmp_path)
-
-
-@pytest.fixture
-def mem(store_config):
-    m = Memory({"vector_store": store_config, "llm": NO_LLM})
-    yield m
-    m.close()
+def engine_config(kind, tmp_path):
+    return lambda name=None: embedded_config(kind, tmp_path, name)
 
 
 @pytest.fixture
@@ -74,7 +54,7 @@ def unit(rows):
 
 def test_milvus_lite_two_instances_and_dimension_mismatch(tmp_path):
     """Two Memory objects of one process share its Milvus Lite server (one per folder)."""
-    config = engine_config("milvus", tmp_path)
+    config = embedded_config("milvus", tmp_path)
     with Memory({"vector_store": config, "llm": NO_LLM}) as m:
         contract.test_dimension_mismatch_and_reset(config, m)
     contract.test_concurrent_updates_through_two_instances_lose_nothing(config)
@@ -86,7 +66,7 @@ def test_milvus_lite_two_instances_and_dimension_mismatch(tmp_path):
 
 
 def test_faiss_is_one_memory_at_a_time(tmp_path):
-    config = engine_config("faiss", tmp_path)
+    config = embedded_config("faiss", tmp_path)
     with Memory({"vector_store": config, "llm": NO_LLM}) as m:
         with pytest.raises(ConfigurationError, match="open in another Memory"):
             Memory({"vector_store": config, "llm": NO_LLM})
@@ -118,31 +98,24 @@ def test_reopening_finds_the_vectors(store_config, monkeypatch):
 CRASH = """
 import json, os, sys
 from memlane import Memory
-from memlane.vector_engines import faiss, milvus
-config = json.loads(sys.argv[1])
-m = Memory(config)
-if sys.argv[2] == "between":
-    for engine in (faiss.FaissEngine, milvus.MilvusEngine):
-        engine.upsert = lambda self, records: os._exit(3)  # the process dies between the two writes
+m = Memory(json.loads(sys.argv[1]))
 m.add("I collect vintage postcards", user_id="u1", infer=False)
-os._exit(3)  # or right after both, without closing anything
+os._exit(3)  # right after both writes, without closing anything
 """
 
 
-@pytest.mark.parametrize("dies", ["between", "after"])
-def test_a_crash_is_repaired_on_open(store_config, dies):
-    """Between the store's write and the engine's, the outbox entry stays and the next open applies it; after
-    both, the engine has the vector (FAISS: its sidecar has it, and the saved index, missing it, is rebuilt)."""
+def test_a_crash_after_both_writes_leaves_the_engine_whole(store_config):
+    """A crash between the two writes is the shared test's; after both, the engine has the vector (FAISS: its
+    sidecar has it, and the saved index, missing it, is rebuilt)."""
     config = MemoryConfig.from_mem0({"vector_store": store_config, "llm": NO_LLM})
     with Memory(config) as m:
         contract.add_all(m, ["I play the violin"], user_id="u1")
-    crashed = subprocess.run([sys.executable, "-c", textwrap.dedent(CRASH), json.dumps(config.model_dump()), dies],
+    crashed = subprocess.run([sys.executable, "-c", textwrap.dedent(CRASH), json.dumps(config.model_dump())],
                              capture_output=True, text=True, timeout=120)
     assert crashed.returncode == 3, crashed.stderr
     with closing(sqlite3.connect(config.database_path())) as conn:
         [(mid,)] = conn.execute("SELECT id FROM memories WHERE memory LIKE '%postcards'").fetchall()
-        pending = [json.loads(p) for (p,) in conn.execute("SELECT payload FROM graph_outbox")]
-    assert pending == ([{"vectors": {"sync": [mid]}}] if dies == "between" else [])
+        assert conn.execute("SELECT payload FROM graph_outbox").fetchall() == []
     with Memory(config) as m:
         assert wrapper(m).outbox_pending() == [] and engine_count(m) == 2 and wrapper(m).in_step()
         hits = wrapper(m).vector_search(m._runtime.embedder.embed(["postcards"])[0], Scope(user_id="u1"),
@@ -223,7 +196,7 @@ def test_config_keys_are_mem0s(tmp_path, monkeypatch):
                                              "distance_strategy": "euclidean", "normalize_L2": True,
                                              "embedding_model_dims": 384}}
     results = []
-    for n, store in enumerate((milvus, faiss, engine_config("milvus", tmp_path))):
+    for n, store in enumerate((milvus, faiss, embedded_config("milvus", tmp_path))):
         with Memory({"vector_store": store, "history_db_path": str(tmp_path / f"{n}.db"), "llm": NO_LLM}) as m:
             ids = contract.add_all(m, contract.FACTS, user_id="alice")
             hits = m.search("what instrument do I play?", user_id="alice")["results"]

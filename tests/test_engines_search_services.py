@@ -2,39 +2,28 @@
 (src/memlane/vector_engines/elasticsearch.py, azure_ai_search.py) against local servers speaking each
 service's REST protocol (tests/fake_search_servers.py: real HTTP, documents in memory, exact cosine search with
 the filter applied first, the services' own score mappings and validation). The Memory-level contract of
-tests/test_store_contract.py runs on each, then what was sent (the scope filter inside the kNN search, auth,
-escaping), a 5xx retried and then caught up through the outbox, ranks and scores as the SQLite store gives."""
-import json
-import subprocess
-import sys
-import textwrap
-
+tests/test_store_contract.py and the engine tests of tests/test_vector_engines.py run on each (ranks and scores
+as the SQLite store gives, within 1e-3), then what was sent (the scope filter inside the kNN search, auth,
+escaping), the service's documents following the engine, a 5xx retried and then caught up through the outbox."""
 import numpy as np
 import pytest
 
 import test_store_contract as contract
+from engine_testing import NO_LLM, engine_count, reindex_to_16_dimensions, wrapper
 from fake_search_servers import (  # noqa: F401  (fixtures)
     AZURE_API_KEY, AZURE_API_VERSION, ES_API_KEY, FakeAzureSearch, FakeElasticsearch, Reply, fake_azure_search,
     fake_elasticsearch, fake_opensearch)
-from fakeservers import fake_server  # noqa: F401  (fixture: the contract's graph tests use it)
-from test_store_contract import (  # noqa: F401  (the contract's tests, collected here with this module's fixtures)
-    test_a_keyword_only_match_is_found, test_add_get_get_all_and_search,
-    test_concurrent_updates_through_two_instances_lose_nothing, test_delete_racing_delete_one_wins_one_not_found,
-    test_dimension_mismatch_and_reset, test_every_filter_operator_and_combinator,
-    test_graph_memory_through_memory_on_each_store, test_pagination_totals_and_scope_isolation,
-    test_text_update_racing_metadata_update_loses_neither, test_update_delete_delete_all_and_history,
-    test_update_of_a_memory_deleted_meanwhile_is_not_found)
+from test_store_contract import (  # noqa: F401  (contract tests that need two clients on one engine)
+    test_concurrent_updates_through_two_instances_lose_nothing, test_dimension_mismatch_and_reset)
+from test_vector_engines import *  # noqa: F403  (the contract's and the engine tests, with their fixtures)
 
 from memlane import ConfigurationError, Memory
-from memlane import filters as F
 from memlane.errors import ProviderError
 from memlane.models import Scope
-from memlane.vector_engines import OutboxVectorStore
 from memlane.vector_engines.azure_ai_search import AzureAISearchEngine, document_key, odata_filter
 from memlane.vector_engines.elasticsearch import ElasticsearchEngine, OpenSearchEngine, cloud_url
 
 KINDS = ["elasticsearch", "opensearch", "azure_ai_search"]
-NO_LLM = {"provider": "none"}
 FAST = {"retry_base_delay": 0.001, "retry_max_delay": 0.01, "timeout": 20}
 OS_USER, OS_PASSWORD = "admin", "Str0ng!pass"
 
@@ -47,7 +36,7 @@ def start(kind):
     return FakeAzureSearch()
 
 
-def engine_config(kind, server, **extra):
+def config_for(kind, server, **extra):
     """mem0's keys for each service, pointed at the local server."""
     if kind == "elasticsearch":
         config = {"host": "http://127.0.0.1", "port": server.port, "api_key": ES_API_KEY}
@@ -72,26 +61,15 @@ def server(kind):
 
 
 @pytest.fixture
-def store_config(kind, server):
-    return engine_config(kind, server)
+def engine_config(kind, server):
+    """vector_store config pointing at the local server (`name`: another index on it)."""
+    return lambda name=None: config_for(kind, server, **({"collection_name": name} if name else {}))
 
 
 @pytest.fixture
-def mem(store_config):
-    m = Memory({"vector_store": store_config, "llm": NO_LLM})
-    yield m
-    m.close()
-
-
-def wrapper(m):
-    store = m._runtime.store
-    while not isinstance(store, OutboxVectorStore):
-        store = store._store
-    return store
-
-
-def engine_count(m):
-    return wrapper(m)._engine.count()
+def rank_tolerance():
+    """The services map cosine to their scores exactly (and memlane maps them back): scores agree closely."""
+    return 1e-3
 
 
 def held(server):
@@ -106,77 +84,25 @@ def searches(server):
 
 # ------------------------------------------------------------------ the engines' own, on all three
 
-def test_search_ranks_and_scores_as_the_sqlite_store_does(kind, server, tmp_path):
-    corpus = contract.FACTS + ["I drive a blue bicycle to work", "Emma likes the violin as well",
-                               "Peanut butter is banned at home"]
-    queries = ["what instrument do I play?", "food allergies", "what do I drive?", "Emma's birthday"]
-    results = []
-    for store in ({"provider": "sqlite", "config": {"path": str(tmp_path / "plain.db")}},
-                  engine_config(kind, server)):
-        with Memory({"vector_store": store, "history_db_path": str(tmp_path / f"{store['provider']}.db"),
-                     "llm": NO_LLM}) as m:
-            contract.add_all(m, corpus, user_id="u")
-            contract.add_all(m, corpus[:3], user_id="other")
-            results.append([[(h["memory"], h["score"]) for h in m.search(q, user_id="u", limit=4)["results"]]
-                            for q in queries])
-    for query, lite, ext in zip(queries, *results):
-        assert [t for t, _ in ext] == [t for t, _ in lite], query
-        assert all(abs(p - q) < 1e-3 for (_, p), (_, q) in zip(ext, lite)), (query, ext, lite)
-
-
-def test_the_engine_filters_by_scope_and_the_store_checks_the_rest(mem):
-    ids = contract.add_all(mem, [f"note {i} about the garden" for i in range(30)], user_id="a")
-    for i, mid in enumerate(ids):
-        mem.update(mid, metadata={"n": i})
-    contract.add_all(mem, ["note about the garden"] * 3, user_id="b")
-    store = wrapper(mem)
-    query = mem._runtime.embedder.embed(["garden"])[0]
-    engine_hits = store._engine.search(np.asarray(query, dtype=np.float32), Scope(user_id="a"), 100)
-    assert len(engine_hits) == 30 and {i for i, _ in engine_hits} == set(ids)  # scope only, in the engine
-    scores = [s for _, s in engine_hits]
-    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
-    worst = engine_hits[-1][0]
-    n = ids.index(worst)
-    assert [i for i, _ in store.vector_search(query, Scope(user_id="a"), F.parse({"user_id": "a", "n": n}), 1)] == [
-        worst]  # the pool grows until the one passing memory is in it
-    where = F.parse({"AND": [{"user_id": "a"}, {"n": {"gte": 10}}, {"NOT": {"n": {"in": [11, 12]}}}]})
-    got = [i for i, _ in store.vector_search(query, Scope(user_id="a"), where, 50)]
-    assert sorted(got) == sorted(mid for i, mid in enumerate(ids) if i >= 10 and i not in (11, 12))
-
-
-def test_delete_delete_all_reset_and_drift_reach_the_service(mem, server):
+def test_the_service_holds_what_the_engine_counts(mem, server):
+    """Deletes, reset and drift reaching the engine are the shared tests'; here the service's own documents
+    follow them, and a scope of the engine's own (an agent, across users) is cleared in it."""
     ids = contract.add_all(mem, contract.FACTS, user_id="alice")
     contract.add_all(mem, ["elsewhere"], user_id="bob", agent_id="x")
     assert engine_count(mem) == 6 == held(server) and wrapper(mem).in_step()
     mem.delete(ids[0])
-    assert engine_count(mem) == 5
-    mem.update(ids[1], "I am allergic to cats")
-    assert mem.search("cats", user_id="alice")["results"][0]["id"] == ids[1]
     mem.delete_all(user_id="alice")
-    assert engine_count(mem) == 1 and mem.search("violin", user_id="alice")["results"] == []
-    wrapper(mem)._engine.clear(Scope(agent_id="x"))  # a scope of the engine's own
+    assert held(server) == 1
+    wrapper(mem)._engine.clear(Scope(agent_id="x"))
     assert held(server) == 0
     contract.add_all(mem, contract.FACTS, user_id="alice")
     wrapper(mem)._engine.clear(None)  # the service lost everything
-    assert not wrapper(mem).in_step() and held(server) == 0
-    assert wrapper(mem).resync() == 6 and wrapper(mem).in_step()
-    mem.reset()
-    assert engine_count(mem) == 0 and wrapper(mem)._store.outbox_pending() == []
-    contract.add_all(mem, ["after reset"], user_id="alice")
-    assert engine_count(mem) == 1 and wrapper(mem).in_step()
+    assert held(server) == 0 and wrapper(mem).resync() == 6 == held(server)
 
 
-def test_reindex_to_another_dimension_makes_the_index_again(kind, server, tmp_path):
-    from memlane.registry import register_provider
-    from test_reindex import TinyEmbedder
-    register_provider("embedder", "tiny-letters", TinyEmbedder)
-    config = engine_config(kind, server)
-    with Memory({"vector_store": config, "llm": NO_LLM}) as m:
-        ids = contract.add_all(m, contract.FACTS, user_id="alice")
-    with Memory.reindexed({"vector_store": config, "llm": NO_LLM, "embedder": {"provider": "tiny-letters"}}) as m:
-        assert engine_count(m) == 5 and wrapper(m).in_step()
-        hits = wrapper(m)._engine.search(TinyEmbedder().embed(["violin"])[0], Scope(user_id="alice"), 10)
-        assert sorted(i for i, _ in hits) == sorted(ids)
+def test_reindex_to_another_dimension_makes_the_index_again(kind, server, store_config):
+    """What a reindex finds is the shared test's; here, the index is made again in the new space."""
+    reindex_to_16_dimensions(store_config)
     if kind == "azure_ai_search":
         [index] = server.indexes.values()
         assert {f["name"]: f.get("dimensions") for f in index.definition["fields"]}["vector"] == 16
@@ -207,46 +133,22 @@ def test_a_5xx_is_retried_then_the_outbox_catches_up(mem, server, kind, caplog):
 
 
 def test_wrong_credentials_keep_the_facts_and_say_so(kind, server):
-    bad = engine_config(kind, server, **({"password": "nope"} if kind == "opensearch" else {"api_key": "nope"}))
+    bad = config_for(kind, server, **({"password": "nope"} if kind == "opensearch" else {"api_key": "nope"}))
     with Memory({"vector_store": bad, "llm": NO_LLM}) as m:  # opens: the service is first asked on a write
         mid = contract.add_all(m, ["I collect vintage postcards"], user_id="u")[0]
         assert m.get(mid)["memory"] == "I collect vintage postcards"
         assert len(wrapper(m)._store.outbox_pending()) == 1
         with pytest.raises(ProviderError, match="HTTP 40[13]"):
             m.search("postcards", user_id="u")
-    with Memory({"vector_store": engine_config(kind, server), "llm": NO_LLM}) as m:  # right key: catches up
+    with Memory({"vector_store": config_for(kind, server), "llm": NO_LLM}) as m:  # right key: catches up
         assert engine_count(m) == 1 and wrapper(m).in_step()
-
-
-CRASH = """
-import json, os, sys
-from memlane import Memory
-from memlane.vector_engines import azure_ai_search, elasticsearch
-config = json.loads(sys.argv[1])
-m = Memory(config)
-for engine in (elasticsearch.ElasticsearchEngine, elasticsearch.OpenSearchEngine,
-               azure_ai_search.AzureAISearchEngine):
-    engine.upsert = lambda self, records: os._exit(3)  # the process dies between the two writes
-m.add("I collect vintage postcards", user_id="u1", infer=False)
-"""
-
-
-def test_a_crash_between_the_store_and_the_service_is_repaired_on_open(store_config, server):
-    from memlane.config import MemoryConfig
-    config = MemoryConfig.from_mem0({"vector_store": store_config, "llm": NO_LLM})
-    crashed = subprocess.run([sys.executable, "-c", textwrap.dedent(CRASH), json.dumps(config.model_dump())],
-                             capture_output=True, text=True, timeout=120)
-    assert crashed.returncode == 3, crashed.stderr
-    assert held(server) == 0
-    with Memory(config) as m:  # applies what the service missed
-        assert wrapper(m)._store.outbox_pending() == [] and engine_count(m) == 1 == held(server)
 
 
 # ------------------------------------------------------------------ what was sent
 
 def test_elasticsearch_sends_the_scope_filter_inside_the_knn_search(fake_elasticsearch, tmp_path):
     server = fake_elasticsearch
-    with Memory({"vector_store": engine_config("elasticsearch", server), "llm": NO_LLM}) as m:
+    with Memory({"vector_store": config_for("elasticsearch", server), "llm": NO_LLM}) as m:
         contract.add_all(m, contract.FACTS, user_id="alice", agent_id="bot")
         m.search("violin", user_id="alice", agent_id="bot", limit=3)
     assert {r.headers.get("authorization") for r in server.requests} == {f"ApiKey {ES_API_KEY}"}
@@ -268,7 +170,7 @@ def test_elasticsearch_sends_the_scope_filter_inside_the_knn_search(fake_elastic
 
 def test_opensearch_sends_a_knn_query_with_its_filter_and_basic_auth(fake_opensearch):
     server = fake_opensearch
-    with Memory({"vector_store": engine_config("opensearch", server, engine="faiss"), "llm": NO_LLM}) as m:
+    with Memory({"vector_store": config_for("opensearch", server, engine="faiss"), "llm": NO_LLM}) as m:
         contract.add_all(m, contract.FACTS, user_id="alice")
         assert m.search("violin", user_id="alice", limit=2)["results"][0]["memory"] == contract.FACTS[0]
     token = __import__("base64").b64encode(f"{OS_USER}:{OS_PASSWORD}".encode()).decode()
@@ -286,7 +188,7 @@ def test_opensearch_sends_a_knn_query_with_its_filter_and_basic_auth(fake_opense
 
 def test_azure_sends_a_prefiltered_vector_query_with_the_quotes_escaped(fake_azure_search):
     server = fake_azure_search
-    with Memory({"vector_store": engine_config("azure_ai_search", server), "llm": NO_LLM}) as m:
+    with Memory({"vector_store": config_for("azure_ai_search", server), "llm": NO_LLM}) as m:
         mine = contract.add_all(m, ["I play the violin", "I like tea"], user_id="O'Brien")
         contract.add_all(m, ["I play the violin too"], user_id="x' or user_id ne 'y")  # an injection attempt
         contract.add_all(m, ["I play the violin as well"], user_id="O")
@@ -312,7 +214,7 @@ def test_azure_sends_a_prefiltered_vector_query_with_the_quotes_escaped(fake_azu
 
 
 def test_azure_keys_for_ids_that_are_not_url_safe(fake_azure_search):
-    engine = AzureAISearchEngine(engine_config("azure_ai_search", fake_azure_search)["config"])
+    engine = AzureAISearchEngine(config_for("azure_ai_search", fake_azure_search)["config"])
     odd = ["a/b c", "_leading", "é", "with=equals", "plain-id_1"]
     assert document_key("plain-id_1") == "plain-id_1" and document_key("a/b c").startswith("k=")
     assert len({document_key(i) for i in odd}) == len(odd)
@@ -331,9 +233,9 @@ def test_azure_keys_for_ids_that_are_not_url_safe(fake_azure_search):
 
 def test_config_keys_are_mem0s(kind, server):
     with pytest.raises(ConfigurationError, match=f"unknown {kind} vector_store config keys: nope"):
-        Memory({"vector_store": engine_config(kind, server, nope=1), "llm": NO_LLM})
+        Memory({"vector_store": config_for(kind, server, nope=1), "llm": NO_LLM})
     with pytest.raises(ConfigurationError, match="collection_name"):
-        Memory({"vector_store": engine_config(kind, server, collection_name="Bad Name"), "llm": NO_LLM})
+        Memory({"vector_store": config_for(kind, server, collection_name="Bad Name"), "llm": NO_LLM})
     mem0_keys = {
         "elasticsearch": {"collection_name": "mem0", "host": "localhost", "port": 9200, "user": "u", "password": "p",
                           "cloud_id": None, "api_key": None, "embedding_model_dims": 1536, "verify_certs": True,
