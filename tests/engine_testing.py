@@ -1,10 +1,10 @@
 """What the vector engine test modules share: the fixtures the engine tests of tests/test_vector_engines.py
 (and the contract's) run on, and small helpers to reach the engine behind a Memory.
 
-A module testing engines defines `kind` (its engine names, as params) and `engine_config`, a fixture giving a
-callable `make(name=None) -> vector_store config`: each call with another name is another place in the engine
-(a folder, a collection, a database) that nothing else uses; then it imports `store_config`, `mem`,
-`rank_tolerance` from here and the tests from tests/test_vector_engines.py."""
+A module testing engines defines `kind` (its engine names, as params) and, unless they are embedded engines
+with a folder, `engine_config`: a fixture giving a callable `make(name=None) -> vector_store config`, where
+each call with another name is another place in the engine (a folder, an index, a database) that nothing
+else uses. It collects the tests with `from test_vector_engines import *`, fixtures included."""
 import pytest
 
 import test_store_contract as contract
@@ -19,6 +19,13 @@ def embedded_config(kind, folder, name=None):
     """An embedded engine's config: its own folder below `folder` (one per name)."""
     where = folder / name if name else folder
     return {"provider": kind, "config": {"path": str(where / f"engine-{kind}"), "collection_name": "memlane_test"}}
+
+
+@pytest.fixture
+def engine_config(kind, tmp_path):
+    """An embedded engine's (tests/test_vector_engines.py, the Milvus / FAISS module); a module of hosted engines
+    defines its own."""
+    return lambda name=None: embedded_config(kind, tmp_path, name)
 
 
 @pytest.fixture

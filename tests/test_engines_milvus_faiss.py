@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import test_store_contract as contract
-from engine_testing import NO_LLM, embedded_config, engine_count, wrapper
+from engine_testing import (  # noqa: F401  (fixture: engine_config)
+    NO_LLM, embedded_config, engine_config, engine_count, wrapper)
 from test_vector_engines import *  # noqa: F403  (the contract's and the engine tests, with their fixtures)
 
 from memlane import ConfigurationError, Memory
@@ -31,11 +32,6 @@ ENGINES = ["milvus", "faiss"]
 @pytest.fixture(params=ENGINES)
 def kind(request):
     return request.param
-
-
-@pytest.fixture
-def engine_config(kind, tmp_path):
-    return lambda name=None: embedded_config(kind, tmp_path, name)
 
 
 @pytest.fixture

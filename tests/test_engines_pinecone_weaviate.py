@@ -60,17 +60,24 @@ def search_requests(kind, server):
 
 # ------------------------------------------------------------------ what was sent
 
-def test_pinecone_requests(fake_pinecone):
-    config = config_for("pinecone", fake_pinecone, serverless_config={"cloud": "aws", "region": "us-east-1"},
-                           extra_params={"host": fake_pinecone.url, "additional_headers": {"X-Project": "p1"}})
+def write_search_delete_and_reset(config, **scope):
+    """Through a Memory: alice's five facts (in `scope`) and bob's one, a search, a delete, alice's delete_all,
+    a reset. Returns alice's ids."""
     with Memory({"vector_store": config, "llm": NO_LLM}) as m:
-        ids = contract.add_all(m, contract.FACTS, user_id="alice", agent_id="bot")
+        ids = contract.add_all(m, contract.FACTS, user_id="alice", **scope)
         contract.add_all(m, ["elsewhere"], user_id="bob")
-        hits = m.search("what instrument do I play?", user_id="alice", agent_id="bot")["results"]
+        hits = m.search("what instrument do I play?", user_id="alice", **scope)["results"]
         assert hits[0]["id"] == ids[0]
         m.delete(ids[1])
         m.delete_all(user_id="alice")
         m.reset()
+    return ids
+
+
+def test_pinecone_requests(fake_pinecone):
+    config = config_for("pinecone", fake_pinecone, serverless_config={"cloud": "aws", "region": "us-east-1"},
+                        extra_params={"host": fake_pinecone.url, "additional_headers": {"X-Project": "p1"}})
+    ids = write_search_delete_and_reset(config, agent_id="bot")
     assert all(r.headers["api-key"] == PINECONE_KEY and r.headers["x-pinecone-api-version"] == "2025-04"
                and r.headers["x-project"] == "p1" for r in fake_pinecone.requests)
     # the control plane: looked for the index, made it (serverless, cosine) at the first write, waited for it
@@ -114,14 +121,7 @@ def test_pinecone_namespace_and_count(fake_pinecone):
 
 def test_weaviate_requests(fake_weaviate):
     config = config_for("weaviate", fake_weaviate, additional_headers={"X-OpenAI-Api-Key": "sk-x"})
-    with Memory({"vector_store": config, "llm": NO_LLM}) as m:
-        ids = contract.add_all(m, contract.FACTS, user_id="alice", run_id="r1")
-        contract.add_all(m, ["elsewhere"], user_id="bob")
-        hits = m.search("what instrument do I play?", user_id="alice", run_id="r1")["results"]
-        assert hits[0]["id"] == ids[0]
-        m.delete(ids[1])
-        m.delete_all(user_id="alice")
-        m.reset()
+    ids = write_search_delete_and_reset(config, run_id="r1")
     assert all(r.headers["authorization"] == f"Bearer {WEAVIATE_KEY}" and r.headers["x-openai-api-key"] == "sk-x"
                for r in fake_weaviate.requests)
     [schema] = [r.json for r in fake_weaviate.sent("/v1/schema") if r.method == "POST"]

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import test_store_contract as contract
-from engine_testing import (  # noqa: F401  (fixtures: mem, rank_tolerance, store_config)
-    NO_LLM, embedded_config, engine_count, mem, rank_tolerance, store_config, wrapper)
+from engine_testing import (  # noqa: F401  (fixtures: engine_config, mem, rank_tolerance, store_config)
+    NO_LLM, embedded_config, engine_config, engine_count, mem, rank_tolerance, store_config, wrapper)
 from fakeservers import fake_server  # noqa: F401  (fixture)
 from graph_servers import falkordb_server, graph_store_config  # noqa: F401  (fixtures)
 from test_graph import reply, triples
@@ -56,11 +56,6 @@ __all__ = [
 @pytest.fixture(params=ENGINES)
 def kind(request):
     return request.param
-
-
-@pytest.fixture
-def engine_config(kind, tmp_path):
-    return lambda name=None: embedded_config(kind, tmp_path, name)
 
 
 # ------------------------------------------------------------------ the contract tests Qdrant's local mode cannot run
