@@ -22,46 +22,55 @@ class Compiler:
     def __init__(self, fold: str):
         self.fold = fold
 
-    def to_sql(self, node: Node, params: list[Any]) -> str:
+    def to_sql(self, node: Node, params: list[Any], positive: bool = True) -> str:
         """A WHERE fragment over the memories (or messages) table; appends bind values to `params` in the
-        order of their placeholders. Keys reach SQL only as bound values; column names come from COLUMN_KEYS."""
+        order of their placeholders. Keys reach SQL only as bound values; column names come from COLUMN_KEYS.
+        `positive`: no NOT above this node, so a NULL comparison excludes the row as FALSE would, and
+        column comparisons are written plainly (`user_id = $1`), in the form a btree index serves."""
         if isinstance(node, And):
             if not node.children:
                 return "TRUE"
-            return "(" + " AND ".join(self.to_sql(c, params) for c in node.children) + ")"
+            return "(" + " AND ".join(self.to_sql(c, params, positive) for c in node.children) + ")"
         if isinstance(node, Or):
-            return "(" + " OR ".join(self.to_sql(c, params) for c in node.children) + ")"
+            return "(" + " OR ".join(self.to_sql(c, params, positive) for c in node.children) + ")"
         if isinstance(node, Not):
-            return "(NOT " + self.to_sql(node.child, params) + ")"
+            return "(NOT " + self.to_sql(node.child, params, not positive) + ")"
         if node.key in COLUMN_KEYS:
-            return self._column(node.key, node.op, node.value, params)
+            return self._column(node.key, node.op, node.value, params, positive)
         return self._metadata(node.key, node.op, node.value, params)
 
     def _folded(self, expr: str) -> str:
         return self.fold.replace("{}", expr)
 
-    def _column(self, col: str, op: str, value: Any, params: list[Any]) -> str:
+    def _column(self, col: str, op: str, value: Any, params: list[Any], positive: bool = False) -> str:
         """Columns are text: only string values ever match them."""
         def bind(v: Any) -> str:
             params.append(v)
             return "%s"
+
+        def definite(cond: str) -> str:  # true or false, never NULL (what NOT needs)
+            return f"({cond})" if positive else f"coalesce({cond}, FALSE)"
 
         if op == "exists":
             return f"({col} IS NOT NULL)"
         if op in ("eq", "ne"):
             if value is None:
                 return f"({col} IS {'NOT ' if op == 'ne' else ''}NULL)"
-            cond = f"coalesce({col} = {bind(value)}::text, FALSE)" if isinstance(value, str) else "FALSE"
-            return cond if op == "eq" else f"(NOT {cond})"
+            if not isinstance(value, str):
+                return "FALSE" if op == "eq" else "TRUE"
+            if op == "eq":
+                return definite(f"{col} = {bind(value)}::text")
+            return f"(NOT coalesce({col} = {bind(value)}::text, FALSE))"
         if op in ("gt", "gte", "lt", "lte"):
             if not isinstance(value, str):
                 return "FALSE"
-            return f"coalesce({col} COLLATE \"C\" {_SYMBOL[op]} {bind(value)}::text, FALSE)"
+            return definite(f"{col} COLLATE \"C\" {_SYMBOL[op]} {bind(value)}::text")
         if op in ("in", "nin"):
             parts = []
             strings = [v for v in value if isinstance(v, str)]
             if strings:
-                parts.append(f"coalesce({col} = ANY({bind(strings)}::text[]), FALSE)")
+                parts.append(definite(f"{col} = ANY({bind(strings)}::text[])") if op == "in" else
+                             f"coalesce({col} = ANY({bind(strings)}::text[]), FALSE)")
             if any(v is None for v in value):
                 parts.append(f"({col} IS NULL)")
             cond = "(" + (" OR ".join(parts) or "FALSE") + ")"
