@@ -61,6 +61,17 @@ bench-scale-pg: $(STAMP)
 	$(BIN)/python bench/locomo.py --data ../shared/datasets/locomo --store sqlite,pgvector \
 		--out bench/results/locomo-pg.json
 
+# PostgreSQL at 1M memories (bulk load through begin_bulk / end_bulk; about 20 minutes on 2 cores).
+.PHONY: bench-scale-pg-1m
+bench-scale-pg-1m: $(STAMP)
+	$(BIN)/python bench/scale.py --sizes 1000000 --stores pgvector --skip-mem0 --skip-locomo --no-plots \
+		--out bench/results/scale-pg-1m.json
+
+# Search latency across the vector engines that run here (100k memories each; about 30 minutes).
+.PHONY: bench-engines
+bench-engines: $(STAMP)
+	$(BIN)/python bench/engines.py --out bench/results/engines-100k.json
+
 .PHONY: bench-vector-layout
 bench-vector-layout: $(STAMP)
 	$(BIN)/python bench/vector_layout.py --drop-caches --out bench/results/vector_layout.json
