@@ -4,6 +4,7 @@ outbox. The Memory-level contract of tests/test_store_contract.py runs on each e
 engines' own: the outbox repairing a crash between the two writes, an engine that is down, scope-only
 filtering in the engine with every operator checked by the store, and the graph's outbox on top."""
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -32,7 +33,7 @@ from memlane import filters as F
 from memlane.config import MemoryConfig
 from memlane.errors import DimensionMismatchError
 from memlane.models import Scope
-from memlane.registry import create
+from memlane.registry import create, factory
 from memlane.stores import sqlite_doctor
 
 ENGINES = ["qdrant", "chroma", "lancedb"]
@@ -156,16 +157,30 @@ m.add("I collect vintage postcards", user_id="u1", infer=False)
 """
 
 
+def crashed_in_a_fork(config):
+    """CRASH, in a forked child sharing this process's objects; its exit status."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns to pytest
+        try:
+            m = Memory(config)
+            factory("vector_engine", config.vector_store.provider).upsert = lambda self, records: os._exit(3)
+            m.add("I collect vintage postcards", user_id="u1", infer=False)
+        finally:
+            os._exit(4)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
 def test_a_crash_between_the_store_and_the_engine_is_repaired_on_open(store_config):
     config = MemoryConfig.from_mem0({"vector_store": store_config, "llm": NO_LLM})
     Memory(config).close()
     try:
         dumped = json.dumps(config.model_dump())
-    except TypeError:
-        pytest.skip("an in-process client (a LangChain store object) cannot be handed to another process")
-    crashed = subprocess.run([sys.executable, "-c", textwrap.dedent(CRASH), dumped, store_config["provider"]],
-                             capture_output=True, text=True, timeout=120)
-    assert crashed.returncode == 3, crashed.stderr
+    except TypeError:  # an in-process client (a LangChain store object): a forked child dies instead
+        assert crashed_in_a_fork(config) == 3
+    else:
+        crashed = subprocess.run([sys.executable, "-c", textwrap.dedent(CRASH), dumped, store_config["provider"]],
+                                 capture_output=True, text=True, timeout=120)
+        assert crashed.returncode == 3, crashed.stderr
     db = config.database_path()
     with closing(sqlite3.connect(db)) as conn:  # the memory and the outbox entry naming it
         [(mid,)] = conn.execute("SELECT id FROM memories").fetchall()
