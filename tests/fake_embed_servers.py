@@ -22,7 +22,8 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+from local_http import LocalHTTPServer, QuickHandler
 from typing import Any, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -79,23 +80,17 @@ class FakeEmbedServer:
         self.shuffle = False  # OpenAI: answer rows out of order (each carries its index)
         self.delay = 0.0
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-        self._thread.start()
+        self._http = LocalHTTPServer(_handler(self))
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._http.url
 
     def fail(self, *replies: Any) -> None:
         self.script.extend(replies)
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._http.close()
 
     def bodies(self) -> list[Any]:
         return [r.json for r in self.requests]
@@ -230,11 +225,8 @@ def check_sigv4(rec: Recorded) -> bool:
 
 
 def _handler(server: FakeEmbedServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuickHandler):
         protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:  # quiet
-            pass
 
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)

@@ -20,7 +20,8 @@ import re
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+from local_http import LocalHTTPServer, QuickHandler
 from typing import Any, Optional
 
 import pytest
@@ -64,23 +65,17 @@ class FakeRerankServer:
         self.requests: list[Recorded] = []
         self.script: deque = deque()
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-        self._thread.start()
+        self._http = LocalHTTPServer(_handler(self))
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._http.url
 
     def fail(self, *replies: Reply) -> None:
         self.script.extend(replies)
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._http.close()
 
     def last(self) -> Recorded:
         return self.requests[-1]
@@ -135,11 +130,8 @@ class FakeRerankServer:
 
 
 def _handler(server: FakeRerankServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuickHandler):
         protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:  # quiet
-            pass
 
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)

@@ -27,7 +27,8 @@ import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+from local_http import LocalHTTPServer, QuickHandler
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -55,32 +56,14 @@ class Recorded:
     json: Any
 
 
-class _HTTP:
-    """One ThreadingHTTPServer on 127.0.0.1 handing every request to `answer`."""
-
-    def __init__(self, answer: Callable[[str, str, dict[str, str], Any], Reply]):
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(answer))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-        self._thread.start()
-
-    @property
-    def host(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"{host}:{port}"
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+def _HTTP(answer: Callable[[str, str, dict[str, str], Any], Reply]) -> LocalHTTPServer:
+    """One server on 127.0.0.1 handing every request to `answer`."""
+    return LocalHTTPServer(_handler(answer))
 
 
 def _handler(answer: Callable[[str, str, dict[str, str], Any], Reply]) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuickHandler):
         protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:  # quiet
-            pass
 
         def _any(self) -> None:
             length = int(self.headers.get("content-length") or 0)

@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from local_http import QuickHandler
 from typing import Any, Optional, Union
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -387,11 +388,8 @@ class FakeServer:
         self.signature_checks = 0
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuickHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
             def do_GET(self) -> None:
                 server._handle(self)
