@@ -42,8 +42,8 @@ INSERT_COLUMNS = f"{MEMORY_COLUMNS.removesuffix(', version')}, doc_len, embeddin
 # binary COPY's types, column by column (INSERT_COLUMNS); json values go as objects, the rest as written
 COPY_TYPES = ["text"] * 3 + ["json"] + ["text"] * 9 + ["jsonb", "text", "text", "int4", "vector"]
 COPY_MIN_ROWS = 64  # below, a multi-row INSERT costs about what COPY does
-# A load this large (and at least as large as the table) rebuilds the HNSW index once at the end instead of
-# growing it row by row (measured: 180-360 rows/s with the index kept, 1,040-1,580 without; docs/benchmarks.md)
+# A load this large (and at least as large as the table) builds the HNSW index once at the end instead of
+# growing it row by row, several times faster (docs/benchmarks.md)
 BULK_DEFER_ROWS = 10_000
 HNSW_MAX_DIMS = 2000  # pgvector indexes `vector` columns up to this many dimensions; above, scans are exact
 SPACE_LOCK = "memlane.space."
