@@ -226,27 +226,17 @@ def check_sigv4(rec: Recorded) -> bool:
 
 def _handler(server: FakeEmbedServer) -> type[BaseHTTPRequestHandler]:
     class Handler(QuickHandler):
-        protocol_version = "HTTP/1.1"
-
         def do_POST(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.read_body()
             parts = urlsplit(self.path)
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 body = None
-            rec = Recorded(self.command, parts.path, parse_qs(parts.query),
-                           {k.lower(): v for k, v in self.headers.items()}, raw, body)
-            reply = server.answer(rec)
+            reply = server.answer(Recorded(self.command, parts.path, parse_qs(parts.query), self.header_map(), raw,
+                                           body))
             payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body or {}).encode()
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            self.send(reply.status, reply.headers, payload, "application/json")
 
     return Handler
 

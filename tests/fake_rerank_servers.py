@@ -131,25 +131,15 @@ class FakeRerankServer:
 
 def _handler(server: FakeRerankServer) -> type[BaseHTTPRequestHandler]:
     class Handler(QuickHandler):
-        protocol_version = "HTTP/1.1"
-
         def do_POST(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.read_body()
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 body = None
-            rec = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-            reply = server.answer(rec)
+            reply = server.answer(Recorded(self.command, self.path, self.header_map(), body))
             payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            self.send(reply.status, reply.headers, payload, "application/json")
 
     return Handler
 

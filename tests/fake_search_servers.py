@@ -119,12 +119,9 @@ class _Server:
 
 def _handler(server: _Server) -> type[BaseHTTPRequestHandler]:
     class Handler(QuickHandler):
-        protocol_version = "HTTP/1.1"
-
         def handle_any(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
+            raw = self.read_body()
+            headers = self.header_map()
             parts = urlsplit(self.path)
             rec = Recorded(self.command, unquote(parts.path), dict(parse_qsl(parts.query, keep_blank_values=True)),
                            headers, server.parse_body(headers, raw), raw)
@@ -135,14 +132,7 @@ def _handler(server: _Server) -> type[BaseHTTPRequestHandler]:
             else:
                 payload = b"" if reply.body is None else json.dumps(reply.body).encode()
                 kind = "application/json"
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("content-type", kind)
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
+            self.send(reply.status, reply.headers, payload, kind)
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
 

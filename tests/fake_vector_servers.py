@@ -63,26 +63,16 @@ def _HTTP(answer: Callable[[str, str, dict[str, str], Any], Reply]) -> LocalHTTP
 
 def _handler(answer: Callable[[str, str, dict[str, str], Any], Reply]) -> type[BaseHTTPRequestHandler]:
     class Handler(QuickHandler):
-        protocol_version = "HTTP/1.1"
-
         def _any(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.read_body()
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 body = ValueError  # unreadable JSON: the handlers answer 400
-            reply = answer(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            reply = answer(self.command, self.path, self.header_map(), body)
             payload = b"" if reply.body is None else (
                 reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode())
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            if payload:
-                self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            self.send(reply.status, reply.headers, payload, "application/json" if payload else None)
 
         do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _any
 

@@ -389,8 +389,6 @@ class FakeServer:
         server = self
 
         class Handler(QuickHandler):
-            protocol_version = "HTTP/1.1"
-
             def do_GET(self) -> None:
                 server._handle(self)
 

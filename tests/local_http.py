@@ -5,10 +5,12 @@ from __future__ import annotations
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Optional
 
 
 class QuickHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
     def setup(self) -> None:
         super().setup()
         # headers and body go out in two writes: without this, Nagle waits for the client's delayed ACK
@@ -17,6 +19,26 @@ class QuickHandler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:  # quiet
         pass
+
+    def read_body(self) -> bytes:
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def header_map(self) -> dict[str, str]:
+        """The request's headers, names lower-cased."""
+        return {k.lower(): v for k, v in self.headers.items()}
+
+    def send(self, status: int, headers: dict[str, str], payload: bytes, content_type: Optional[str]) -> None:
+        """One whole answer (no body for HEAD); content-type only when given."""
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if content_type:
+            self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
 
 
 class LocalHTTPServer:
