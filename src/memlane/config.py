@@ -211,15 +211,13 @@ class MemoryConfig(BaseModel):
         return self.vector_store.provider
 
     def database_path(self) -> Path:
-        """The embedded database file: vector_store.config.path, else history_db_path, else
-        $MEMLANE_HOME/memlane.db."""
-        if self.vector_store.provider == EMBEDDED_STORE:
-            path = self.vector_store.config.get("path") or self.vector_store.config.get("db_path")
-            if path:
-                return Path(path)
-        rel = self.relational_store
-        if rel is not None and rel.provider == EMBEDDED_STORE and (rel.config.get("path") or rel.config.get("db_path")):
-            return Path(rel.config.get("path") or rel.config["db_path"])
+        """The embedded database file: the path of vector_store (or of a relational_store) when it is the
+        embedded store, else history_db_path, else $MEMLANE_HOME/memlane.db."""
+        for store in (self.vector_store, self.relational_store):
+            if store is not None and store.provider == EMBEDDED_STORE:
+                path = store.config.get("path") or store.config.get("db_path")
+                if path:
+                    return Path(path)
         if self.history_db_path:
             return Path(self.history_db_path)
         return default_home() / "memlane.db"
